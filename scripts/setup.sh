@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# One-command, idempotent set-up of spikemfm on a fresh machine (Python >= 3.11, CPU torch).
+#   - creates the venv (.venv, or $SPIKEMFM_VENV)
+#   - installs torch==2.13.0 first, then everything else under scripts/constraints.txt
+#   - removes torchaudio (a CUDA build on PyPI that breaks `import transformers` beside CPU torch)
+#   - installs lava-nc 0.10.0 / lava-dl 0.6.0 (they declare Python < 3.11) and patches them for 3.11
+#   - installs the Debian package dataset-fashion-mnist when the data is missing
+# A second run with unchanged inputs only re-checks the data and exits in about a second.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+VENV="${SPIKEMFM_VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+FMNIST_DIR="${SPIKEMFM_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}"
+
+say() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+ensure_data() {
+    if [ -f "$FMNIST_DIR/t10k-images-idx3-ubyte.gz" ] && [ -f "$FMNIST_DIR/train-images-idx3-ubyte.gz" ]; then
+        return
+    fi
+    if [ -n "${SPIKEMFM_FASHION_MNIST_DIR:-}" ]; then
+        die "SPIKEMFM_FASHION_MNIST_DIR=$FMNIST_DIR lacks the Fashion-MNIST idx.gz files"
+    fi
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo"; else
+            die "Fashion-MNIST missing. Run: sudo apt-get install dataset-fashion-mnist (or set SPIKEMFM_FASHION_MNIST_DIR)"
+        fi
+    fi
+    command -v apt-get >/dev/null || die "Fashion-MNIST missing and no apt-get here: get the 4 idx.gz files and set SPIKEMFM_FASHION_MNIST_DIR"
+    say "installing Debian package dataset-fashion-mnist"
+    $sudo apt-get update -qq >/dev/null || die "apt-get update failed; install dataset-fashion-mnist by hand"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null \
+        || die "apt-get install dataset-fashion-mnist failed; install it by hand or set SPIKEMFM_FASHION_MNIST_DIR"
+}
+
+ensure_data
+
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "$PYTHON is older than 3.11"
+STAMP_INPUT="$(cat pyproject.toml scripts/setup.sh scripts/constraints.txt scripts/patch_lava.py | sha256sum | cut -c1-16)"
+if [ -f "$VENV/.setup-stamp" ] && [ "$(cat "$VENV/.setup-stamp")" = "$STAMP_INPUT" ]; then
+    exit 0
+fi
+
+[ -x "$VENV/bin/python" ] || { say "creating venv $VENV"; "$PYTHON" -m venv "$VENV"; }
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+export PIP_PROGRESS_BAR=off
+if ! "$VENV/bin/python" -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null; then
+    say "installing torch==2.13.0 first (CPU wheel)"
+    "${PIP[@]}" install -q torch==2.13.0
+fi
+say "installing spikemfm and its dependencies (torch pinned by scripts/constraints.txt)"
+"${PIP[@]}" install -q -c scripts/constraints.txt -e ".[dev,lava]" 2>&1 | grep -v "^WARNING: Location" || true
+"${PIP[@]}" show -q torchaudio >/dev/null 2>&1 && "${PIP[@]}" uninstall -y -q torchaudio
+say "installing lava-nc 0.10.0 and lava-dl 0.6.0 (--no-deps --ignore-requires-python) and patching for 3.11"
+"${PIP[@]}" install -q -c scripts/constraints.txt --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0 \
+    2>&1 | grep -v "^WARNING: Location" || true
+"$VENV/bin/python" scripts/patch_lava.py
+"$VENV/bin/python" - <<'PY'
+import torch, numpy
+assert torch.__version__.startswith("2.13.0"), torch.__version__
+import spikemfm, sys
+assert "lava" not in sys.modules, "import spikemfm must not import lava"
+from lava.magma.core.run_configs import Loihi2SimCfg  # noqa: F401  (lava usable)
+print(f"[setup] ok: torch {torch.__version__}, numpy {numpy.__version__}, spikemfm {spikemfm.__version__}, lava importable")
+PY
+echo "$STAMP_INPUT" > "$VENV/.setup-stamp"

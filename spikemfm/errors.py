@@ -1,0 +1,25 @@
+"""Exception types raised by spikemfm.
+
+Every error names what was wrong (a file, a module path, a config field) and what to do about it.
+"""
+from __future__ import annotations
+
+
+class SpikeMFMError(Exception):
+    """Base class for all spikemfm errors."""
+
+
+class DataError(SpikeMFMError):
+    """A data set is missing, unreadable or corrupt."""
+
+
+class ModelLoadError(SpikeMFMError):
+    """A model name is unknown or its weights cannot be loaded."""
+
+
+class UnsupportedModuleError(SpikeMFMError):
+    """A model contains a module that the converter cannot handle."""
+
+
+class ConfigError(SpikeMFMError, ValueError):
+    """A configuration field holds an invalid value."""

