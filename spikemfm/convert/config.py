@@ -1,0 +1,91 @@
+"""Frozen, validated configuration of quantization and conversion."""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+from spikemfm.errors import ConfigError
+
+MIN_BITS, MAX_BITS = 2, 16
+CLIP_METHODS = ("max", "mse", "percentile")
+
+
+def _check_bits(field: str, bits: int | None) -> None:
+    if bits is not None and not (isinstance(bits, int) and MIN_BITS <= bits <= MAX_BITS):
+        raise ConfigError(f"QuantConfig.{field}={bits!r}: bits must be an integer in [{MIN_BITS}, {MAX_BITS}]")
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """Uniform quantization of a tower into a QANN.
+
+    Attributes:
+        bits: bits of every spiking activation: signed levels −(2^(b−1)−1) … 2^(b−1)−1.
+        weight_bits: bits of the per-output-channel symmetric weights (default: ``bits``).
+        attn_bits: bits of the attention probabilities, unsigned levels 0 … 2^b−1 (default: ``bits``).
+        clip: how activation ranges are calibrated: ``max``, ``mse`` (clip minimising the quantization
+            MSE on the calibration data) or ``percentile``.
+        percentile: for ``clip="percentile"``, the |x| percentile used as the range.
+        act_overrides: (glob over quantization point names, bits) pairs, first match wins, e.g.
+            ``(("blocks.0.*", 8),)``; the hook for per-layer bit widths.
+        weight_overrides: (glob over Linear module paths, bits) pairs for weights.
+        max_calib_batches: calibration batches consumed at most.
+    """
+
+    bits: int = 8
+    weight_bits: int | None = None
+    attn_bits: int | None = None
+    clip: str = "mse"
+    percentile: float = 99.99
+    act_overrides: tuple[tuple[str, int], ...] = ()
+    weight_overrides: tuple[tuple[str, int], ...] = ()
+    max_calib_batches: int = 16
+
+    def __post_init__(self) -> None:
+        _check_bits("bits", self.bits)
+        _check_bits("weight_bits", self.weight_bits)
+        _check_bits("attn_bits", self.attn_bits)
+        for field in ("act_overrides", "weight_overrides"):
+            for pattern, bits in getattr(self, field):
+                _check_bits(f"{field}[{pattern!r}]", bits)
+        if self.clip not in CLIP_METHODS:
+            raise ConfigError(f"QuantConfig.clip={self.clip!r}: choose one of {CLIP_METHODS}")
+        if not 50.0 < self.percentile <= 100.0:
+            raise ConfigError(f"QuantConfig.percentile={self.percentile}: must lie in (50, 100]")
+        if self.max_calib_batches < 1:
+            raise ConfigError("QuantConfig.max_calib_batches must be >= 1")
+
+    def act_bits(self, point: str) -> int:
+        """Bits of the activation at quantization point ``point``."""
+        for pattern, bits in self.act_overrides:
+            if fnmatch.fnmatchcase(point, pattern):
+                return bits
+        if point.endswith(".probs") and self.attn_bits is not None:
+            return self.attn_bits
+        return self.bits
+
+    def weight_bits_for(self, path: str) -> int:
+        """Bits of the weights of the Linear at module path ``path``."""
+        for pattern, bits in self.weight_overrides:
+            if fnmatch.fnmatchcase(path, pattern):
+                return bits
+        return self.weight_bits if self.weight_bits is not None else self.bits
+
+
+@dataclass(frozen=True)
+class ConvertConfig:
+    """QANN → SNN conversion.
+
+    Attributes:
+        max_spikes_per_step: most unit spikes a neuron may emit per time step (of one sign).
+            1 = binary signed spikes (ST-BIF-style IF neuron); k > 1 = multi-spike burst neurons;
+            ``None`` = unbounded (graded spikes carrying an integer payload, as Loihi 2 allows).
+    """
+
+    max_spikes_per_step: int | None = 1
+
+    def __post_init__(self) -> None:
+        if self.max_spikes_per_step is not None and (
+                not isinstance(self.max_spikes_per_step, int) or self.max_spikes_per_step < 1):
+            raise ConfigError(f"ConvertConfig.max_spikes_per_step={self.max_spikes_per_step!r}: "
+                              "must be a positive integer or None (unbounded graded spikes)")

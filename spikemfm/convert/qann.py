@@ -1,0 +1,185 @@
+"""The quantized ANN (QANN): calibration, integer parameters, and its forward ops."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from spikemfm.convert.config import QuantConfig
+from spikemfm.convert.quantizers import ActQuant, QLinear, calibrate_step, make_qlinear, signed_range
+from spikemfm.errors import ConfigError
+from spikemfm.ir import engine
+from spikemfm.ir import nodes as N
+from spikemfm.ir.extract import extract
+from spikemfm.ir.float_ops import FloatOps
+
+_RESERVOIR = 1 << 18  # calibration samples kept per quantization point
+
+
+@dataclass
+class QParams:
+    """All integer/quantization parameters of a QANN, keyed by quantization point or module path."""
+
+    quants: dict[str, ActQuant] = field(default_factory=dict)
+    linears: dict[str, QLinear] = field(default_factory=dict)
+    luts: dict[str, torch.Tensor] = field(default_factory=dict)
+    score_scales: dict[str, float] = field(default_factory=dict)
+    ctx_scales: dict[str, float] = field(default_factory=dict)
+
+
+class _Reservoir:
+    """Keeps a bounded random sample of every observed tensor, per quantization point."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.samples: dict[str, list[torch.Tensor]] = {}
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def __call__(self, point: str, x: torch.Tensor) -> None:
+        flat = x.detach().flatten().to(torch.float64)
+        if flat.numel() > _RESERVOIR // 4:
+            flat = flat[torch.randint(0, flat.numel(), (_RESERVOIR // 4,), generator=self.gen)]
+        self.samples.setdefault(point, []).append(flat)
+
+    def get(self, point: str) -> torch.Tensor:
+        parts = self.samples.get(point)
+        if not parts:
+            raise ConfigError(f"calibration never reached quantization point {point!r}")
+        x = torch.cat(parts)
+        return x[torch.randperm(x.numel(), generator=self.gen)[:_RESERVOIR]] if x.numel() > _RESERVOIR else x
+
+
+def _graph64(graph: N.EncoderGraph) -> N.EncoderGraph:
+    """A copy of the graph with every tensor in float64 (exact integer accumulation downstream)."""
+    def cast(obj: Any) -> Any:
+        if isinstance(obj, torch.Tensor):
+            return obj.to(torch.float64)
+        if isinstance(obj, tuple):
+            return tuple(cast(o) for o in obj)
+        if hasattr(obj, "__dataclass_fields__"):
+            return replace(obj, **{k: cast(getattr(obj, k)) for k in obj.__dataclass_fields__})
+        return obj
+    return cast(graph)
+
+
+def _act_quant(point: str, res: _Reservoir, cfg: QuantConfig) -> ActQuant:
+    bits = cfg.act_bits(point)
+    if point.endswith(".probs"):  # softmax output in [0, 1]: unsigned levels, fixed step
+        hi = 2 ** bits - 1
+        return ActQuant(point, 1.0 / hi, 0, hi, bits)
+    lo, hi = signed_range(bits)
+    return ActQuant(point, calibrate_step(res.get(point), lo, hi, cfg.clip, cfg.percentile), lo, hi, bits)
+
+
+def _build_attention(a: N.Attention, res: _Reservoir, cfg: QuantConfig, qp: QParams) -> None:
+    names = ("in", "q", "k", "v", "probs", "ctx")
+    q = {n: _act_quant(f"{a.path}.{n}", res, cfg) for n in names}
+    qp.quants.update({f"{a.path}.{n}": q[n] for n in names})
+    for lin in (a.q, a.k, a.v):
+        qp.linears[lin.path] = make_qlinear(lin, q["in"].step, cfg.weight_bits_for(lin.path))
+    qp.linears[a.o.path] = make_qlinear(a.o, q["ctx"].step, cfg.weight_bits_for(a.o.path))
+    qp.score_scales[a.path] = q["q"].step * q["k"].step * engine.score_scale(a)
+    qp.ctx_scales[a.path] = q["probs"].step * q["v"].step
+
+
+def _build_mlp(m: N.MLP, res: _Reservoir, cfg: QuantConfig, qp: QParams) -> None:
+    q = {n: _act_quant(f"{m.path}.{n}", res, cfg) for n in ("in", "hidden", "act")}
+    qp.quants.update({f"{m.path}.{n}": q[n] for n in q})
+    qp.linears[m.fc1.path] = make_qlinear(m.fc1, q["in"].step, cfg.weight_bits_for(m.fc1.path))
+    qp.linears[m.fc2.path] = make_qlinear(m.fc2, q["act"].step, cfg.weight_bits_for(m.fc2.path))
+    hid = q["hidden"]
+    levels = torch.arange(hid.lo, hid.hi + 1, dtype=torch.float64)
+    qp.luts[m.path] = q["act"].level(N.activation(m.act, levels * hid.step))
+
+
+def build_qparams(graph: N.EncoderGraph, res: _Reservoir, cfg: QuantConfig) -> QParams:
+    """Quantizes every Linear and every spiking activation of a float64 graph."""
+    qp = QParams()
+    for b in graph.blocks:
+        _build_attention(b.attn, res, cfg, qp)
+        _build_mlp(b.mlp, res, cfg, qp)
+    r = graph.readout
+    if r.proj is not None:
+        qr = _act_quant(f"{r.path}.in", res, cfg)
+        qp.quants[qr.point] = qr
+        qp.linears[r.proj.path] = make_qlinear(r.proj, qr.step, cfg.weight_bits_for(r.proj.path))
+    return qp
+
+
+class QANNOps:
+    """Integer QANN semantics: each neuron is its quantizer, each synaptic layer an exact integer matmul."""
+
+    def __init__(self, qp: QParams) -> None:
+        self.qp = qp
+
+    def inject(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def neuron(self, point: str, x: torch.Tensor) -> torch.Tensor:
+        return self.qp.quants[point].level(x)
+
+    def linear(self, node: N.Linear, c: torch.Tensor) -> torch.Tensor:
+        ql = self.qp.linears[node.path]
+        return ql.affine(c @ ql.w_int.T)
+
+    def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        return (q @ k.transpose(-1, -2)) * self.qp.score_scales[attn.path]
+
+    def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return (p @ v) * self.qp.ctx_scales[attn.path]
+
+    def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
+        c = self.neuron(f"{mlp.path}.hidden", z)
+        return self.qp.luts[mlp.path][(c - self.qp.quants[f"{mlp.path}.hidden"].lo).long()]
+
+
+class QuantizedModel(nn.Module):
+    """A QANN: the tower's graph (float64) with integer weights and calibrated activation steps.
+
+    ``forward(x)`` returns the QANN output (float64); ``float_forward(x)`` the float reference.
+    """
+
+    def __init__(self, graph: N.EncoderGraph, qparams: QParams, config: QuantConfig) -> None:
+        super().__init__()
+        self.graph = graph
+        self.qparams = qparams
+        self.config = config
+
+    @torch.no_grad()
+    def forward(self, x: Any) -> torch.Tensor:
+        return engine.run(self.graph, engine.as_inputs(self.graph, x), QANNOps(self.qparams), torch.float64)
+
+    @torch.no_grad()
+    def float_forward(self, x: Any) -> torch.Tensor:
+        """Unquantized float64 output of the same graph."""
+        return engine.run(self.graph, engine.as_inputs(self.graph, x), FloatOps(), torch.float64)
+
+
+def quantize(model: nn.Module | N.EncoderGraph, config: QuantConfig, calib_batches: Iterable[Any],
+             progress: bool = False) -> QuantizedModel:
+    """Builds a QANN from a float tower.
+
+    Args:
+        model: a supported tower (see :func:`spikemfm.ir.extract`) or an already extracted graph.
+        config: bit widths and calibration method.
+        calib_batches: iterable of input batches (image tensors, token ids or tokenizer outputs) of
+            real data; at most ``config.max_calib_batches`` are used.
+        progress: show a progress bar.
+    """
+    if not isinstance(config, QuantConfig):
+        raise ConfigError(f"quantize: config must be a QuantConfig, got {type(config).__name__}")
+    graph = _graph64(model if isinstance(model, N.EncoderGraph) else extract(model))
+    res = _Reservoir()
+    ops = FloatOps(observe=res)
+    seen = 0
+    with torch.no_grad():
+        for batch in tqdm(calib_batches, desc="calibrate", disable=not progress, total=config.max_calib_batches):
+            engine.run(graph, engine.as_inputs(graph, batch), ops, torch.float64)
+            seen += 1
+            if seen >= config.max_calib_batches:
+                break
+    if seen == 0:
+        raise ConfigError("quantize: calib_batches yielded no batch; pass real calibration data")
+    return QuantizedModel(graph, build_qparams(graph, res, config), config)

@@ -1,0 +1,43 @@
+"""``convert``: QANN → SNN of signed integrate-and-fire neurons with spike-based attention."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from spikemfm.convert.config import ConvertConfig
+from spikemfm.convert.qann import QuantizedModel
+from spikemfm.errors import ConfigError
+
+
+class SpikingModel(nn.Module):
+    """A converted SNN.
+
+    Every quantizer of the QANN is a signed IF neuron (threshold = its step, bounded count), every
+    Linear a synaptic layer driven by spike events, Q·Kᵀ and A·V products of two spike trains,
+    GELU a lookup neuron on its input neuron's count, softmax/LayerNorm float units on accumulated
+    input (see :func:`spikemfm.snn.units.describe_units`).
+    ``forward(x, timesteps)`` returns the accumulated outputs (T, B, ...); :func:`spikemfm.simulate`
+    also returns the spike counts.
+    """
+
+    def __init__(self, qann: QuantizedModel, config: ConvertConfig) -> None:
+        super().__init__()
+        self.graph = qann.graph
+        self.qparams = qann.qparams
+        self.quant_config = qann.config
+        self.config = config
+
+    def forward(self, x: Any, timesteps: int) -> torch.Tensor:
+        from spikemfm.snn.simulate import simulate
+
+        return simulate(self, x, timesteps).outputs
+
+
+def convert(qann: QuantizedModel, config: ConvertConfig | None = None) -> SpikingModel:
+    """Converts a QANN from :func:`spikemfm.quantize` into a :class:`SpikingModel`."""
+    if not isinstance(qann, QuantizedModel):
+        raise ConfigError(f"convert: expected the QuantizedModel returned by spikemfm.quantize, "
+                          f"got {type(qann).__name__}; call spikemfm.quantize(model, QuantConfig(...), calib) first")
+    return SpikingModel(qann, config or ConvertConfig())

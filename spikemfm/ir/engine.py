@@ -1,0 +1,194 @@
+"""The one forward definition of an :class:`EncoderGraph`, executed by interchangeable *ops*.
+
+The graph fixes *what* is computed; an ops object fixes *how*: ``FloatOps`` (float reference, also
+used for calibration), ``QANNOps`` (integer QANN) and ``SNNOps`` (multi-step spiking simulation, with
+a leading time axis on every tensor). Every function here therefore indexes from the right, so the
+same code runs on (B, N, D) and (T, B, N, D) tensors.
+
+An ops object provides:
+    inject(x)                       the analog input current (QANN: x; SNN: present at step 1, kept)
+    neuron(point, x)                quantizer / spiking neuron at quantization point ``point``
+    linear(node, c)                 synaptic layer on the (quantized) input c
+    scores(attn, q, k)              scaled Q·Kᵀ (spike×spike in the SNN)
+    context(attn, p, v)             A·V (spike×spike in the SNN)
+    activation(mlp, z)              the MLP nonlinearity (a LUT neuron in QANN/SNN)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from spikemfm.ir import nodes as N
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """A batch for a tower: ``pixels`` (B, C, H, W) for images, or ``ids`` (B, N) + ``mask`` (B, N)."""
+
+    pixels: torch.Tensor | None = None
+    ids: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return int((self.pixels if self.pixels is not None else self.ids).shape[0])
+
+
+def as_inputs(graph: N.EncoderGraph, x: Any) -> Inputs:
+    """Normalises user input: an image tensor, an id tensor, or a mapping with input_ids/attention_mask."""
+    if isinstance(x, Inputs):
+        return x
+    if graph.input_kind == "image":
+        if not isinstance(x, torch.Tensor) or x.ndim != 4:
+            raise ValueError(f"{graph.name}: image input must be a (B, C, H, W) tensor, got {type(x).__name__}")
+        return Inputs(pixels=x)
+    if isinstance(x, Mapping):
+        ids = x["input_ids"]
+        mask = x.get("attention_mask")
+    elif isinstance(x, torch.Tensor) and x.ndim == 2:
+        ids, mask = x, None
+    else:
+        raise ValueError(f"{graph.name}: token input must be (B, N) ids or a mapping with input_ids")
+    return Inputs(ids=ids.long(), mask=None if mask is None else mask.long())
+
+
+class Ops(Protocol):
+    def inject(self, x: torch.Tensor) -> torch.Tensor: ...
+    def neuron(self, point: str, x: torch.Tensor) -> torch.Tensor: ...
+    def linear(self, node: N.Linear, c: torch.Tensor) -> torch.Tensor: ...
+    def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor: ...
+    def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor: ...
+    def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor: ...
+
+
+def layer_norm(node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+    """LayerNorm over the last dimension (a float unit on accumulated input in the SNN)."""
+    return F.layer_norm(x, x.shape[-1:], node.weight.to(x.dtype), node.bias.to(x.dtype), node.eps)
+
+
+def embed(node: N.PatchEmbed | N.TokenEmbed, inputs: Inputs, dtype: torch.dtype) -> torch.Tensor:
+    """The encoding layer: analog input → initial residual stream (B, N, D)."""
+    if isinstance(node, N.PatchEmbed):
+        if inputs.pixels is None:
+            raise ValueError(f"{node.path}: this tower takes images")
+        w = node.weight.to(dtype)
+        x = F.conv2d(inputs.pixels.to(dtype), w, None if node.bias is None else node.bias.to(dtype),
+                     stride=w.shape[-1])
+        x = x.flatten(2).transpose(1, 2)
+        if node.cls is not None:
+            x = torch.cat([node.cls.to(dtype).expand(x.shape[0], 1, -1), x], dim=1)
+        if x.shape[1] != node.pos.shape[0]:
+            raise ValueError(f"{node.path}: image gives {x.shape[1]} tokens, position table has {node.pos.shape[0]}")
+        x = x + node.pos.to(dtype)
+    else:
+        if inputs.ids is None:
+            raise ValueError(f"{node.path}: this tower takes token ids")
+        n = inputs.ids.shape[1]
+        if n > node.pos.shape[0]:
+            raise ValueError(f"{node.path}: {n} tokens exceed the {node.pos.shape[0]} positions")
+        x = node.word.to(dtype)[inputs.ids] + node.pos[:n].to(dtype)
+        if node.type_row is not None:
+            x = x + node.type_row.to(dtype)
+    return layer_norm(node.norm, x) if node.norm is not None else x
+
+
+def attention_mask(graph: N.EncoderGraph, inputs: Inputs, n: int) -> torch.Tensor | None:
+    """Boolean mask (B or 1, 1, N, N), True where attention is blocked (causal and/or padding)."""
+    mask = None
+    if any(b.attn.causal for b in graph.blocks):
+        mask = torch.ones(n, n, dtype=torch.bool).triu(1)[None, None]
+    if inputs.mask is not None:
+        pad = (inputs.mask == 0)[:, None, None, :]
+        mask = pad if mask is None else (mask | pad)
+    return mask
+
+
+def masked_softmax(s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """softmax over the last axis with blocked pairs at −∞ (float unit on accumulated scores)."""
+    if mask is not None:
+        s = s.masked_fill(mask, float("-inf"))
+    return torch.softmax(s, dim=-1)
+
+
+def _heads(x: torch.Tensor, h: int) -> torch.Tensor:
+    return x.unflatten(-1, (h, x.shape[-1] // h)).transpose(-3, -2)  # (..., N, D) -> (..., H, N, d)
+
+
+def _merge(x: torch.Tensor) -> torch.Tensor:
+    return x.transpose(-3, -2).flatten(-2)  # (..., H, N, d) -> (..., N, D)
+
+
+def attention(a: N.Attention, h: torch.Tensor, mask: torch.Tensor | None, ops: Ops) -> torch.Tensor:
+    """Self-attention with every operand that becomes spikes passed through a neuron."""
+    c = ops.neuron(f"{a.path}.in", h)
+    q = _heads(ops.neuron(f"{a.path}.q", ops.linear(a.q, c)), a.num_heads)
+    k = _heads(ops.neuron(f"{a.path}.k", ops.linear(a.k, c)), a.num_heads)
+    v = _heads(ops.neuron(f"{a.path}.v", ops.linear(a.v, c)), a.num_heads)
+    if a.causal and (mask is None or mask.shape[-1] != q.shape[-2]):
+        raise ValueError(f"{a.path}: causal attention needs the causal mask")
+    p = ops.neuron(f"{a.path}.probs", masked_softmax(ops.scores(a, q, k), mask))
+    ctx = ops.neuron(f"{a.path}.ctx", _merge(ops.context(a, p, v)))
+    return ops.linear(a.o, ctx)
+
+
+def mlp(m: N.MLP, h: torch.Tensor, ops: Ops) -> torch.Tensor:
+    """fc1 → activation → fc2 with neurons on the spiking operands."""
+    return ops.linear(m.fc2, ops.activation(m, ops.linear(m.fc1, ops.neuron(f"{m.path}.in", h))))
+
+
+def block(b: N.Block, x: torch.Tensor, mask: torch.Tensor | None, ops: Ops) -> torch.Tensor:
+    """One pre-LN or post-LN transformer block; residual adds sum the synaptic currents."""
+    if b.norm_first:
+        x = x + attention(b.attn, layer_norm(b.ln1, x), mask, ops)
+        return x + mlp(b.mlp, layer_norm(b.ln2, x), ops)
+    x = layer_norm(b.ln1, x + attention(b.attn, x, mask, ops))
+    return layer_norm(b.ln2, x + mlp(b.mlp, x, ops))
+
+
+def pool(r: N.Readout, x: torch.Tensor, inputs: Inputs) -> torch.Tensor:
+    """Token pooling (linear in x, so it reads the accumulated stream directly)."""
+    if r.pool == "cls":
+        return x[..., 0, :]
+    if r.pool == "avg_tokens":
+        return x[..., 1:, :].mean(-2)
+    if r.pool == "eot":
+        idx = inputs.ids.argmax(-1)
+        return x[..., torch.arange(idx.shape[0]), idx, :]
+    if r.pool == "mean":
+        m = (inputs.mask if inputs.mask is not None else torch.ones_like(inputs.ids)).to(x.dtype)[..., None]
+        return (x * m).sum(-2) / m.sum(-2).clamp_min(1.0)
+    raise ValueError(f"{r.path}: pooling {r.pool!r} unsupported; supported: {N.POOLS}")
+
+
+def readout(r: N.Readout, x: torch.Tensor, inputs: Inputs, ops: Ops) -> torch.Tensor:
+    """Final norm, pooling and projection."""
+    if r.norm is not None and not r.norm_after_pool:
+        x = layer_norm(r.norm, x)
+    y = pool(r, x, inputs)
+    if r.norm is not None and r.norm_after_pool:
+        y = layer_norm(r.norm, y)
+    return ops.linear(r.proj, ops.neuron(f"{r.path}.in", y)) if r.proj is not None else y
+
+
+def run(graph: N.EncoderGraph, inputs: Inputs, ops: Ops, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Executes the whole tower with ``ops``; returns the tower output (leading T axis for SNN ops)."""
+    x0 = embed(graph.embed, inputs, dtype)
+    mask = attention_mask(graph, inputs, x0.shape[1])
+    x = ops.inject(x0)
+    for b in graph.blocks:
+        x = block(b, x, mask, ops)
+    return readout(graph.readout, x, inputs, ops)
+
+
+def head_dim(a: N.Attention) -> int:
+    """Size of one attention head."""
+    return a.q.weight.shape[0] // a.num_heads
+
+
+def score_scale(a: N.Attention) -> float:
+    """1/√d of scaled dot-product attention."""
+    return 1.0 / math.sqrt(head_dim(a))

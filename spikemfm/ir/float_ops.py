@@ -1,0 +1,39 @@
+"""Float reference ops for :mod:`spikemfm.ir.engine`, with an optional observer for calibration."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from spikemfm.ir import nodes as N
+from spikemfm.ir.engine import score_scale
+
+Observer = Callable[[str, torch.Tensor], None]
+
+
+class FloatOps:
+    """Runs the graph in floating point; ``observe(point, x)`` sees every tensor that will become spikes."""
+
+    def __init__(self, observe: Observer | None = None) -> None:
+        self.observe = observe
+
+    def inject(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def neuron(self, point: str, x: torch.Tensor) -> torch.Tensor:
+        if self.observe is not None:
+            self.observe(point, x)
+        return x
+
+    def linear(self, node: N.Linear, c: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(c, node.weight.to(c.dtype),
+                                          None if node.bias is None else node.bias.to(c.dtype))
+
+    def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        return (q @ k.transpose(-1, -2)) * score_scale(attn)
+
+    def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return p @ v
+
+    def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
+        return self.neuron(f"{mlp.path}.act", N.activation(mlp.act, self.neuron(f"{mlp.path}.hidden", z)))

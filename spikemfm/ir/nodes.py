@@ -1,0 +1,147 @@
+"""A small typed graph of a transformer encoder, shared by the float reference, the QANN and the SNN.
+
+Like NIR, each node is a frozen dataclass holding its parameters, with its equation in the docstring.
+Extraction (``spikemfm.ir.extract``) maps timm, open_clip and Hugging Face modules onto these nodes and
+records each node's module path, so errors and reports name the original module.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Linear:
+    """y = x Wᵀ + b, W of shape (out, in)."""
+
+    path: str
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+
+
+@dataclass(frozen=True)
+class LayerNorm:
+    """y = (x − mean(x)) / sqrt(var(x) + eps) · w + b over the last dimension."""
+
+    path: str
+    weight: torch.Tensor
+    bias: torch.Tensor
+    eps: float
+
+
+@dataclass(frozen=True)
+class Attention:
+    """Multi-head self-attention.
+
+    Q = x W_qᵀ + b_q (same for K, V), split into ``num_heads`` heads of size d;
+    A = softmax(Q Kᵀ / √d + M) with M = −∞ on masked pairs (causal and/or padding);
+    y = concat_h(A V) W_oᵀ + b_o.
+    """
+
+    path: str
+    q: Linear
+    k: Linear
+    v: Linear
+    o: Linear
+    num_heads: int
+    causal: bool
+
+
+@dataclass(frozen=True)
+class MLP:
+    """y = fc2(act(fc1(x))), act one of ``ACTIVATIONS``."""
+
+    path: str
+    fc1: Linear
+    act: str
+    fc2: Linear
+
+
+@dataclass(frozen=True)
+class Block:
+    """A transformer block.
+
+    pre-LN (``norm_first``):  x ← x + attn(ln1(x));  x ← x + mlp(ln2(x))
+    post-LN (BERT):           x ← ln1(x + attn(x));  x ← ln2(x + mlp(x))
+    """
+
+    path: str
+    norm_first: bool
+    ln1: LayerNorm
+    attn: Attention
+    ln2: LayerNorm
+    mlp: MLP
+
+
+@dataclass(frozen=True)
+class PatchEmbed:
+    """x = [cls; conv_p(img)ᵀ] + pos, then optional LayerNorm (open_clip ``ln_pre``).
+
+    conv_p: a (D, C, p, p) convolution with stride p; the encoding layer that reads the analog image.
+    """
+
+    path: str
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    cls: torch.Tensor | None
+    pos: torch.Tensor
+    norm: LayerNorm | None
+
+
+@dataclass(frozen=True)
+class TokenEmbed:
+    """x = E[ids] + P[0:N] (+ token-type row), then optional LayerNorm (BERT)."""
+
+    path: str
+    word: torch.Tensor
+    pos: torch.Tensor
+    type_row: torch.Tensor | None
+    norm: LayerNorm | None
+
+
+@dataclass(frozen=True)
+class Readout:
+    """y = proj(pool(norm(x))) (or proj(norm(pool(x))) when ``norm_after_pool``); pool ∈ POOLS.
+
+    cls: token 0; eot: the token at argmax(ids) (CLIP text); mean: masked mean over tokens
+    (sentence-transformers); avg_tokens: mean over tokens 1..N (ViT ``avg`` pooling).
+    """
+
+    path: str
+    norm: LayerNorm | None
+    pool: str
+    proj: Linear | None
+    norm_after_pool: bool = False
+
+
+@dataclass(frozen=True)
+class EncoderGraph:
+    """A whole tower: embed → blocks → readout. ``input_kind`` is ``image`` or ``tokens``."""
+
+    name: str
+    input_kind: str
+    embed: PatchEmbed | TokenEmbed
+    blocks: tuple[Block, ...]
+    readout: Readout
+
+    @property
+    def width(self) -> int:
+        return int(self.embed.pos.shape[-1])
+
+
+ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu", "relu")
+POOLS = ("cls", "eot", "mean", "avg_tokens")
+
+
+def activation(name: str, x: torch.Tensor) -> torch.Tensor:
+    """The elementwise activation ``name`` applied to x."""
+    if name == "gelu":
+        return torch.nn.functional.gelu(x)
+    if name == "gelu_tanh":
+        return torch.nn.functional.gelu(x, approximate="tanh")
+    if name == "quick_gelu":
+        return x * torch.sigmoid(1.702 * x)
+    if name == "relu":
+        return torch.relu(x)
+    raise ValueError(f"activation {name!r} unsupported; supported: {ACTIVATIONS}")
