@@ -14,6 +14,7 @@ from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
 from spikemfm.ir.extract import extract
+from spikemfm.ir.engine import DirectUnits
 from spikemfm.ir.float_ops import FloatOps
 
 _RESERVOIR = 1 << 18  # calibration samples kept per quantization point
@@ -108,7 +109,7 @@ def build_qparams(graph: N.EncoderGraph, res: _Reservoir, cfg: QuantConfig) -> Q
     return qp
 
 
-class QANNOps:
+class QANNOps(DirectUnits):
     """Integer QANN semantics: each neuron is its quantizer, each synaptic layer an exact integer matmul."""
 
     def __init__(self, qp: QParams) -> None:

@@ -12,6 +12,8 @@ An ops object provides:
     scores(attn, q, k)              scaled Q·Kᵀ (spike×spike in the SNN)
     context(attn, p, v)             A·V (spike×spike in the SNN)
     activation(mlp, z)              the MLP nonlinearity (a LUT neuron in QANN/SNN)
+    norm(node, x)                   LayerNorm (a float unit on accumulated input in the SNN)
+    softmax(attn, s, mask)          masked softmax of attention scores (float unit in the SNN)
 """
 from __future__ import annotations
 
@@ -63,6 +65,8 @@ class Ops(Protocol):
     def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor: ...
     def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor: ...
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor: ...
+    def norm(self, node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor: ...
+    def softmax(self, attn: N.Attention, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor: ...
 
 
 def layer_norm(node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:
@@ -130,7 +134,7 @@ def attention(a: N.Attention, h: torch.Tensor, mask: torch.Tensor | None, ops: O
     v = _heads(ops.neuron(f"{a.path}.v", ops.linear(a.v, c)), a.num_heads)
     if a.causal and (mask is None or mask.shape[-1] != q.shape[-2]):
         raise ValueError(f"{a.path}: causal attention needs the causal mask")
-    p = ops.neuron(f"{a.path}.probs", masked_softmax(ops.scores(a, q, k), mask))
+    p = ops.neuron(f"{a.path}.probs", ops.softmax(a, ops.scores(a, q, k), mask))
     ctx = ops.neuron(f"{a.path}.ctx", _merge(ops.context(a, p, v)))
     return ops.linear(a.o, ctx)
 
@@ -143,10 +147,10 @@ def mlp(m: N.MLP, h: torch.Tensor, ops: Ops) -> torch.Tensor:
 def block(b: N.Block, x: torch.Tensor, mask: torch.Tensor | None, ops: Ops) -> torch.Tensor:
     """One pre-LN or post-LN transformer block; residual adds sum the synaptic currents."""
     if b.norm_first:
-        x = x + attention(b.attn, layer_norm(b.ln1, x), mask, ops)
-        return x + mlp(b.mlp, layer_norm(b.ln2, x), ops)
-    x = layer_norm(b.ln1, x + attention(b.attn, x, mask, ops))
-    return layer_norm(b.ln2, x + mlp(b.mlp, x, ops))
+        x = x + attention(b.attn, ops.norm(b.ln1, x), mask, ops)
+        return x + mlp(b.mlp, ops.norm(b.ln2, x), ops)
+    x = ops.norm(b.ln1, x + attention(b.attn, x, mask, ops))
+    return ops.norm(b.ln2, x + mlp(b.mlp, x, ops))
 
 
 def pool(r: N.Readout, x: torch.Tensor, inputs: Inputs) -> torch.Tensor:
@@ -167,10 +171,10 @@ def pool(r: N.Readout, x: torch.Tensor, inputs: Inputs) -> torch.Tensor:
 def readout(r: N.Readout, x: torch.Tensor, inputs: Inputs, ops: Ops) -> torch.Tensor:
     """Final norm, pooling and projection."""
     if r.norm is not None and not r.norm_after_pool:
-        x = layer_norm(r.norm, x)
+        x = ops.norm(r.norm, x)
     y = pool(r, x, inputs)
     if r.norm is not None and r.norm_after_pool:
-        y = layer_norm(r.norm, y)
+        y = ops.norm(r.norm, y)
     return ops.linear(r.proj, ops.neuron(f"{r.path}.in", y)) if r.proj is not None else y
 
 
@@ -182,6 +186,16 @@ def run(graph: N.EncoderGraph, inputs: Inputs, ops: Ops, dtype: torch.dtype = to
     for b in graph.blocks:
         x = block(b, x, mask, ops)
     return readout(graph.readout, x, inputs, ops)
+
+
+class DirectUnits:
+    """``norm`` and ``softmax`` evaluated directly (float reference and QANN)."""
+
+    def norm(self, node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+        return layer_norm(node, x)
+
+    def softmax(self, attn: N.Attention, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return masked_softmax(s, mask)
 
 
 def head_dim(a: N.Attention) -> int:

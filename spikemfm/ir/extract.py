@@ -209,7 +209,7 @@ def extract(model: nn.Module, name: str | None = None) -> N.EncoderGraph:
     """Dispatches on the tower type; raises :class:`UnsupportedModuleError` for anything else."""
     cls = type(model).__name__
     mod = type(model).__module__
-    if mod.startswith("timm.") and cls == "VisionTransformer":
+    if mod.startswith("timm.") and cls in ("VisionTransformer", "VisionTransformerDistilled"):
         return from_timm_vit(model, name or "timm-vit")
     if mod.startswith("open_clip.") and cls == "VisionTransformer":
         return from_open_clip_visual(model, name or "open_clip-visual")

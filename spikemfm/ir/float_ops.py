@@ -6,12 +6,12 @@ from typing import Callable
 import torch
 
 from spikemfm.ir import nodes as N
-from spikemfm.ir.engine import score_scale
+from spikemfm.ir.engine import DirectUnits, score_scale
 
 Observer = Callable[[str, torch.Tensor], None]
 
 
-class FloatOps:
+class FloatOps(DirectUnits):
     """Runs the graph in floating point; ``observe(point, x)`` sees every tensor that will become spikes."""
 
     def __init__(self, observe: Observer | None = None) -> None:

@@ -16,7 +16,9 @@ from __future__ import annotations
 import torch
 
 from spikemfm.convert.qann import QParams
+from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
+from spikemfm.snn.changes import changed, on_changes
 from spikemfm.snn.neuron import bounded_follow
 from spikemfm.snn.record import Recorder
 
@@ -59,9 +61,21 @@ class SNNOps:
         return ql.affine(acc)
 
     def _spike_product(self, path: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        # a (T,...,M,K) @ b (T,...,K,P): the running product equals Σ_t (Δa_t b_{t−1} + a_t Δb_t).
+        # a (T,...,M,K) @ b (T,...,K,P): the running product equals Σ_t (Δa_t b_{t−1} + a_t Δb_t),
+        # exact in float64 integers; evaluated only for (step, head) slices where a or b spiked.
         self.rec.spike_products(path, _delta(a), _delta(b), fan_a=b.shape[-1], fan_b=a.shape[-2])
-        return a @ b
+        return on_changes(torch.matmul, (a, b), unit_dims=2)
+
+    def norm(self, node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+        return on_changes(lambda rows: engine.layer_norm(node, rows), (x,), unit_dims=1)
+
+    def softmax(self, attn: N.Attention, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        ch = changed(s, unit_dims=1)
+        if mask is None:
+            return on_changes(lambda rows: torch.softmax(rows, -1), (s,), 1, ch)
+        rows_mask = mask.expand(s.shape[1:]).reshape(-1, s.shape[-1])
+        row_of = torch.arange(rows_mask.shape[0]).expand(s.shape[0], -1).flatten()[ch.flatten()]
+        return on_changes(lambda rows: engine.masked_softmax(rows, rows_mask[row_of]), (s,), 1, ch)
 
     def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         return self._spike_product(f"{attn.path}.qk", q, k.transpose(-1, -2)) * self.qp.score_scales[attn.path]

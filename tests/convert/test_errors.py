@@ -1,0 +1,61 @@
+import pytest
+import torch
+from torch import nn
+
+import spikemfm
+from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
+from spikemfm.errors import ConfigError, UnsupportedModuleError
+from spikemfm.ir import extract
+from spikemfm.snn import simulate
+
+
+@pytest.mark.parametrize("kwargs", [dict(bits=1), dict(bits=17), dict(weight_bits=0), dict(clip="minmax"),
+                                    dict(percentile=10.0), dict(act_overrides=(("blocks.*", 20),))])
+def test_bad_quant_config(kwargs):
+    with pytest.raises(ValueError, match="QuantConfig"):
+        QuantConfig(**kwargs)
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5])
+def test_bad_convert_config(bad):
+    with pytest.raises(ConfigError, match="max_spikes_per_step"):
+        ConvertConfig(max_spikes_per_step=bad)
+
+
+def test_unsupported_module_names_path_and_type():
+    m = spikemfm.load("timm:vit_tiny_patch16_224", img_size=8, patch_size=4, depth=1, embed_dim=16, num_heads=2)
+    m.blocks[0].mlp.act = nn.SiLU()
+    with pytest.raises(UnsupportedModuleError, match=r"blocks\.0\.mlp\.act \(torch\.nn\.modules\.activation\.SiLU\)"):
+        extract(m)
+
+
+def test_unsupported_model_lists_supported():
+    with pytest.raises(UnsupportedModuleError, match="Supported towers: timm VisionTransformer"):
+        extract(nn.Sequential(nn.Linear(3, 3)))
+
+
+def test_distilled_deit_is_refused_clearly():
+    m = spikemfm.load("timm:deit_tiny_distilled_patch16_224", img_size=16, patch_size=8, depth=1)
+    with pytest.raises(UnsupportedModuleError, match="distillation"):
+        extract(m)
+
+
+def test_two_tower_model_says_convert_each_tower():
+    m = spikemfm.load("open_clip:ViT-B-32", embed_dim=16,
+                      vision_cfg=dict(image_size=8, patch_size=4, width=32, layers=1, head_width=16),
+                      text_cfg=dict(context_length=8, vocab_size=100, width=32, heads=2, layers=1))
+    with pytest.raises(UnsupportedModuleError, match="OpenClipTextTower"):
+        extract(m)
+
+
+def test_convert_needs_a_qann_and_simulate_needs_positive_t():
+    m = spikemfm.load("timm:vit_tiny_patch16_224", img_size=8, patch_size=4, depth=1, embed_dim=16, num_heads=2)
+    with pytest.raises(ConfigError, match="spikemfm.quantize"):
+        convert(m)
+    q = quantize(m, QuantConfig(bits=4), [torch.randn(2, 3, 8, 8)])
+    with pytest.raises(ConfigError, match="timesteps"):
+        simulate(convert(q), torch.randn(1, 3, 8, 8), 0)
+    with pytest.raises(ConfigError, match="no batch"):
+        quantize(m, QuantConfig(bits=4), [])
+    with pytest.raises(ValueError, match="image input"):
+        q(torch.randn(3, 8, 8))
