@@ -4,7 +4,7 @@
 #   - installs torch==2.13.0 first, then everything else under scripts/constraints.txt
 #   - removes torchaudio (a CUDA build on PyPI that breaks `import transformers` beside CPU torch)
 #   - installs lava-nc 0.10.0 / lava-dl 0.6.0 (they declare Python < 3.11) and patches them for 3.11
-#   - installs the Debian package dataset-fashion-mnist when the data is missing
+#   - installs the Debian packages dataset-fashion-mnist and fortunes-min (real sentences) when missing
 # A second run with unchanged inputs only re-checks the data and exits in about a second.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -15,24 +15,32 @@ FMNIST_DIR="${SPIKEMFM_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}"
 say() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
-ensure_data() {
-    if [ -f "$FMNIST_DIR/t10k-images-idx3-ubyte.gz" ] && [ -f "$FMNIST_DIR/train-images-idx3-ubyte.gz" ]; then
-        return
-    fi
-    if [ -n "${SPIKEMFM_FASHION_MNIST_DIR:-}" ]; then
-        die "SPIKEMFM_FASHION_MNIST_DIR=$FMNIST_DIR lacks the Fashion-MNIST idx.gz files"
-    fi
+apt_install() {  # apt_install PACKAGE WHAT: installs a Debian package, or dies saying how to get WHAT
     local sudo=""
     if [ "$(id -u)" -ne 0 ]; then
         if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo"; else
-            die "Fashion-MNIST missing. Run: sudo apt-get install dataset-fashion-mnist (or set SPIKEMFM_FASHION_MNIST_DIR)"
+            die "$2 missing. Run: sudo apt-get install $1"
         fi
     fi
-    command -v apt-get >/dev/null || die "Fashion-MNIST missing and no apt-get here: get the 4 idx.gz files and set SPIKEMFM_FASHION_MNIST_DIR"
-    say "installing Debian package dataset-fashion-mnist"
-    $sudo apt-get update -qq >/dev/null || die "apt-get update failed; install dataset-fashion-mnist by hand"
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null \
-        || die "apt-get install dataset-fashion-mnist failed; install it by hand or set SPIKEMFM_FASHION_MNIST_DIR"
+    command -v apt-get >/dev/null || die "$2 missing and no apt-get here: install Debian package $1 by other means"
+    say "installing Debian package $1"
+    if [ -z "${APT_UPDATED:-}" ]; then
+        $sudo apt-get update -qq >/dev/null || die "apt-get update failed; install $1 by hand"
+        APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$1" >/dev/null \
+        || die "apt-get install $1 failed; install it by hand ($2)"
+}
+
+ensure_data() {
+    if [ ! -f "$FMNIST_DIR/t10k-images-idx3-ubyte.gz" ] || [ ! -f "$FMNIST_DIR/train-images-idx3-ubyte.gz" ]; then
+        [ -z "${SPIKEMFM_FASHION_MNIST_DIR:-}" ] \
+            || die "SPIKEMFM_FASHION_MNIST_DIR=$FMNIST_DIR lacks the Fashion-MNIST idx.gz files"
+        apt_install dataset-fashion-mnist "Fashion-MNIST (or set SPIKEMFM_FASHION_MNIST_DIR)"
+    fi
+    if [ -z "${SPIKEMFM_SENTENCES_DIR:-}" ] && [ ! -f /usr/share/games/fortunes/literature ]; then
+        apt_install fortunes-min "real sentences for the text-tower tests (or set SPIKEMFM_SENTENCES_DIR)"
+    fi
 }
 
 ensure_data

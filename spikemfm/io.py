@@ -64,3 +64,36 @@ def git_commit(repo: Path | None = None) -> str:
 def provenance(config: Mapping[str, Any]) -> dict[str, Any]:
     """A provenance block to store beside results: config and git commit."""
     return {"config": dict(config), "git_commit": git_commit()}
+
+
+def markdown_table(rows: list[Mapping[str, Any]], floatfmt: str = ".4g") -> str:
+    """A GitHub markdown table of dict rows (columns from the first row)."""
+    if not rows:
+        return ""
+    cols = list(rows[0].keys())
+
+    def fmt(v: Any) -> str:
+        return format(v, floatfmt) if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def save_table(out_dir: Path, stem: str, rows: list[Mapping[str, Any]], config: Mapping[str, Any],
+               title: str, extra: Mapping[str, Any] | None = None) -> str:
+    """Writes ``stem``.json (rows + config + git commit), .csv and .md atomically; returns the markdown."""
+    out_dir = Path(out_dir)
+    md = f"## {title}\n\n" + markdown_table(list(rows))
+    write_json(out_dir / f"{stem}.json", {"title": title, **provenance(config), "rows": list(rows),
+                                          **(dict(extra) if extra else {})})
+    write_csv(out_dir / f"{stem}.csv", rows)
+    atomic_write_text(out_dir / f"{stem}.md", md)
+    return md
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """Saves a matplotlib figure as PNG atomically."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    return atomic_write_bytes(Path(path), buf.getvalue())

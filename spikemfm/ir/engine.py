@@ -1,12 +1,11 @@
 """The one forward definition of an :class:`EncoderGraph`, executed by interchangeable *ops*.
 
 The graph fixes *what* is computed; an ops object fixes *how*: ``FloatOps`` (float reference, also
-used for calibration), ``QANNOps`` (integer QANN) and ``SNNOps`` (multi-step spiking simulation, with
-a leading time axis on every tensor). Every function here therefore indexes from the right, so the
-same code runs on (B, N, D) and (T, B, N, D) tensors.
+used for calibration), ``QANNOps`` (integer QANN) and ``SNNStepOps`` (one time step of the spiking
+simulation, with the layers' state kept between steps). Functions index from the right.
 
 An ops object provides:
-    inject(x)                       the analog input current (QANN: x; SNN: present at step 1, kept)
+    inject(x)                       the analog input current
     neuron(point, x)                quantizer / spiking neuron at quantization point ``point``
     linear(node, c)                 synaptic layer on the (quantized) input c
     scores(attn, q, k)              scaled Q·Kᵀ (spike×spike in the SNN)
@@ -178,9 +177,10 @@ def readout(r: N.Readout, x: torch.Tensor, inputs: Inputs, ops: Ops) -> torch.Te
     return ops.linear(r.proj, ops.neuron(f"{r.path}.in", y)) if r.proj is not None else y
 
 
-def run(graph: N.EncoderGraph, inputs: Inputs, ops: Ops, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Executes the whole tower with ``ops``; returns the tower output (leading T axis for SNN ops)."""
-    x0 = embed(graph.embed, inputs, dtype)
+def run(graph: N.EncoderGraph, inputs: Inputs, ops: Ops, dtype: torch.dtype = torch.float32,
+        x0: torch.Tensor | None = None) -> torch.Tensor:
+    """Executes the whole tower with ``ops``; ``x0`` is a precomputed :func:`embed` output."""
+    x0 = embed(graph.embed, inputs, dtype) if x0 is None else x0
     mask = attention_mask(graph, inputs, x0.shape[1])
     x = ops.inject(x0)
     for b in graph.blocks:

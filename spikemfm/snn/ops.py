@@ -1,89 +1,123 @@
-"""Multi-step spiking semantics of the engine's ops, batched over time where the maths allows.
+"""Step-by-step spiking semantics of the engine's ops, with per-layer state.
 
-Every tensor carries a leading time axis T and holds *accumulated* quantities: the running spike
-count of a neuron layer, the accumulated synaptic current of a linear layer. Per step the SNN works
-on increments (spike events); accumulation makes the two views identical, so:
+``simulate`` runs the engine once per time step; this object keeps every layer's state between
+steps: the running spike count of each neuron layer, the accumulated synaptic current of each
+synaptic layer, the running operands of each spike×spike product. Per step:
 
-- neurons (:func:`bounded_follow`) are the only sequential-in-time computation (elementwise);
-- synaptic layers are event-driven: only rows whose input spiked at step t are multiplied (exact
-  integer accumulation in float64), then summed over time;
-- spike×spike products (Q·Kᵀ, A·V) equal the running product of two running counts,
-  Σ_t (ΔQ_t K_{t−1}ᵀ + Q_t ΔK_tᵀ); its additions are counted per event;
-- softmax / LayerNorm evaluate their float function on the accumulated input at every step.
+- a neuron layer moves its count toward level(accumulated input) by at most B spikes (signed IF,
+  see :mod:`spikemfm.snn.neuron`) and records the spikes it fired;
+- a synaptic layer is event-driven: only inputs that spiked this step add their weight columns
+  (ΔC·W_intᵀ, exact integer accumulation in float64) to the accumulated current;
+- Q·Kᵀ and A·V are products of two running spike counts; the work the incremental form
+  ΔQ·K_{t−1}ᵀ + Q_t·ΔKᵀ needs is recorded, the product itself is exact in float64 integers;
+- softmax / LayerNorm evaluate their float function on the accumulated input; a unit whose input
+  did not change since the last step is not re-evaluated (its output cannot change either).
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 
 from spikemfm.convert.qann import QParams
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
-from spikemfm.snn.changes import changed, on_changes
-from spikemfm.snn.neuron import bounded_follow
 from spikemfm.snn.record import Recorder
 
 
-def _delta(x: torch.Tensor) -> torch.Tensor:
-    """Per-step increments of an accumulated (T, ...) tensor."""
-    return torch.diff(x, dim=0, prepend=torch.zeros_like(x[:1]))
+class SNNStepOps:
+    """Engine ops for one time step at a time; call :meth:`next_step` before each engine run."""
 
-
-class SNNOps:
-    """Runs the engine as a T-step SNN with neurons emitting at most ``max_spikes`` spikes per step."""
-
-    def __init__(self, qp: QParams, timesteps: int, max_spikes: int | None, recorder: Recorder) -> None:
+    def __init__(self, qp: QParams, max_spikes: int | None, recorder: Recorder) -> None:
         self.qp = qp
-        self.T = timesteps
         self.max_spikes = max_spikes
         self.rec = recorder
+        self.t = -1
+        self.counts: dict[str, torch.Tensor] = {}
+        self.deltas: dict[int, torch.Tensor] = {}  # id(count tensor) -> its increment this step
+        self.acc: dict[str, torch.Tensor] = {}
+        self.cache: dict[str, tuple[tuple[torch.Tensor, ...], torch.Tensor]] = {}
+        self.w32: dict[str, torch.Tensor] = {}
+
+    def next_step(self) -> None:
+        self.t += 1
+        self.deltas.clear()
 
     def inject(self, x: torch.Tensor) -> torch.Tensor:
-        # The analog encoding layer's output enters as a current at step 1; accumulated, it is constant.
-        return x.unsqueeze(0).expand(self.T, *x.shape)
+        return x  # the analog input current arrives at step 1; its accumulation stays constant
+
+    def _cached(self, key: str, inputs: tuple[torch.Tensor, ...], fn: Callable[[], torch.Tensor]) -> torch.Tensor:
+        hit = self.cache.get(key)
+        if hit is not None and all(torch.equal(a, b) for a, b in zip(hit[0], inputs)):
+            return hit[1]
+        out = fn()
+        self.cache[key] = (inputs, out)
+        return out
 
     def _fire(self, point: str, target: torch.Tensor) -> torch.Tensor:
-        c = bounded_follow(target, self.max_spikes)
-        self.rec.neurons(point, _delta(c))
-        return c
+        prev = self.counts.get(point)
+        if prev is None:
+            prev = torch.zeros_like(target)
+        delta = target - prev
+        if self.max_spikes is not None:
+            delta.clamp_(-self.max_spikes, self.max_spikes)
+        count = prev + delta
+        self.counts[point] = count
+        self.deltas[id(count)] = delta
+        self.rec.neuron_step(point, self.t, delta)
+        return count
 
     def neuron(self, point: str, x: torch.Tensor) -> torch.Tensor:
         return self._fire(point, self.qp.quants[point].level(x))
 
+    def _weights(self, path: str, max_delta: float) -> torch.Tensor:
+        """W_int in float32 when every per-step partial sum is an integer below 2^24 (exact), else float64."""
+        ql = self.qp.linears[path]
+        if max_delta * float(ql.w_int.abs().max()) * ql.w_int.shape[1] < 2 ** 24:
+            if path not in self.w32:
+                self.w32[path] = ql.w_int.T.to(torch.float32).contiguous()
+            return self.w32[path]
+        return ql.w_int.T
+
     def linear(self, node: N.Linear, c: torch.Tensor) -> torch.Tensor:
         ql = self.qp.linears[node.path]
-        d = _delta(c)
-        flat = d.reshape(-1, d.shape[-1])
+        delta = self.deltas[id(c)]  # synaptic layers are always fed by a neuron layer
+        flat = delta.reshape(-1, delta.shape[-1])
+        acc = self.acc.get(node.path)
+        if acc is None:
+            acc = torch.zeros(flat.shape[0], ql.w_int.shape[0], dtype=torch.float64)
+            self.acc[node.path] = acc
         active = (flat != 0).any(-1)
-        out = torch.zeros(flat.shape[0], ql.w_int.shape[0], dtype=flat.dtype)
-        out[active] = flat[active] @ ql.w_int.T  # only rows that received spikes this step
-        acc = out.reshape(*d.shape[:-1], -1).cumsum(0)
-        self.rec.synapses(node.path, d, fan_out=ql.w_int.shape[0])
-        return ql.affine(acc)
+        n_active = int(active.sum())
+        if n_active:
+            w = self._weights(node.path, float(flat.abs().max()))
+            if n_active * 2 > flat.shape[0]:  # most rows spiked: a dense product adds exact zeros elsewhere
+                acc += (flat.to(w.dtype) @ w).to(torch.float64)
+            else:  # only the rows that received spikes add their weights
+                acc[active] += (flat[active].to(w.dtype) @ w).to(torch.float64)
+        self.rec.synapse_step(node.path, self.t, delta, fan_out=ql.w_int.shape[0])
+        return ql.affine(acc.reshape(*delta.shape[:-1], -1))
 
-    def _spike_product(self, path: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        # a (T,...,M,K) @ b (T,...,K,P): the running product equals Σ_t (Δa_t b_{t−1} + a_t Δb_t),
-        # exact in float64 integers; evaluated only for (step, head) slices where a or b spiked.
-        self.rec.spike_products(path, _delta(a), _delta(b), fan_a=b.shape[-1], fan_b=a.shape[-2])
-        return on_changes(torch.matmul, (a, b), unit_dims=2)
-
-    def norm(self, node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:
-        return on_changes(lambda rows: engine.layer_norm(node, rows), (x,), unit_dims=1)
-
-    def softmax(self, attn: N.Attention, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        ch = changed(s, unit_dims=1)
-        if mask is None:
-            return on_changes(lambda rows: torch.softmax(rows, -1), (s,), 1, ch)
-        rows_mask = mask.expand(s.shape[1:]).reshape(-1, s.shape[-1])
-        row_of = torch.arange(rows_mask.shape[0]).expand(s.shape[0], -1).flatten()[ch.flatten()]
-        return on_changes(lambda rows: engine.masked_softmax(rows, rows_mask[row_of]), (s,), 1, ch)
+    def _product(self, key: str, a: torch.Tensor, b: torch.Tensor, scale: float) -> torch.Tensor:
+        prev = self.cache.get(key)
+        da = a - prev[0][0] if prev else a
+        db = b - prev[0][1] if prev else b
+        self.rec.product_step(key, self.t, da, db, fan_a=b.shape[-1], fan_b=a.shape[-2])
+        return self._cached(key, (a, b), lambda: (a @ b) * scale)
 
     def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        return self._spike_product(f"{attn.path}.qk", q, k.transpose(-1, -2)) * self.qp.score_scales[attn.path]
+        return self._product(f"{attn.path}.qk", q, k.transpose(-1, -2), self.qp.score_scales[attn.path])
 
     def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return self._spike_product(f"{attn.path}.av", p, v) * self.qp.ctx_scales[attn.path]
+        return self._product(f"{attn.path}.av", p, v, self.qp.ctx_scales[attn.path])
 
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
         c = self.neuron(f"{mlp.path}.hidden", z)
         lut = self.qp.luts[mlp.path]
         return self._fire(f"{mlp.path}.act", lut[(c - self.qp.quants[f"{mlp.path}.hidden"].lo).long()])
+
+    def norm(self, node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+        return self._cached(f"{node.path}#{x.shape}", (x,), lambda: engine.layer_norm(node, x))
+
+    def softmax(self, attn: N.Attention, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return self._cached(f"{attn.path}.softmax", (s,), lambda: engine.masked_softmax(s, mask))

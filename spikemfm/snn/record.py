@@ -6,10 +6,6 @@ from dataclasses import dataclass, field
 import torch
 
 
-def _per_step(x: torch.Tensor) -> torch.Tensor:
-    return x.reshape(x.shape[0], -1).sum(1)
-
-
 @dataclass
 class NeuronStats:
     """Activity of one neuron layer, summed over the batch.
@@ -30,7 +26,7 @@ class SynapseStats:
     """Work of one synaptic layer or spike×spike product, summed over the batch.
 
     Attributes:
-        ops: synaptic accumulate operations per step (T,): unit spikes × fan-out.
+        ops: accumulate operations per step (T,): unit spikes × fan-out.
         event_ops: graded-event operations per step (T,): firing inputs × fan-out.
         kind: ``synapse`` (weights) or ``spike_product`` (two spike trains).
     """
@@ -42,22 +38,41 @@ class SynapseStats:
 
 @dataclass
 class Recorder:
-    """Collects :class:`NeuronStats` and :class:`SynapseStats` keyed by layer name."""
+    """Collects per-step activity keyed by layer name; :meth:`finish` turns it into stats."""
 
     batch_size: int
-    neuron_stats: dict[str, NeuronStats] = field(default_factory=dict)
-    synapse_stats: dict[str, SynapseStats] = field(default_factory=dict)
+    timesteps: int
+    _neurons: dict[str, tuple[torch.Tensor, torch.Tensor, int]] = field(default_factory=dict)
+    _synapses: dict[str, tuple[torch.Tensor, torch.Tensor, str]] = field(default_factory=dict)
+    _last: tuple[int, float, float] | None = None  # (id(delta), spikes, events) of the last neuron step
 
-    def neurons(self, point: str, delta: torch.Tensor) -> None:
-        per_sample = int(delta[0].numel() // self.batch_size)
-        self.neuron_stats[point] = NeuronStats(_per_step(delta.abs()), _per_step((delta != 0).to(delta.dtype)),
-                                               per_sample)
+    def _slot(self, table: dict, key: str, extra) -> tuple:
+        if key not in table:
+            table[key] = (torch.zeros(self.timesteps, dtype=torch.float64),
+                          torch.zeros(self.timesteps, dtype=torch.float64), extra)
+        return table[key]
 
-    def synapses(self, path: str, delta: torch.Tensor, fan_out: int) -> None:
-        self.synapse_stats[path] = SynapseStats(_per_step(delta.abs()) * fan_out,
-                                                _per_step((delta != 0).to(delta.dtype)) * fan_out, "synapse")
+    @staticmethod
+    def _count(delta: torch.Tensor) -> tuple[float, float]:
+        return float(delta.abs().sum()), float((delta != 0).sum())
 
-    def spike_products(self, path: str, da: torch.Tensor, db: torch.Tensor, fan_a: int, fan_b: int) -> None:
-        ops = _per_step(da.abs()) * fan_a + _per_step(db.abs()) * fan_b
-        ev = _per_step((da != 0).to(da.dtype)) * fan_a + _per_step((db != 0).to(db.dtype)) * fan_b
-        self.synapse_stats[path] = SynapseStats(ops, ev, "spike_product")
+    def neuron_step(self, point: str, t: int, delta: torch.Tensor) -> None:
+        spikes, events, _ = self._slot(self._neurons, point, delta.numel() // self.batch_size)
+        spikes[t], events[t] = counts = self._count(delta)
+        self._last = (id(delta), *counts)
+
+    def synapse_step(self, path: str, t: int, delta: torch.Tensor, fan_out: int) -> None:
+        ops, ev, _ = self._slot(self._synapses, path, "synapse")
+        # a synaptic layer's input is the last neuron layer's spikes: reuse its counts when it is that one
+        sp, n = self._last[1:] if self._last and self._last[0] == id(delta) else self._count(delta)
+        ops[t], ev[t] = sp * fan_out, n * fan_out
+
+    def product_step(self, key: str, t: int, da: torch.Tensor, db: torch.Tensor, fan_a: int, fan_b: int) -> None:
+        ops, ev, _ = self._slot(self._synapses, key, "spike_product")
+        (sa, na), (sb, nb) = self._count(da), self._count(db)
+        ops[t], ev[t] = sa * fan_a + sb * fan_b, na * fan_a + nb * fan_b
+
+    def finish(self) -> tuple[dict[str, NeuronStats], dict[str, SynapseStats]]:
+        neurons = {k: NeuronStats(s, e, n) for k, (s, e, n) in self._neurons.items()}
+        synapses = {k: SynapseStats(o, e, kind) for k, (o, e, kind) in self._synapses.items()}
+        return neurons, synapses

@@ -8,7 +8,7 @@ import torch
 
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
-from spikemfm.snn.ops import SNNOps
+from spikemfm.snn.ops import SNNStepOps
 from spikemfm.snn.record import NeuronStats, Recorder, SynapseStats
 
 
@@ -77,9 +77,14 @@ def simulate(snn: Any, inputs: Any, timesteps: int) -> SimResult:
         raise ConfigError(f"simulate: timesteps={timesteps!r} must be a positive integer")
     graph = snn.graph
     x = engine.as_inputs(graph, inputs)
-    rec = Recorder(x.batch_size)
-    ops = SNNOps(snn.qparams, timesteps, snn.config.max_spikes_per_step, rec)
+    rec = Recorder(x.batch_size, timesteps)
+    ops = SNNStepOps(snn.qparams, snn.config.max_spikes_per_step, rec)
+    outputs = []
     with torch.no_grad():
-        out = engine.run(graph, x, ops, torch.float64)
-    return SimResult(out, rec.neuron_stats, rec.synapse_stats, timesteps, x.batch_size,
+        x0 = engine.embed(graph.embed, x, torch.float64)  # the encoding layer runs once, at step 1
+        for _ in range(timesteps):
+            ops.next_step()
+            outputs.append(engine.run(graph, x, ops, torch.float64, x0=x0))
+    neuron_stats, synapse_stats = rec.finish()
+    return SimResult(torch.stack(outputs), neuron_stats, synapse_stats, timesteps, x.batch_size,
                      snn.config.max_spikes_per_step)
