@@ -1,25 +1,63 @@
-"""The main job behind ``spikemfm demo``; each pipeline stage adds its rows here."""
+"""The main job behind ``spikemfm demo``: FP32 → quantize → convert → simulate on the embedded default."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
+from spikemfm.convert import ConvertConfig, QuantConfig
 from spikemfm.data import load_fashion_mnist
+from spikemfm.errors import ConfigError
 from spikemfm.evaluate import zero_shot_accuracy
 from spikemfm.models.tiny_clip import load_tiny_clip
+from spikemfm.pipeline import (calibration_images, convert_tiny_clip, qann_classifier, qann_zero_shot,
+                               snn_classifier, snn_zero_shot_curve)
 
 
-def run_demo(n_test: int = 10000, batch_size: int = 500, progress: bool = True) -> list[dict]:
-    """Evaluates the bundled tiny CLIP on Fashion-MNIST test images.
+@dataclass(frozen=True)
+class DemoConfig:
+    """What the demo runs: FP32 on ``n_test`` images, QANN/SNN on the first ``n_snn`` of them."""
 
-    Returns:
-        One row per pipeline stage: stage, images, accuracy, seconds.
-    """
+    n_test: int = 10000
+    n_snn: int = 1000
+    bits: int = 8
+    max_spikes_per_step: int | None = 4
+    timesteps: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+    batch_size: int = 100
+
+    def __post_init__(self) -> None:
+        if not 0 < self.n_snn <= self.n_test <= 10000:
+            raise ConfigError(f"DemoConfig: need 0 < n_snn ({self.n_snn}) <= n_test ({self.n_test}) <= 10000")
+        if not self.timesteps or min(self.timesteps) < 1:
+            raise ConfigError(f"DemoConfig.timesteps={self.timesteps}: need positive step counts")
+
+
+def run_demo(cfg: DemoConfig, progress: bool = True) -> list[dict]:
+    """Runs the pipeline; returns one row per stage / T: stage, images, T, top1_accuracy, agree_with_qann, seconds."""
     model = load_tiny_clip()
-    classifier = model.zero_shot_classifier()
     test = load_fashion_mnist("test")
-    if n_test < len(test):
-        test = test.subset(n_test)
+    if cfg.n_test < len(test):
+        test = test.subset(cfg.n_test)
     t0 = time.perf_counter()
-    acc = zero_shot_accuracy(lambda x: model(x, classifier), test, batch_size, progress, "FP32 zero-shot")
-    return [{"stage": "FP32 ANN", "images": len(test), "top1_accuracy": acc,
+    clf = model.zero_shot_classifier()
+    acc = zero_shot_accuracy(lambda x: model(x, clf), test, cfg.batch_size, progress, "FP32 zero-shot")
+    rows = [{"stage": "FP32 ANN", "images": len(test), "T": "-", "top1_accuracy": acc, "agree_with_qann": "-",
              "seconds": round(time.perf_counter() - t0, 2)}]
+    snn_test = test.subset(cfg.n_snn, seed=1) if cfg.n_snn < len(test) else test
+    t0 = time.perf_counter()
+    s = convert_tiny_clip(model, QuantConfig(bits=cfg.bits), ConvertConfig(cfg.max_spikes_per_step),
+                          calibration_images())
+    q_clf = qann_classifier(s, model)
+    rows.append({"stage": f"QANN {cfg.bits}-bit", "images": len(snn_test), "T": "-",
+                 "top1_accuracy": qann_zero_shot(s, q_clf, snn_test), "agree_with_qann": 1.0,
+                 "seconds": round(time.perf_counter() - t0, 2)})
+    t0 = time.perf_counter()
+    steps = max(cfg.timesteps)
+    curve = snn_zero_shot_curve(s, snn_classifier(s, model, steps), q_clf, snn_test, steps, cfg.batch_size,
+                                progress, f"SNN T={steps}")
+    spikes = "graded" if cfg.max_spikes_per_step is None else f"<={cfg.max_spikes_per_step}"
+    for t in sorted(cfg.timesteps):
+        rows.append({"stage": f"SNN {cfg.bits}-bit, {spikes} spikes/step", "images": len(snn_test), "T": t,
+                     "top1_accuracy": float(curve.accuracy[t - 1]),
+                     "agree_with_qann": float(curve.agreement[t - 1]),
+                     "seconds": round(time.perf_counter() - t0, 2) if t == steps else ""})
+    return rows

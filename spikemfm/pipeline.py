@@ -91,8 +91,8 @@ def snn_zero_shot_curve(s: SpikingCLIP, classifier_t: torch.Tensor, qann_classif
                         progress: bool = True, desc: str = "SNN zero-shot") -> CurveResult:
     """Accuracy at every T ≤ ``timesteps`` of the spiking image tower against per-step class embeddings."""
     _, y = split.tensors()
-    correct = torch.zeros(timesteps)
-    agree = torch.zeros(timesteps)
+    correct = torch.zeros(timesteps, dtype=torch.float64)
+    agree = torch.zeros(timesteps, dtype=torch.float64)
     spikes, start = 0.0, 0
     neurons = 0
     for x in tqdm(image_batches(split, batch_size), total=-(-len(y) // batch_size), desc=desc,
@@ -102,8 +102,8 @@ def snn_zero_shot_curve(s: SpikingCLIP, classifier_t: torch.Tensor, qann_classif
         pred = torch.einsum("tbd,tcd->tbc", emb, classifier_t.to(emb.dtype)).argmax(-1)
         q_pred = (F.normalize(s.image_qann(x), dim=-1) @ qann_classifier_.to(emb.dtype).T).argmax(-1)
         yb = y[start:start + len(x)]
-        correct += (pred == yb).sum(1).float()
-        agree += (pred == q_pred).sum(1).float()
+        correct += (pred == yb).sum(1)
+        agree += (pred == q_pred).sum(1)
         spikes += res.total_spikes()
         neurons = res.total_neurons()
         start += len(x)

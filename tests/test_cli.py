@@ -1,0 +1,26 @@
+import pytest
+
+from spikemfm.cli import main
+from spikemfm.demo import DemoConfig, run_demo
+from spikemfm.errors import ConfigError
+
+
+def test_demo_runs_fp32_qann_and_snn(capsys):
+    assert main(["demo", "--n-test", "200", "--n-snn", "40", "--timesteps", "1", "8", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "FP32 ANN" in out and "QANN 8-bit" in out and "SNN 8-bit" in out
+
+
+def test_demo_rows_are_consistent():
+    rows = run_demo(DemoConfig(n_test=100, n_snn=30, bits=4, max_spikes_per_step=None, timesteps=(1, 2)),
+                    progress=False)
+    assert [r["stage"] for r in rows][:2] == ["FP32 ANN", "QANN 4-bit"]
+    # graded spikes and zero-delay propagation: the SNN equals the QANN from T=1 on
+    assert rows[2]["agree_with_qann"] == 1.0 and rows[2]["top1_accuracy"] == rows[1]["top1_accuracy"]
+
+
+def test_demo_config_errors_are_clear(capsys):
+    with pytest.raises(ConfigError, match="n_snn"):
+        DemoConfig(n_test=10, n_snn=20)
+    assert main(["demo", "--n-test", "20000"]) == 2
+    assert "error" in capsys.readouterr().err
