@@ -38,6 +38,7 @@ class SNNStepOps:
         self.acc: dict[str, torch.Tensor] = {}
         self.cache: dict[str, tuple[tuple[torch.Tensor, ...], torch.Tensor]] = {}
         self.w32: dict[str, torch.Tensor] = {}
+        self.nnz_col: dict[str, torch.Tensor] = {}
 
     def next_step(self) -> None:
         self.t += 1
@@ -53,6 +54,12 @@ class SNNStepOps:
         out = fn()
         self.cache[key] = (inputs, out)
         return out
+
+    def _float_unit(self, key: str, kind: str, x: torch.Tensor, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
+        hit = self.cache.get(key)
+        fresh = hit is None or not torch.equal(hit[0][0], x)
+        self.rec.float_step(key, self.t, x.numel() if fresh else 0, x.shape[-1], kind)
+        return self._cached(key, (x,), fn)
 
     def _fire(self, point: str, target: torch.Tensor) -> torch.Tensor:
         prev = self.counts.get(point)
@@ -95,7 +102,9 @@ class SNNStepOps:
                 acc += (flat.to(w.dtype) @ w).to(torch.float64)
             else:  # only the rows that received spikes add their weights
                 acc[active] += (flat[active].to(w.dtype) @ w).to(torch.float64)
-        self.rec.synapse_step(node.path, self.t, delta, fan_out=ql.w_int.shape[0])
+        if node.path not in self.nnz_col:
+            self.nnz_col[node.path] = (ql.w_int != 0).sum(0).to(torch.float64)
+        self.rec.synapse_step(node.path, self.t, delta, ql.w_int.shape[0], self.nnz_col[node.path])
         return ql.affine(acc.reshape(*delta.shape[:-1], -1))
 
     def _product(self, key: str, a: torch.Tensor, b: torch.Tensor, scale: float) -> torch.Tensor:
@@ -117,7 +126,7 @@ class SNNStepOps:
         return self._fire(f"{mlp.path}.act", lut[(c - self.qp.quants[f"{mlp.path}.hidden"].lo).long()])
 
     def norm(self, node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:
-        return self._cached(f"{node.path}#{x.shape}", (x,), lambda: engine.layer_norm(node, x))
+        return self._float_unit(node.path, "layernorm", x, lambda: engine.layer_norm(node, x))
 
     def softmax(self, attn: N.Attention, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        return self._cached(f"{attn.path}.softmax", (s,), lambda: engine.masked_softmax(s, mask))
+        return self._float_unit(f"{attn.path}.softmax", "softmax", s, lambda: engine.masked_softmax(s, mask))

@@ -9,7 +9,7 @@ import torch
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 from spikemfm.snn.ops import SNNStepOps
-from spikemfm.snn.record import NeuronStats, Recorder, SynapseStats
+from spikemfm.snn.record import FloatUnitStats, NeuronStats, Recorder, SynapseStats
 
 
 @dataclass
@@ -20,17 +20,23 @@ class SimResult:
         outputs: (T, B, ...) float64; ``outputs[t]`` is the accumulated output after step t+1.
         neuron_stats: per neuron layer, spikes / firing neurons per step and neurons per sample.
         synapse_stats: per synaptic layer / spike×spike product, operations per step.
+        float_stats: per softmax / LayerNorm unit, elements evaluated per step.
         timesteps: T.
         batch_size: B.
         max_spikes_per_step: the neurons' per-step spike bound (None = graded).
+        graph: the simulated tower's graph (for the energy model).
+        qparams: its quantization parameters (bit widths for the energy model).
     """
 
     outputs: torch.Tensor
     neuron_stats: dict[str, NeuronStats]
     synapse_stats: dict[str, SynapseStats]
+    float_stats: dict[str, FloatUnitStats]
     timesteps: int
     batch_size: int
     max_spikes_per_step: int | None
+    graph: Any = None
+    qparams: Any = None
 
     @property
     def output(self) -> torch.Tensor:
@@ -85,6 +91,6 @@ def simulate(snn: Any, inputs: Any, timesteps: int) -> SimResult:
         for _ in range(timesteps):
             ops.next_step()
             outputs.append(engine.run(graph, x, ops, torch.float64, x0=x0))
-    neuron_stats, synapse_stats = rec.finish()
-    return SimResult(torch.stack(outputs), neuron_stats, synapse_stats, timesteps, x.batch_size,
-                     snn.config.max_spikes_per_step)
+    neuron_stats, synapse_stats, float_stats = rec.finish()
+    return SimResult(torch.stack(outputs), neuron_stats, synapse_stats, float_stats, timesteps, x.batch_size,
+                     snn.config.max_spikes_per_step, graph, snn.qparams)
