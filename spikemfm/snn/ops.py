@@ -39,6 +39,8 @@ class SNNStepOps:
         self.cache: dict[str, tuple[tuple[torch.Tensor, ...], torch.Tensor]] = {}
         self.w32: dict[str, torch.Tensor] = {}
         self.nnz_col: dict[str, torch.Tensor] = {}
+        self.settled: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # point -> (input, count) at rest
+        self.outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # synapse path -> (count, current)
 
     def next_step(self) -> None:
         self.t += 1
@@ -49,7 +51,7 @@ class SNNStepOps:
 
     def _cached(self, key: str, inputs: tuple[torch.Tensor, ...], fn: Callable[[], torch.Tensor]) -> torch.Tensor:
         hit = self.cache.get(key)
-        if hit is not None and all(torch.equal(a, b) for a, b in zip(hit[0], inputs)):
+        if hit is not None and all(a is b or torch.equal(a, b) for a, b in zip(hit[0], inputs)):
             return hit[1]
         out = fn()
         self.cache[key] = (inputs, out)
@@ -57,17 +59,27 @@ class SNNStepOps:
 
     def _float_unit(self, key: str, kind: str, x: torch.Tensor, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
         hit = self.cache.get(key)
-        fresh = hit is None or not torch.equal(hit[0][0], x)
+        fresh = hit is None or not (hit[0][0] is x or torch.equal(hit[0][0], x))
         self.rec.float_step(key, self.t, x.numel() if fresh else 0, x.shape[-1], kind)
         return self._cached(key, (x,), fn)
 
-    def _fire(self, point: str, target: torch.Tensor) -> torch.Tensor:
+    def _at_rest(self, point: str, x: torch.Tensor) -> torch.Tensor | None:
+        """The count object of a neuron layer whose input is the very tensor it settled on (no spikes)."""
+        rest = self.settled.get(point)
+        return rest[1] if rest is not None and rest[0] is x else None
+
+    def _fire(self, point: str, target: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         prev = self.counts.get(point)
         if prev is None:
             prev = torch.zeros_like(target)
         delta = target - prev
         if self.max_spikes is not None:
             delta.clamp_(-self.max_spikes, self.max_spikes)
+        if point in self.counts and not bool(delta.any()):
+            self.settled[point] = (x, prev)  # same input next step => same count, no spikes
+            self.rec.neuron_step(point, self.t, delta)
+            return prev
+        self.settled.pop(point, None)
         count = prev + delta
         self.counts[point] = count
         self.deltas[id(count)] = delta
@@ -75,7 +87,8 @@ class SNNStepOps:
         return count
 
     def neuron(self, point: str, x: torch.Tensor) -> torch.Tensor:
-        return self._fire(point, self.qp.quants[point].level(x))
+        rest = self._at_rest(point, x)
+        return rest if rest is not None else self._fire(point, self.qp.quants[point].level(x), x)
 
     def _weights(self, path: str, max_delta: float) -> torch.Tensor:
         """W_int in float32 when every per-step partial sum is an integer below 2^24 (exact), else float64."""
@@ -88,6 +101,9 @@ class SNNStepOps:
 
     def linear(self, node: N.Linear, c: torch.Tensor) -> torch.Tensor:
         ql = self.qp.linears[node.path]
+        last = self.outputs.get(node.path)
+        if last is not None and last[0] is c:  # the input neuron layer did not spike: same current
+            return last[1]
         delta = self.deltas[id(c)]  # synaptic layers are always fed by a neuron layer
         flat = delta.reshape(-1, delta.shape[-1])
         acc = self.acc.get(node.path)
@@ -105,10 +121,14 @@ class SNNStepOps:
         if node.path not in self.nnz_col:
             self.nnz_col[node.path] = (ql.w_int != 0).sum(0).to(torch.float64)
         self.rec.synapse_step(node.path, self.t, delta, ql.w_int.shape[0], self.nnz_col[node.path])
-        return ql.affine(acc.reshape(*delta.shape[:-1], -1))
+        out = ql.affine(acc.reshape(*delta.shape[:-1], -1))
+        self.outputs[node.path] = (c, out)
+        return out
 
     def _product(self, key: str, a: torch.Tensor, b: torch.Tensor, scale: float) -> torch.Tensor:
         prev = self.cache.get(key)
+        if prev is not None and prev[0][0] is a and prev[0][1] is b:
+            return prev[1]  # neither spike train changed
         da = a - prev[0][0] if prev else a
         db = b - prev[0][1] if prev else b
         self.rec.product_step(key, self.t, da, db, fan_a=b.shape[-1], fan_b=a.shape[-2])
@@ -122,8 +142,12 @@ class SNNStepOps:
 
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
         c = self.neuron(f"{mlp.path}.hidden", z)
+        point = f"{mlp.path}.act"
+        rest = self._at_rest(point, c)
+        if rest is not None:
+            return rest
         lut = self.qp.luts[mlp.path]
-        return self._fire(f"{mlp.path}.act", lut[(c - self.qp.quants[f"{mlp.path}.hidden"].lo).long()])
+        return self._fire(point, lut[(c - self.qp.quants[f"{mlp.path}.hidden"].lo).long()], c)
 
     def norm(self, node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:
         return self._float_unit(node.path, "layernorm", x, lambda: engine.layer_norm(node, x))
