@@ -10,23 +10,63 @@ from spikemfm.errors import SpikeMFMError
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     """Main job on the embedded default: FP32 zero-shot accuracy on Fashion-MNIST test data."""
-    from rich.console import Console
-    from rich.table import Table
-
     from spikemfm.demo import DemoConfig, run_demo
 
-    console = Console()
     cfg = DemoConfig(n_test=args.n_test, n_snn=min(args.n_snn, args.n_test), bits=args.bits,
                      max_spikes_per_step=None if args.max_spikes == "graded" else int(args.max_spikes),
                      timesteps=tuple(args.timesteps), batch_size=args.batch_size)
     rows = run_demo(cfg, progress=not args.no_progress)
-    table = Table(title=f"spikemfm demo: {args.model} zero-shot on Fashion-MNIST test "
-                        "(image and text towers both spiking in the SNN rows)")
-    for col in rows[0]:
-        table.add_column(col)
+    _print_rows(f"spikemfm demo: {args.model} zero-shot on Fashion-MNIST test "
+                "(image and text towers both spiking in the SNN rows)", rows)
+    return 0
+
+
+def _print_rows(title: str, rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from spikemfm.io import columns
+
+    table = Table(title=title)
+    cols = columns(rows)
+    for col in cols:
+        table.add_column(str(col), overflow="fold")
     for row in rows:
-        table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()))
-    console.print(table)
+        table.add_row(*(f"{row[c]:.4g}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in cols))
+    Console().print(table)
+
+
+def _cmd_energy(args: argparse.Namespace) -> int:
+    """Energy per inference of the tiny CLIP's spiking tower vs dense baselines, per profile."""
+    from pathlib import Path
+
+    from spikemfm.convert import ConvertConfig, QuantConfig
+    from spikemfm.data import load_fashion_mnist
+    from spikemfm.energy import estimate_energy, load_profile
+    from spikemfm.energy.plot import plot_breakdown
+    from spikemfm.io import save_table
+    from spikemfm.models.tiny_clip import load_tiny_clip
+    from spikemfm.pipeline import calibration_images, convert_tiny_clip, prompts
+    from spikemfm.snn import simulate
+
+    profiles = [load_profile(p) for p in args.profile]  # fail fast on a bad profile
+    model = load_tiny_clip()
+    spikes = None if args.max_spikes == "graded" else int(args.max_spikes)
+    s = convert_tiny_clip(model, QuantConfig(bits=args.bits), ConvertConfig(spikes), calibration_images())
+    if args.tower == "image":
+        sim = simulate(s.image, load_fashion_mnist("test").subset(args.images, seed=0).tensors()[0], args.timesteps)
+    else:
+        sim = simulate(s.text, model.text.tokenize(prompts()), args.timesteps)
+    reports = [estimate_energy(sim, p) for p in profiles]
+    summary = [r.summary() for r in reports]
+    _print_rows(f"energy per inference, tiny-clip {args.tower} tower, {args.bits}-bit, T={args.timesteps}", summary)
+    out = Path(args.out)
+    cfg = {k: v for k, v in vars(args).items() if k != "func"}
+    save_table(out, "energy_summary", summary, cfg, "energy per inference (nJ)")
+    for r in reports:
+        save_table(out, f"energy_layers_{r.profile}", r.rows, cfg, f"per-layer energy (pJ), {r.profile}")
+        plot_breakdown(r, out / f"energy_{r.profile}.png")
+    print(f"wrote {out}/energy_summary.{{json,csv,md}}, per-layer tables and PNG breakdowns")
     return 0
 
 
@@ -45,6 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--batch-size", type=int, default=500)
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
     demo.set_defaults(func=_cmd_demo)
+    en = sub.add_parser("energy", help="energy of the tiny CLIP's SNN vs dense baselines per hardware profile")
+    en.add_argument("--profile", nargs="+", default=["horowitz45", "standard_formula", "loihi", "truenorth",
+                                                     "eyeriss_int8"], help="profile names or TOML paths")
+    en.add_argument("--tower", choices=["image", "text"], default="image")
+    en.add_argument("--bits", type=int, default=8)
+    en.add_argument("--max-spikes", default="4", help="spikes per neuron per step: an integer or 'graded'")
+    en.add_argument("--timesteps", "-T", type=int, default=8)
+    en.add_argument("--images", type=int, default=100)
+    en.add_argument("--out", default="results/energy_cli")
+    en.set_defaults(func=_cmd_energy)
     return parser
 
 

@@ -37,12 +37,17 @@ def write_json(path: Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
+def columns(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """All keys of the rows, in first-seen order."""
+    return list(dict.fromkeys(k for r in rows for k in r))
+
+
 def write_csv(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
-    """Atomically writes dict rows as CSV (columns from the first row)."""
+    """Atomically writes dict rows as CSV (columns: every key, in first-seen order)."""
     rows = list(rows)
     buf = io.StringIO()
     if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0].keys()))
+        writer = csv.DictWriter(buf, fieldnames=columns(rows))
         writer.writeheader()
         writer.writerows(rows)
     return atomic_write_text(path, buf.getvalue())
@@ -70,7 +75,7 @@ def markdown_table(rows: list[Mapping[str, Any]], floatfmt: str = ".4g") -> str:
     """A GitHub markdown table of dict rows (columns from the first row)."""
     if not rows:
         return ""
-    cols = list(rows[0].keys())
+    cols = columns(rows)
 
     def fmt(v: Any) -> str:
         return format(v, floatfmt) if isinstance(v, float) else str(v)

@@ -24,3 +24,16 @@ def test_demo_config_errors_are_clear(capsys):
         DemoConfig(n_test=10, n_snn=20)
     assert main(["demo", "--n-test", "20000"]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_energy_command_writes_tables_and_png(tmp_path, capsys):
+    out = tmp_path / "e"
+    assert main(["energy", "--images", "4", "-T", "3", "--profile", "horowitz45", "loihi", "--out", str(out)]) == 0
+    assert (out / "energy_summary.json").is_file() and (out / "energy_horowitz45.png").stat().st_size > 1000
+    assert "incomplete" in (out / "energy_summary.csv").read_text()  # loihi cannot price float units
+
+
+def test_energy_command_bad_profile_is_one_clear_line(capsys):
+    assert main(["energy", "--profile", "no_such_chip"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown energy profile 'no_such_chip'" in err and err.count("\n") == 1

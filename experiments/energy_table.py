@@ -1,0 +1,60 @@
+"""Energy per inference: FP32, int8 and bit-matched QANN dense paths vs the SNN at several T, per profile.
+
+Both towers of the bundled tiny CLIP (image tower on real Fashion-MNIST test images, MiniLM text tower
+on the class prompts) at 8 bits. Spike counts come from ``spikemfm.simulate``; every profile in
+``spikemfm/energy/profiles`` prices them. Writes results/energy/{energy.json,csv,md} and one
+breakdown PNG per tower (Horowitz 45 nm, largest T).
+
+Run: ``python experiments/energy_table.py``
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from spikemfm.convert import ConvertConfig, QuantConfig
+from spikemfm.data import load_fashion_mnist
+from spikemfm.energy import available_profiles, estimate_energy
+from spikemfm.energy.plot import plot_breakdown
+from spikemfm.io import save_table
+from spikemfm.models.tiny_clip import load_tiny_clip
+from spikemfm.pipeline import calibration_images, convert_tiny_clip, prompts
+from spikemfm.snn import simulate
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--bits", type=int, default=8)
+    p.add_argument("--max-spikes", nargs="+", default=["1", "4"])
+    p.add_argument("--timesteps", type=int, nargs="+", default=[4, 8, 16])
+    p.add_argument("--images", type=int, default=100)
+    p.add_argument("--out", default="results/energy")
+    args = p.parse_args()
+    model = load_tiny_clip()
+    x = load_fashion_mnist("test").subset(args.images, seed=0).tensors()[0]
+    tok = model.text.tokenize(prompts())
+    rows, last = [], {}
+    for ms in tqdm(args.max_spikes, desc="spike bound"):
+        spikes = None if ms == "graded" else int(ms)
+        s = convert_tiny_clip(model, QuantConfig(bits=args.bits), ConvertConfig(spikes), calibration_images())
+        for tower, snn, inputs in (("image", s.image, x), ("text", s.text, tok)):
+            for t in args.timesteps:
+                sim = simulate(snn, inputs, t)
+                for prof in available_profiles():
+                    rep = estimate_energy(sim, prof)
+                    rows.append({"tower": tower, "bits": args.bits, "max_spikes_per_step": ms, **rep.summary()})
+                    if prof == "horowitz45":
+                        last[(tower, ms)] = rep
+    out = Path(args.out)
+    md = save_table(out, "energy", rows, vars(args),
+                    f"Energy per inference (nJ), tiny-clip-fmnist, {args.bits}-bit, dense baselines vs SNN")
+    for (tower, ms), rep in last.items():
+        plot_breakdown(rep, out / f"breakdown_{tower}_B{ms}.png",
+                       f"tiny-clip {tower} tower, horowitz45, T={rep.timesteps}, ≤{ms} spikes/step")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

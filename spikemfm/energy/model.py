@@ -1,0 +1,179 @@
+"""``estimate_energy``: spiking path vs dense accelerator path, per layer, with break-even spike rates."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from spikemfm.energy import costs as C
+from spikemfm.energy.profiles import Profile, load_profile
+from spikemfm.energy.workload import LayerWork, layer_work
+
+RATE_DEPENDENT = ("synapse", "spike_product")
+
+
+def baseline_bits(timesteps: int) -> dict[str, int]:
+    """Dense baselines: FP32 ANN, int8 ANN, and a QANN of ⌈log2(T+1)⌉ bits (Yan et al. 2024)."""
+    return {"fp32": 32, "int8": 8, "qann_bitmatched": max(2, math.ceil(math.log2(timesteps + 1)))}
+
+
+class _Acc:
+    """Sums costs and collects the names of missing terms."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.missing: set[str] = set()
+
+    def add(self, count: float, cost: C.Cost) -> None:
+        value, missing = cost
+        if count == 0:
+            return
+        if value is None:
+            self.missing.update(missing)
+        else:
+            self.total += count * value
+
+    @property
+    def value(self) -> float | None:
+        return None if self.missing else self.total
+
+
+def _snn(p: Profile, w: LayerWork) -> tuple[_Acc, _Acc]:
+    """(all SNN energy, the part that scales with the spike rate) of one layer."""
+    acc, rate = _Acc(), _Acc()
+    if w.kind == "encoding":
+        acc.add(w.dense_macs, C.mac(p, 32))
+        acc.add(w.weights, C.mem(p, 32, "weights"))
+        acc.add(w.act_elements, C.mem(p, 32, "acts"))
+    elif w.kind in RATE_DEPENDENT:
+        cost = C.synop(p, w.w_bits) if w.kind == "synapse" else C.product_op(p, w.a_bits)
+        acc.add(w.sops, cost)
+        rate.add(w.sops, cost)
+    elif w.kind == "neuron":
+        acc.add(w.active_neuron_steps, C.neuron_update(p, True))
+        acc.add(w.neuron_steps - w.active_neuron_steps, C.neuron_update(p, False))
+        acc.add(w.spikes, C.route(p))
+        rate.add(w.spikes, C.route(p))
+    elif w.kind in ("layernorm", "softmax"):
+        acc.add(w.float_evals, C.float_element(p, w.kind))
+    elif w.kind == "lut":
+        acc.add(w.float_evals, C.lookup(p, w.a_bits))
+    return acc, rate
+
+
+def _dense(p: Profile, w: LayerWork, bits: int) -> _Acc:
+    acc = _Acc()
+    if w.kind in ("encoding", "synapse", "spike_product"):
+        acc.add(w.dense_macs, C.mac(p, bits))
+        acc.add(w.weights, C.mem(p, bits, "weights"))
+        acc.add(w.act_elements, C.mem(p, bits, "acts"))
+    elif w.kind in ("layernorm", "softmax"):
+        acc.add(w.dense_elements, C.float_element(p, w.kind))
+    elif w.kind == "lut":
+        acc.add(w.dense_elements, C.float_element(p, "gelu") if bits >= 32 else C.lookup(p, bits))
+    return acc
+
+
+class _Partial(_Acc):
+    """Sums the priced part of layer energies, remembering which terms were missing."""
+
+    def add(self, layer: _Acc) -> None:  # type: ignore[override]
+        self.total += layer.total
+        self.missing |= layer.missing
+
+
+@dataclass
+class EnergyReport:
+    """Energy per inference (pJ) of the spiking path and of each dense baseline.
+
+    Totals sum what the profile can price; ``snn_missing`` / ``dense_missing`` name the terms it lacks,
+    and such a total is reported as incomplete (never as if the missing terms were 0).
+    ``break_even_rate[b]``: the uniform spike rate (spikes per neuron per step) below which the SNN
+    would use less energy than baseline b, holding its rate-independent energy fixed (0: never).
+    """
+
+    profile: str
+    timesteps: int
+    baselines: dict[str, int]
+    rows: list[dict] = field(default_factory=list)
+    snn_total: float = 0.0
+    dense_total: dict[str, float] = field(default_factory=dict)
+    snn_missing: list[str] = field(default_factory=list)
+    dense_missing: dict[str, list[str]] = field(default_factory=dict)
+    spike_rate: float = 0.0
+    break_even_rate: dict[str, float | None] = field(default_factory=dict)
+
+    @property
+    def missing(self) -> list[str]:
+        return sorted(set(self.snn_missing).union(*self.dense_missing.values()))
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+    def ratio(self, baseline: str) -> float | None:
+        """SNN energy / baseline energy (None when either total is incomplete)."""
+        d = self.dense_total.get(baseline)
+        if self.snn_missing or self.dense_missing.get(baseline) or not d:
+            return None
+        return self.snn_total / d
+
+    def summary(self) -> dict:
+        """One row: totals (nJ), ratios and break-even rates."""
+        row = {"profile": self.profile, "T": self.timesteps, "spike_rate": round(self.spike_rate, 5),
+               "snn_nJ": _nj(self.snn_total, self.snn_missing)}
+        for b in self.baselines:
+            row[f"{b}_nJ"] = _nj(self.dense_total.get(b), self.dense_missing.get(b))
+            r = self.ratio(b)
+            row[f"snn/{b}"] = None if r is None else round(r, 3)
+            be = self.break_even_rate.get(b)
+            row[f"break_even_rate_vs_{b}"] = None if be is None else round(be, 5)
+        row["complete"] = "yes" if self.complete else "incomplete: no " + ", ".join(self.missing)
+        return row
+
+
+def _nj(v: float | None, missing: list[str] | None = None) -> float | str | None:
+    if v is None:
+        return None
+    return f">= {v / 1000.0:.4g} (incomplete)" if missing else round(v / 1000.0, 3)
+
+
+def estimate_energy(sim, profile: Profile | str | Path) -> EnergyReport:
+    """Prices a simulation's work on a hardware profile against the dense baselines."""
+    p = profile if isinstance(profile, Profile) else load_profile(profile)
+    works = layer_work(sim)
+    bl = baseline_bits(sim.timesteps)
+    rep = EnergyReport(p.name, sim.timesteps, bl)
+    snn_all, rate_all = _Partial(), _Acc()
+    dense_all = {b: _Partial() for b in bl}
+    spikes = steps = 0.0
+    for w in works:
+        s, r = _snn(p, w)
+        snn_all.add(s)
+        rate_all.add(1, (r.value, sorted(r.missing)))
+        row = {"layer": w.name, "kind": w.kind, "label": w.label, "snn_pJ": s.value}
+        missing = set(s.missing)
+        for b, bits in bl.items():
+            d = _dense(p, w, bits)
+            dense_all[b].add(d)
+            row[f"{b}_pJ"] = d.value
+            missing |= d.missing
+        if w.kind == "synapse" and w.in_neuron_steps and w.in_spikes and s.value and row["qann_bitmatched_pJ"]:
+            rate = w.in_spikes / w.in_neuron_steps
+            row["spike_rate"] = rate
+            row["break_even_rate_vs_qann_bitmatched"] = rate * row["qann_bitmatched_pJ"] / s.value
+        row["missing_terms"] = ", ".join(sorted(missing))
+        if w.kind == "neuron":
+            spikes, steps = spikes + w.spikes, steps + w.neuron_steps
+        rep.rows.append(row)
+    rep.snn_total, rep.snn_missing = snn_all.total, sorted(snn_all.missing)
+    rep.dense_total = {b: a.total for b, a in dense_all.items()}
+    rep.dense_missing = {b: sorted(a.missing) for b, a in dense_all.items()}
+    rep.spike_rate = spikes / steps if steps else 0.0
+    for b, d in rep.dense_total.items():
+        e_r = rate_all.value
+        if rep.ratio(b) is None or not e_r:
+            rep.break_even_rate[b] = None
+        else:
+            rep.break_even_rate[b] = max(0.0, rep.spike_rate * (d - (rep.snn_total - e_r)) / e_r)
+    return rep

@@ -1,0 +1,104 @@
+"""Hardware energy profiles: TOML data files, one per target, every number with its provenance.
+
+Each ``[terms.NAME]`` table holds ``value`` (a number, or the string ``"null"`` for a term the source
+does not give), ``unit`` (``pJ`` or ``x MAC``, relative to the profile's ``int8_mac``), ``source``,
+``evidence`` (measured / simulated / derived / assumed) and ``scope`` (per-term / all-in). A term a
+profile lacks is null, never 0: totals that need it are reported as incomplete.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+
+from spikemfm.errors import ConfigError
+
+PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
+EVIDENCE = ("measured", "simulated", "derived", "assumed")
+SCOPES = ("per-term", "all-in")
+UNITS = ("pJ", "x MAC")
+
+
+@dataclass(frozen=True)
+class Term:
+    """One energy figure and where it comes from."""
+
+    name: str
+    value: float | None
+    unit: str
+    source: str
+    evidence: str
+    scope: str
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A hardware target's energy figures."""
+
+    name: str
+    title: str
+    scope: str
+    notes: str
+    terms: Mapping[str, Term]
+    path: str
+
+    def pj(self, name: str) -> float | None:
+        """Energy of term ``name`` in pJ, or None when the profile has no such figure."""
+        term = self.terms.get(name)
+        if term is None or term.value is None:
+            return None
+        if term.unit == "x MAC":
+            anchor = self.pj("int8_mac")
+            return None if anchor is None else term.value * anchor
+        return term.value
+
+
+def _term(path: Path, name: str, raw: Mapping) -> Term:
+    where = f"{path}: [terms.{name}]"
+    for key in ("value", "unit", "source", "evidence", "scope"):
+        if key not in raw:
+            raise ConfigError(f"{where}: missing field {key!r}")
+    value = raw["value"]
+    if value == "null":
+        value = None
+    elif not isinstance(value, (int, float)) or value < 0:
+        raise ConfigError(f"{where}.value={value!r}: must be a non-negative number or \"null\"")
+    if raw["unit"] not in UNITS:
+        raise ConfigError(f"{where}.unit={raw['unit']!r}: must be one of {UNITS}")
+    if raw["evidence"] not in EVIDENCE:
+        raise ConfigError(f"{where}.evidence={raw['evidence']!r}: must be one of {EVIDENCE}")
+    if raw["scope"] not in SCOPES:
+        raise ConfigError(f"{where}.scope={raw['scope']!r}: must be one of {SCOPES}")
+    return Term(name, None if value is None else float(value), raw["unit"], str(raw["source"]),
+                raw["evidence"], raw["scope"])
+
+
+def available_profiles() -> list[str]:
+    """Names of the profiles shipped with spikemfm."""
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    """Loads a shipped profile by name or any profile file by path.
+
+    Raises:
+        ConfigError: unknown name, unreadable file, or a field with an invalid value (the message
+            names the file and the field).
+    """
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PROFILE_DIR / f"{name_or_path}.toml"
+        if not path.is_file():
+            raise ConfigError(f"unknown energy profile {name_or_path!r}; shipped: {available_profiles()}")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read energy profile ({exc})") from exc
+    head = raw.get("profile")
+    if not isinstance(head, dict) or "name" not in head or head.get("scope") not in SCOPES:
+        raise ConfigError(f"{path}: needs a [profile] table with name and scope in {SCOPES}")
+    terms = {k: _term(path, k, v) for k, v in raw.get("terms", {}).items()}
+    return Profile(head["name"], head.get("title", head["name"]), head["scope"], head.get("notes", ""),
+                   MappingProxyType(terms), str(path))

@@ -1,0 +1,177 @@
+"""Energy model: hand-counted operations, NeuroBench cross-check, profiles and reports."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import spikemfm
+from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
+from spikemfm.convert.qann import QParams
+from spikemfm.convert.quantizers import QLinear
+from spikemfm.energy import available_profiles, estimate_energy, load_profile
+from spikemfm.energy import costs as C
+from spikemfm.energy.workload import layer_work
+from spikemfm.errors import ConfigError
+from spikemfm.ir import nodes as N
+from spikemfm.snn import simulate
+from spikemfm.snn.ops import SNNStepOps
+from spikemfm.snn.record import Recorder
+
+W = torch.tensor([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]], dtype=torch.float64)  # out=2, in=3; column 1 all zero
+COUNTS = [[1, 0, 0], [1, 1, -1], [2, 1, -1]]  # running spike counts of the 3 inputs over 3 steps
+
+
+def _one_linear_run(w_bits=4):
+    lin = N.Linear("fc", W.float(), None)
+    qp = QParams(linears={"fc": QLinear("fc", W, torch.ones(2, dtype=torch.float64),
+                                        torch.ones(2, dtype=torch.float64), None, w_bits)})
+    rec = Recorder(batch_size=1, timesteps=3)
+    ops = SNNStepOps(qp, max_spikes=None, recorder=rec)
+    outs = []
+    for c in COUNTS:
+        ops.next_step()
+        count = ops._fire("in", torch.tensor([c], dtype=torch.float64), torch.zeros(1))
+        outs.append(ops.linear(lin, count))
+    return rec, outs
+
+
+def test_hand_counted_linear_layer():
+    rec, outs = _one_linear_run()
+    neurons, synapses, _ = rec.finish()
+    # increments: [1,0,0], [0,1,-1], [1,0,0] -> unit spikes 1, 2, 1
+    assert neurons["in"].spikes.tolist() == [1, 2, 1]
+    st = synapses["fc"]
+    assert st.ops.tolist() == [2, 4, 2]  # spikes x fan-out (2 outputs)
+    # non-zero weights fed by each input: [1, 0, 2] -> 1*1; 1*0 + 1*2; 1*1
+    assert st.effective_ops.tolist() == [1, 2, 1]
+    # accumulated current equals W @ count at every step
+    for c, out in zip(COUNTS, outs):
+        assert torch.equal(out[0], W @ torch.tensor(c, dtype=torch.float64))
+
+
+def test_counts_equal_neurobench_synaptic_operations():
+    """Per step, NeuroBench's single_layer_MACs (the core of SynapticOperations) on the same inputs."""
+    from neurobench.metrics.utils.layers import single_layer_MACs
+
+    torch.manual_seed(0)
+    model = spikemfm.load("timm:vit_tiny_patch16_224", img_size=8, patch_size=4, depth=1, embed_dim=16,
+                          num_heads=2, num_classes=4)
+    qann = quantize(model, QuantConfig(bits=4), [torch.randn(8, 3, 8, 8)])
+    seen: dict[str, list[torch.Tensor]] = {}
+    orig = SNNStepOps.linear
+
+    def spy(self, node, c):
+        if id(c) in self.deltas:
+            seen.setdefault(node.path, []).append(self.deltas[id(c)].clone())
+        return orig(self, node, c)
+
+    SNNStepOps.linear = spy
+    try:
+        res = simulate(convert(qann, ConvertConfig(max_spikes_per_step=1)), torch.randn(2, 3, 8, 8), 12)
+    finally:
+        SNNStepOps.linear = orig
+    work = {w.name: w for w in layer_work(res)}
+    checked = 0
+    for path, deltas in seen.items():
+        w_int = qann.qparams.linears[path].w_int
+        layer = nn.Linear(w_int.shape[1], w_int.shape[0], bias=False)
+        layer.weight.data = w_int.float()
+        nb_eff = nb_dense = 0
+        for d in deltas:
+            x = d.float().reshape(-1, d.shape[-1])
+            ops, spiking = single_layer_MACs(x, layer)
+            assert spiking  # binary signed spikes: NeuroBench counts them as ACs
+            nb_eff += ops
+            nb_dense += single_layer_MACs(x, layer, total=True)[0]
+        st = res.synapse_stats[path]
+        assert nb_eff == int(st.effective_event_ops.sum()) == int(st.effective_ops.sum())
+        assert nb_dense / len(deltas) == work[path].dense_macs * res.batch_size
+        checked += 1
+    assert checked >= 4
+
+
+def _tiny_sim(max_spikes=1, steps=6):
+    torch.manual_seed(1)
+    # 4x4 image, one 4x4 patch + cls = 2 tokens, width 2, 1 head, MLP hidden 4
+    model = spikemfm.load("timm:vit_tiny_patch16_224", img_size=4, patch_size=4, depth=1, embed_dim=2,
+                          num_heads=1, mlp_ratio=2.0, num_classes=3)
+    qann = quantize(model, QuantConfig(bits=4), [torch.randn(16, 3, 4, 4)])
+    return simulate(convert(qann, ConvertConfig(max_spikes_per_step=max_spikes)), torch.randn(3, 3, 4, 4), steps)
+
+
+def test_hand_counted_attention_block():
+    work = {w.name: w for w in layer_work(_tiny_sim())}
+    n, d, hidden = 2, 2, 4
+    assert work["patch_embed"].dense_macs == 1 * (3 * 4 * 4) * d
+    for name in ("blocks.0.attn.qkv[q]", "blocks.0.attn.qkv[k]", "blocks.0.attn.qkv[v]", "blocks.0.attn.proj"):
+        assert work[name].dense_macs == n * d * d and work[name].weights == d * d
+    assert work["blocks.0.attn.qk"].dense_macs == 1 * n * n * d
+    assert work["blocks.0.attn.av"].dense_macs == 1 * n * n * d
+    assert work["blocks.0.attn.softmax"].dense_elements == 1 * n * n
+    assert work["blocks.0.mlp.fc1"].dense_macs == n * d * hidden
+    assert work["blocks.0.mlp.fc2"].dense_macs == n * hidden * d
+    assert work["head"].dense_macs == 1 * d * 3  # cls token only
+    assert work["blocks.0.attn.probs"].neurons == n * n and work["blocks.0.mlp.hidden"].neurons == n * hidden
+    # synaptic ops never exceed spikes x fan-out
+    w = work["blocks.0.mlp.fc1"]
+    assert w.sops <= w.in_spikes * hidden + 1e-9
+
+
+def test_horowitz_primitive_costs_by_hand():
+    p = load_profile("horowitz45")
+    assert math.isclose(C.synop(p, 4)[0], 0.1 + 4 / 64 * 100 + 64 / 64 * 10)
+    assert math.isclose(C.mac(p, 32)[0], 3.7 + 0.9)
+    assert math.isclose(C.mac(p, 8)[0], 0.2 + 0.1)
+    assert math.isclose(C.mac(p, 4)[0], 0.2 * 0.25 + 0.1)
+    assert math.isclose(C.neuron_update(p, True)[0], 2 * 0.1 + 10)
+
+
+def test_standard_formula_reproduced():
+    sim = _tiny_sim()
+    rep = estimate_energy(sim, "standard_formula")
+    work = layer_work(sim)
+    enc = sum(w.dense_macs for w in work if w.kind == "encoding")
+    sops = sum(w.sops for w in work if w.kind in ("synapse", "spike_product"))
+    macs = sum(w.dense_macs for w in work)
+    assert math.isclose(rep.snn_total, 4.6 * enc + 0.9 * sops)
+    assert math.isclose(rep.dense_total["fp32"], 4.6 * macs)
+    assert rep.complete
+
+
+def test_neuromorphic_profiles_say_incomplete_not_zero():
+    rep = estimate_energy(_tiny_sim(), "loihi")
+    assert not rep.complete and "fp32_mult" in rep.snn_missing
+    assert rep.ratio("int8") is None and rep.snn_total > 0
+    assert "incomplete" in str(rep.summary()["snn_nJ"])
+    assert estimate_energy(_tiny_sim(), "truenorth").snn_missing  # float units are not priced by TrueNorth
+
+
+def test_horowitz_report_is_complete_with_break_even():
+    rep = estimate_energy(_tiny_sim(), "horowitz45")
+    assert rep.complete and rep.baselines["qann_bitmatched"] == math.ceil(math.log2(6 + 1))
+    assert rep.ratio("fp32") > 0
+    for b, r in rep.break_even_rate.items():
+        assert r is not None and r >= 0.0
+
+
+def test_every_shipped_profile_loads():
+    assert {"horowitz45", "loihi", "truenorth", "eyeriss_int8", "standard_formula"} <= set(available_profiles())
+    for name in available_profiles():
+        p = load_profile(name)
+        assert all(t.evidence in ("measured", "simulated", "derived", "assumed") for t in p.terms.values())
+    assert load_profile("truenorth").scope == "all-in"
+
+
+def test_bad_profile_names_file_and_field(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[profile]\nname="x"\nscope="per-term"\n[terms.int8_add]\nvalue=0.03\nunit="pJ"\n'
+                   'source="s"\nevidence="guessed"\nscope="per-term"\n')
+    with pytest.raises(ConfigError, match=r"bad\.toml: \[terms\.int8_add\]\.evidence='guessed'"):
+        load_profile(bad)
+    with pytest.raises(ConfigError, match="unknown energy profile"):
+        load_profile("loihi9")
+    null = tmp_path / "null.toml"
+    null.write_text('[profile]\nname="n"\nscope="per-term"\n[terms.int32_add]\nvalue="null"\nunit="pJ"\n'
+                    'source="s"\nevidence="assumed"\nscope="per-term"\n')
+    assert load_profile(null).pj("int32_add") is None
