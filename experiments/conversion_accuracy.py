@@ -7,7 +7,8 @@ Table 2: all-MiniLM-L6-v2 on real sentences (Debian fortunes-min) — cosine sim
 sentence embedding to the FP32 one at each T.
 
 Writes results/conversion_accuracy/{tiny_clip,minilm}.{json,csv,md} and accuracy_vs_T.png.
-Run: ``python experiments/conversion_accuracy.py`` (add ``--n-test 1000`` for a quick run).
+Run: ``python experiments/conversion_accuracy.py`` (add ``--n-test 1000`` for a quick run;
+``--only minilm --n-sentences 64`` for the text table alone).
 """
 from __future__ import annotations
 
@@ -116,14 +117,15 @@ def main() -> None:
     p.add_argument("--timesteps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--out", default="results/conversion_accuracy")
-    p.add_argument("--skip-minilm", action="store_true")
+    p.add_argument("--only", choices=["tiny-clip", "minilm", "both"], default="both", help="which table(s)")
     args = p.parse_args()
     out = Path(args.out)
-    rows = tiny_clip_rows(args)
-    print(save_table(out, "tiny_clip", rows, vars(args),
-                     f"tiny-clip-fmnist zero-shot, Fashion-MNIST test ({args.n_test} images), both towers spiking"))
-    plot(rows, out / "accuracy_vs_T.png")
-    if not args.skip_minilm:
+    if args.only in ("tiny-clip", "both"):
+        rows = tiny_clip_rows(args)
+        print(save_table(out, "tiny_clip", rows, vars(args),
+                         f"tiny-clip-fmnist zero-shot, Fashion-MNIST test ({args.n_test} images), both towers spiking"))
+        plot(rows, out / "accuracy_vs_T.png")
+    if args.only in ("minilm", "both"):
         print(save_table(out, "minilm", minilm_rows(args), vars(args),
                          f"all-MiniLM-L6-v2 on {args.n_sentences} real sentences: SNN vs FP32 cosine"))
 

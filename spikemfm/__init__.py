@@ -3,10 +3,14 @@
 Importing this package loads neither Lava nor CUDA; heavy stacks (timm, open_clip, transformers, lava)
 are imported only by the functions that need them.
 """
+from spikemfm.convert import ConvertConfig, QuantConfig, QuantizedModel, SpikingModel, convert, quantize
+from spikemfm.energy import EnergyReport, estimate_energy, load_profile
 from spikemfm.errors import ConfigError, DataError, ModelLoadError, SpikeMFMError, UnsupportedModuleError
 from spikemfm.models import load
+from spikemfm.snn import SimResult, simulate
 
 __version__ = "0.1.0"
 
-__all__ = ["ConfigError", "DataError", "ModelLoadError", "SpikeMFMError", "UnsupportedModuleError", "load",
-           "__version__"]
+__all__ = ["ConfigError", "ConvertConfig", "DataError", "EnergyReport", "ModelLoadError", "QuantConfig",
+           "QuantizedModel", "SimResult", "SpikeMFMError", "SpikingModel", "UnsupportedModuleError", "convert",
+           "estimate_energy", "load", "load_profile", "quantize", "simulate", "__version__"]

@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--n-test", type=int, default=10000, help="test images for FP32 (max 10000)")
     demo.add_argument("--n-snn", type=int, default=1000, help="of those, images for the QANN and SNN rows")
     demo.add_argument("--bits", type=int, default=8, help="activation and weight bits")
-    demo.add_argument("--max-spikes", default="4", help="spikes per neuron per step: an integer or 'graded'")
+    demo.add_argument("--max-spikes", default="16", help="spikes per neuron per step: an integer or 'graded'")
     demo.add_argument("--timesteps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     demo.add_argument("--batch-size", type=int, default=500)
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")

@@ -20,7 +20,7 @@ class DemoConfig:
     n_test: int = 10000
     n_snn: int = 1000
     bits: int = 8
-    max_spikes_per_step: int | None = 4
+    max_spikes_per_step: int | None = 16
     timesteps: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     batch_size: int = 100
 

@@ -9,7 +9,7 @@ from spikemfm.io import save_figure
 
 
 def plot_breakdown(report: EnergyReport, path: Path, title: str = "") -> Path:
-    """Stacked bars (nJ per inference) by layer kind for the SNN and each dense baseline."""
+    """Grouped bars (nJ per inference, log scale) per layer kind: the SNN next to each dense baseline."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -22,12 +22,14 @@ def plot_breakdown(report: EnergyReport, path: Path, title: str = "") -> Path:
             v = row.get(f"{col}_pJ")
             if v:
                 by_kind[row["kind"]][col] += v / 1000.0
-    fig, ax = plt.subplots(figsize=(7, 4))
-    bottom = [0.0] * len(columns)
-    for kind, vals in sorted(by_kind.items()):
-        heights = [vals.get(c, 0.0) for c in columns]
-        ax.bar(columns, heights, bottom=bottom, label=kind)
-        bottom = [b + h for b, h in zip(bottom, heights)]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    kinds = sorted(by_kind)
+    width = 0.8 / len(columns)
+    for i, col in enumerate(columns):
+        total = sum(by_kind[k].get(col, 0.0) for k in kinds)
+        ax.bar([j + i * width for j in range(len(kinds))], [by_kind[k].get(col, 0.0) for k in kinds], width,
+               label=f"{col} (total {total:.3g} nJ)")
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(kinds))], kinds, fontsize=8)
     ax.set_yscale("log")
     ax.set_ylabel("nJ per inference (log)")
     note = "" if report.complete else " — INCOMPLETE: no " + ", ".join(report.missing)
