@@ -14,9 +14,10 @@ def test_demo_runs_fp32_qann_and_snn(capsys):
 def test_demo_rows_are_consistent():
     rows = run_demo(DemoConfig(n_test=100, n_snn=30, bits=4, max_spikes_per_step=None, timesteps=(1, 2)),
                     progress=False)
-    assert [r["stage"] for r in rows][:2] == ["FP32 ANN", "QANN 4-bit"]
+    assert [r["stage"] for r in rows][:3] == ["FP32 ANN", "FP32 ANN (same images as below)", "QANN 4-bit"]
+    assert rows[1]["images"] == rows[2]["images"] == 30
     # graded spikes and zero-delay propagation: the SNN equals the QANN from T=1 on
-    assert rows[2]["agree_with_qann"] == 1.0 and rows[2]["top1_accuracy"] == rows[1]["top1_accuracy"]
+    assert rows[3]["agree_with_qann"] == 1.0 and rows[3]["top1_accuracy"] == rows[2]["top1_accuracy"]
 
 
 def test_demo_config_errors_are_clear(capsys):
