@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
+from spikemfm.convert import ConvertConfig, QuantConfig, convert, parse_max_spikes, quantize
 from spikemfm.data import load_fashion_mnist
 from spikemfm.io import save_table
 from spikemfm.models.tiny_clip import load_tiny_clip
@@ -49,7 +49,7 @@ def main() -> None:
         t_qann = median_time(lambda: qann(x), args.reps)
     rows = []
     for ms in args.max_spikes:
-        spikes = None if ms == "graded" else int(ms)
+        spikes = parse_max_spikes(ms)
         snn = convert(qann, ConvertConfig(max_spikes_per_step=spikes))
         for steps in args.timesteps:
             t_snn = median_time(lambda: simulate(snn, x, steps), args.reps)

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
+from spikemfm.convert import ConvertConfig, QuantConfig, convert, parse_max_spikes, quantize
 from spikemfm.data import load_fashion_mnist, load_sentences
 from spikemfm.evaluate import zero_shot_accuracy
 from spikemfm.io import save_figure, save_table
@@ -27,10 +27,6 @@ from spikemfm.models.tiny_clip import load_tiny_clip
 from spikemfm.pipeline import (calibration_images, convert_tiny_clip, qann_classifier, qann_zero_shot,
                                snn_classifier, snn_zero_shot_curve)
 from spikemfm.snn import simulate
-
-
-def _spikes(s: str) -> int | None:
-    return None if s == "graded" else int(s)
 
 
 def tiny_clip_rows(args: argparse.Namespace) -> list[dict]:
@@ -46,7 +42,7 @@ def tiny_clip_rows(args: argparse.Namespace) -> list[dict]:
     for bits in args.bits:
         for ms in args.max_spikes:
             t0 = time.time()
-            s = convert_tiny_clip(model, QuantConfig(bits=bits), ConvertConfig(max_spikes_per_step=_spikes(ms)), calib)
+            s = convert_tiny_clip(model, QuantConfig(bits=bits), ConvertConfig(max_spikes_per_step=parse_max_spikes(ms)), calib)
             q_clf = qann_classifier(s, model)
             q_acc = qann_zero_shot(s, q_clf, test)
             curve = snn_zero_shot_curve(s, snn_classifier(s, model, max(args.timesteps)), q_clf, test,
@@ -76,7 +72,7 @@ def minilm_rows(args: argparse.Namespace) -> list[dict]:
         qann = quantize(enc, QuantConfig(bits=bits), calib_batches)
         q_cos = float(F.cosine_similarity(qann(tok), ref).mean())
         for ms in args.max_spikes:
-            res = simulate(convert(qann, ConvertConfig(max_spikes_per_step=_spikes(ms))), tok, max(args.timesteps))
+            res = simulate(convert(qann, ConvertConfig(max_spikes_per_step=parse_max_spikes(ms))), tok, max(args.timesteps))
             for t in args.timesteps:
                 cos = F.cosine_similarity(res.outputs[t - 1], ref, dim=-1)
                 rows.append({"model": "all-MiniLM-L6-v2", "bits": bits, "max_spikes_per_step": ms, "T": t,

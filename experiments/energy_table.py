@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from spikemfm.convert import ConvertConfig, QuantConfig
+from spikemfm.convert import ConvertConfig, QuantConfig, parse_max_spikes
 from spikemfm.data import load_fashion_mnist
 from spikemfm.energy import available_profiles, estimate_energy
 from spikemfm.energy.plot import plot_breakdown
@@ -37,7 +37,7 @@ def main() -> None:
     tok = model.text.tokenize(prompts())
     rows, last = [], {}
     for ms in tqdm(args.max_spikes, desc="spike bound"):
-        spikes = None if ms == "graded" else int(ms)
+        spikes = parse_max_spikes(ms)
         s = convert_tiny_clip(model, QuantConfig(bits=args.bits), ConvertConfig(spikes), calibration_images())
         for tower, snn, inputs in (("image", s.image, x), ("text", s.text, tok)):
             for t in args.timesteps:

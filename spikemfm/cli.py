@@ -10,10 +10,11 @@ from spikemfm.errors import SpikeMFMError
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     """Main job on the embedded default: FP32 zero-shot accuracy on Fashion-MNIST test data."""
+    from spikemfm.convert import parse_max_spikes
     from spikemfm.demo import DemoConfig, run_demo
 
     cfg = DemoConfig(n_test=args.n_test, n_snn=min(args.n_snn, args.n_test), bits=args.bits,
-                     max_spikes_per_step=None if args.max_spikes == "graded" else int(args.max_spikes),
+                     max_spikes_per_step=parse_max_spikes(args.max_spikes),
                      timesteps=tuple(args.timesteps), batch_size=args.batch_size)
     rows = run_demo(cfg, progress=not args.no_progress)
     _print_rows(f"spikemfm demo: {args.model} zero-shot on Fashion-MNIST test "
@@ -40,7 +41,7 @@ def _cmd_energy(args: argparse.Namespace) -> int:
     """Energy per inference of the tiny CLIP's spiking tower vs dense baselines, per profile."""
     from pathlib import Path
 
-    from spikemfm.convert import ConvertConfig, QuantConfig
+    from spikemfm.convert import ConvertConfig, QuantConfig, parse_max_spikes
     from spikemfm.data import load_fashion_mnist
     from spikemfm.energy import estimate_energy, load_profile
     from spikemfm.energy.plot import plot_breakdown
@@ -51,7 +52,7 @@ def _cmd_energy(args: argparse.Namespace) -> int:
 
     profiles = [load_profile(p) for p in args.profile]  # fail fast on a bad profile
     model = load_tiny_clip()
-    spikes = None if args.max_spikes == "graded" else int(args.max_spikes)
+    spikes = parse_max_spikes(args.max_spikes)
     s = convert_tiny_clip(model, QuantConfig(bits=args.bits), ConvertConfig(spikes), calibration_images())
     if args.tower == "image":
         sim = simulate(s.image, load_fashion_mnist("test").subset(args.images, seed=0).tensors()[0], args.timesteps)

@@ -89,3 +89,14 @@ class ConvertConfig:
                 not isinstance(self.max_spikes_per_step, int) or self.max_spikes_per_step < 1):
             raise ConfigError(f"ConvertConfig.max_spikes_per_step={self.max_spikes_per_step!r}: "
                               "must be a positive integer or None (unbounded graded spikes)")
+
+
+def parse_max_spikes(text: str) -> int | None:
+    """Reads a spikes-per-step bound from text: a positive integer, or ``graded`` for no bound."""
+    if text == "graded":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"max spikes per step {text!r}: give a positive integer or 'graded'") from None
+    return ConvertConfig(max_spikes_per_step=value).max_spikes_per_step

@@ -23,28 +23,17 @@ import torch
 def bounded_follow(target: torch.Tensor, max_step: int | None) -> torch.Tensor:
     """Running counts c[t] (T, ...) moving toward integer ``target[t]`` by at most ``max_step`` per step.
 
-    Counts are integers below 2^24 in magnitude, so the loop runs in float32 (exact) and in place;
-    once the target is constant and every count has reached it, the remaining steps are filled.
+    The closed form of the neuron over a whole spike train; the runtime (``SNNStepOps``) applies the
+    same update one step at a time.
     """
     if max_step is None:
         return target.clone()
-    steps = target.shape[0]
-    tg = target.to(torch.float32)
-    flat = tg.reshape(steps, -1)
-    moving = (flat[1:] != flat[:-1]).any(-1).nonzero()
-    settle = int(moving[-1]) + 1 if moving.numel() else 0  # target constant from step `settle` on
-    out = torch.empty_like(tg)
-    prev = torch.zeros_like(tg[0])
-    for t in range(steps):
-        if t > settle and torch.equal(prev, tg[t]):
-            out[t:] = prev  # converged on a constant target: no more spikes
-            break
-        cur = out[t]
-        torch.sub(tg[t], prev, out=cur)
-        cur.clamp_(-max_step, max_step)
-        cur.add_(prev)
-        prev = cur
-    return out.to(target.dtype)
+    out = torch.empty_like(target)
+    c = torch.zeros_like(target[0])
+    for t in range(target.shape[0]):
+        c = c + torch.clamp(target[t] - c, -max_step, max_step)
+        out[t] = c
+    return out
 
 
 def if_membrane_reference(current: list[float], theta: float, lo: int, hi: int,

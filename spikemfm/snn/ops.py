@@ -59,9 +59,13 @@ class SNNStepOps:
 
     def _float_unit(self, key: str, kind: str, x: torch.Tensor, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
         hit = self.cache.get(key)
-        fresh = hit is None or not (hit[0][0] is x or torch.equal(hit[0][0], x))
-        self.rec.float_step(key, self.t, x.numel() if fresh else 0, x.shape[-1], kind)
-        return self._cached(key, (x,), fn)
+        if hit is not None and (hit[0][0] is x or torch.equal(hit[0][0], x)):
+            self.rec.float_step(key, self.t, 0, x.shape[-1], kind)
+            return hit[1]
+        self.rec.float_step(key, self.t, x.numel(), x.shape[-1], kind)
+        out = fn()
+        self.cache[key] = ((x,), out)
+        return out
 
     def _at_rest(self, point: str, x: torch.Tensor) -> torch.Tensor | None:
         """The count object of a neuron layer whose input is the very tensor it settled on (no spikes)."""

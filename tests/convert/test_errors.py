@@ -59,3 +59,12 @@ def test_convert_needs_a_qann_and_simulate_needs_positive_t():
         quantize(m, QuantConfig(bits=4), [])
     with pytest.raises(ValueError, match="image input"):
         q(torch.randn(3, 8, 8))
+
+
+def test_parse_max_spikes():
+    from spikemfm.convert import parse_max_spikes
+
+    assert parse_max_spikes("graded") is None and parse_max_spikes("4") == 4
+    for bad in ("0", "four", "-1"):
+        with pytest.raises(ConfigError, match="max"):
+            parse_max_spikes(bad)

@@ -1,4 +1,3 @@
-import shutil
 import subprocess
 import sys
 
@@ -69,6 +68,9 @@ def test_import_loads_neither_lava_nor_cuda():
 
 
 def test_cli_help():
-    exe = shutil.which("spikemfm") or f"{sys.executable} -m spikemfm.cli"
-    out = subprocess.run([sys.executable, "-m", "spikemfm.cli", "--help"], capture_output=True, text=True)
-    assert out.returncode == 0 and "demo" in out.stdout, exe
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "spikemfm"  # the console script installed beside this interpreter
+    assert exe.is_file(), f"console script not installed at {exe}"
+    out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "demo" in out.stdout and "energy" in out.stdout
