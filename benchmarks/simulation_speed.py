@@ -35,7 +35,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--timesteps", type=int, nargs="+", default=[8, 16, 32])
-    p.add_argument("--max-spikes", type=str, nargs="+", default=["1", "4", "graded"])
+    p.add_argument("--max-spikes", type=str, nargs="+", default=["1", "4", "16", "graded"])
     p.add_argument("--bits", type=int, default=8)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--out", default="results/benchmarks")
