@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from spikemfm.convert import ConvertConfig, QuantConfig, QuantizedModel, SpikingModel, convert, quantize
 from spikemfm.data import ImageSplit, load_fashion_mnist, load_sentences
+from spikemfm.evaluate import zero_shot_accuracy
 from spikemfm.models.tiny_clip import PROMPT_CLASSNAMES, TEMPLATES, TinyCLIP
 from spikemfm.snn import simulate
 
@@ -110,12 +111,8 @@ def snn_zero_shot_curve(s: SpikingCLIP, classifier_t: torch.Tensor, qann_classif
     return CurveResult(correct / len(y), agree / len(y), spikes / len(y), neurons)
 
 
-@torch.no_grad()
 def qann_zero_shot(s: SpikingCLIP, classifier: torch.Tensor, split: ImageSplit, batch_size: int = 250) -> float:
     """Zero-shot accuracy of the QANN image tower with the given class embeddings."""
-    _, y = split.tensors()
-    correct = 0
-    for i, x in enumerate(image_batches(split, batch_size)):
-        pred = (F.normalize(s.image_qann(x), dim=-1) @ classifier.to(torch.float64).T).argmax(-1)
-        correct += int((pred == y[i * batch_size:(i + 1) * batch_size]).sum())
-    return correct / len(y)
+    clf = classifier.to(torch.float64)
+    return zero_shot_accuracy(lambda x: F.normalize(s.image_qann(x), dim=-1) @ clf.T, split, batch_size,
+                              progress=False)

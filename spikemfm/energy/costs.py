@@ -24,6 +24,12 @@ def _sum(p: Profile, weights: dict[str, float]) -> Cost:
     return sum(v * w for v, w in zip(vals, weights.values())), []
 
 
+def _combine(*costs: Cost) -> Cost:
+    """Sum of costs; None with every missing term if any part is unpriced."""
+    missing = [m for _, miss in costs for m in miss]
+    return (None, missing) if missing else (sum(v for v, _ in costs), [])
+
+
 def formula(p: Profile) -> bool:
     """The standard SNN-paper formula: MACs and ACs only, memory/neurons/float units excluded."""
     return "e_mac" in p.terms
@@ -61,11 +67,7 @@ def synop(p: Profile, w_bits: int) -> Cost:
     for name in ("synaptic_event_allin", "synop"):
         if name in p.terms:
             return _sum(p, {name: 1})
-    add, miss1 = _sum(p, {"int32_add": 1})
-    w, miss2 = mem(p, w_bits, "weights")
-    acc, miss3 = mem(p, 2 * _STATE_BITS, "state")
-    missing = miss1 + miss2 + miss3
-    return (None, missing) if missing else (add + w + acc, [])
+    return _combine(_sum(p, {"int32_add": 1}), mem(p, w_bits, "weights"), mem(p, 2 * _STATE_BITS, "state"))
 
 
 def product_op(p: Profile, a_bits: int) -> Cost:
@@ -76,10 +78,7 @@ def product_op(p: Profile, a_bits: int) -> Cost:
 
 
 def synop_state(p: Profile, a_bits: int) -> Cost:
-    add, miss1 = _sum(p, {"int32_add": 1})
-    operand, miss2 = mem(p, a_bits + 2 * _STATE_BITS, "state")
-    missing = miss1 + miss2
-    return (None, missing) if missing else (add + operand, [])
+    return _combine(_sum(p, {"int32_add": 1}), mem(p, a_bits + 2 * _STATE_BITS, "state"))
 
 
 def neuron_update(p: Profile, active: bool) -> Cost:
@@ -88,10 +87,7 @@ def neuron_update(p: Profile, active: bool) -> Cost:
         return 0.0, []  # ignored by the formula / included in the all-in figure
     if "neuron_update_active" in p.terms:
         return _sum(p, {"neuron_update_active" if active else "neuron_update_inactive": 1})
-    add, miss1 = _sum(p, {"int32_add": 2})
-    state, miss2 = mem(p, 2 * _STATE_BITS, "state")
-    missing = miss1 + miss2
-    return (None, missing) if missing else (add + state, [])
+    return _combine(_sum(p, {"int32_add": 2}), mem(p, 2 * _STATE_BITS, "state"))
 
 
 def route(p: Profile) -> Cost:
@@ -113,10 +109,7 @@ def float_element(p: Profile, kind: str) -> Cost:
     if formula(p):
         return 0.0, []  # the formula ignores them
     ops = {"layernorm": (3, 4), "softmax": (5, 5), "gelu": (6, 4)}[kind]
-    arith, miss1 = _sum(p, {"fp32_mult": ops[0], "fp32_add": ops[1]})
-    io, miss2 = mem(p, 64, "acts")
-    missing = miss1 + miss2
-    return (None, missing) if missing else (arith + io, [])
+    return _combine(_sum(p, {"fp32_mult": ops[0], "fp32_add": ops[1]}), mem(p, 64, "acts"))
 
 
 def lookup(p: Profile, a_bits: int) -> Cost:

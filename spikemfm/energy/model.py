@@ -33,6 +33,11 @@ class _Acc:
         else:
             self.total += count * value
 
+    def merge(self, other: "_Acc") -> None:
+        """Adds another sum's priced part and its missing terms."""
+        self.total += other.total
+        self.missing |= other.missing
+
     @property
     def value(self) -> float | None:
         return None if self.missing else self.total
@@ -41,11 +46,9 @@ class _Acc:
 def _snn(p: Profile, w: LayerWork) -> tuple[_Acc, _Acc]:
     """(all SNN energy, the part that scales with the spike rate) of one layer."""
     acc, rate = _Acc(), _Acc()
-    if w.kind == "encoding":
-        acc.add(w.dense_macs, C.mac(p, 32))
-        acc.add(w.weights, C.mem(p, 32, "weights"))
-        acc.add(w.act_elements, C.mem(p, 32, "acts"))
-    elif w.kind in RATE_DEPENDENT:
+    if w.kind == "encoding":  # the analog input layer: the same fp32 MACs and traffic as a dense layer
+        return _dense(p, w, 32), rate
+    if w.kind in RATE_DEPENDENT:
         cost = C.synop(p, w.w_bits) if w.kind == "synapse" else C.product_op(p, w.a_bits)
         acc.add(w.sops, cost)
         rate.add(w.sops, cost)
@@ -72,14 +75,6 @@ def _dense(p: Profile, w: LayerWork, bits: int) -> _Acc:
     elif w.kind == "lut":
         acc.add(w.dense_elements, C.float_element(p, "gelu") if bits >= 32 else C.lookup(p, bits))
     return acc
-
-
-class _Partial(_Acc):
-    """Sums the priced part of layer energies, remembering which terms were missing."""
-
-    def add(self, layer: _Acc) -> None:  # type: ignore[override]
-        self.total += layer.total
-        self.missing |= layer.missing
 
 
 @dataclass
@@ -144,18 +139,18 @@ def estimate_energy(sim, profile: Profile | str | Path) -> EnergyReport:
     works = layer_work(sim)
     bl = baseline_bits(sim.timesteps)
     rep = EnergyReport(p.name, sim.timesteps, bl)
-    snn_all, rate_all = _Partial(), _Acc()
-    dense_all = {b: _Partial() for b in bl}
+    snn_all, rate_all = _Acc(), _Acc()
+    dense_all = {b: _Acc() for b in bl}
     spikes = steps = 0.0
     for w in works:
         s, r = _snn(p, w)
-        snn_all.add(s)
-        rate_all.add(1, (r.value, sorted(r.missing)))
+        snn_all.merge(s)
+        rate_all.merge(r)
         row = {"layer": w.name, "kind": w.kind, "label": w.label, "snn_pJ": s.value}
         missing = set(s.missing)
         for b, bits in bl.items():
             d = _dense(p, w, bits)
-            dense_all[b].add(d)
+            dense_all[b].merge(d)
             row[f"{b}_pJ"] = d.value
             missing |= d.missing
         if w.kind == "synapse" and w.in_neuron_steps and w.in_spikes and s.value and row["qann_bitmatched_pJ"]:

@@ -49,14 +49,6 @@ class SNNStepOps:
     def inject(self, x: torch.Tensor) -> torch.Tensor:
         return x  # the analog input current arrives at step 1; its accumulation stays constant
 
-    def _cached(self, key: str, inputs: tuple[torch.Tensor, ...], fn: Callable[[], torch.Tensor]) -> torch.Tensor:
-        hit = self.cache.get(key)
-        if hit is not None and all(a is b or torch.equal(a, b) for a, b in zip(hit[0], inputs)):
-            return hit[1]
-        out = fn()
-        self.cache[key] = (inputs, out)
-        return out
-
     def _float_unit(self, key: str, kind: str, x: torch.Tensor, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
         hit = self.cache.get(key)
         if hit is not None and (hit[0][0] is x or torch.equal(hit[0][0], x)):
@@ -90,9 +82,13 @@ class SNNStepOps:
         self.rec.neuron_step(point, self.t, delta)
         return count
 
-    def neuron(self, point: str, x: torch.Tensor) -> torch.Tensor:
+    def _neuron(self, point: str, x: torch.Tensor, target: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """A neuron layer on input x; ``target`` (its integer level) is only evaluated when not at rest."""
         rest = self._at_rest(point, x)
-        return rest if rest is not None else self._fire(point, self.qp.quants[point].level(x), x)
+        return rest if rest is not None else self._fire(point, target(), x)
+
+    def neuron(self, point: str, x: torch.Tensor) -> torch.Tensor:
+        return self._neuron(point, x, lambda: self.qp.quants[point].level(x))
 
     def _weights(self, path: str, max_delta: float) -> torch.Tensor:
         """W_int in float32 when every per-step partial sum is an integer below 2^24 (exact), else float64."""
@@ -136,7 +132,9 @@ class SNNStepOps:
         da = a - prev[0][0] if prev else a
         db = b - prev[0][1] if prev else b
         self.rec.product_step(key, self.t, da, db, fan_a=b.shape[-1], fan_b=a.shape[-2])
-        return self._cached(key, (a, b), lambda: (a @ b) * scale)
+        out = prev[1] if prev is not None and not da.any() and not db.any() else (a @ b) * scale
+        self.cache[key] = ((a, b), out)
+        return out
 
     def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         return self._product(f"{attn.path}.qk", q, k.transpose(-1, -2), self.qp.score_scales[attn.path])
@@ -146,12 +144,8 @@ class SNNStepOps:
 
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
         c = self.neuron(f"{mlp.path}.hidden", z)
-        point = f"{mlp.path}.act"
-        rest = self._at_rest(point, c)
-        if rest is not None:
-            return rest
-        lut = self.qp.luts[mlp.path]
-        return self._fire(point, lut[(c - self.qp.quants[f"{mlp.path}.hidden"].lo).long()], c)
+        lut, lo = self.qp.luts[mlp.path], self.qp.quants[f"{mlp.path}.hidden"].lo
+        return self._neuron(f"{mlp.path}.act", c, lambda: lut[(c - lo).long()])
 
     def norm(self, node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:
         return self._float_unit(node.path, "layernorm", x, lambda: engine.layer_norm(node, x))

@@ -63,7 +63,6 @@ class Recorder:
     timesteps: int
     _neurons: dict[str, tuple[torch.Tensor, torch.Tensor, int]] = field(default_factory=dict)
     _synapses: dict[str, tuple[torch.Tensor, ...]] = field(default_factory=dict)
-    _kinds: dict[str, str] = field(default_factory=dict)
     _floats: dict[str, tuple[torch.Tensor, int, str]] = field(default_factory=dict)
     _last: tuple[int, float, float] | None = None  # (id(delta), spikes, events) of the last neuron step
 
@@ -83,8 +82,7 @@ class Recorder:
 
     def synapse_step(self, path: str, t: int, delta: torch.Tensor, fan_out: int, nnz_col: torch.Tensor) -> None:
         """Records a synaptic layer's work; ``nnz_col[j]`` = non-zero weights fed by input j."""
-        ops, ev, eff, eff_ev, _ = self._slot(self._synapses, path, None, 4)
-        self._kinds[path] = "synapse"
+        ops, ev, eff, eff_ev, _ = self._slot(self._synapses, path, "synapse", 4)
         # a synaptic layer's input is the last neuron layer's spikes: reuse its counts when it is that one
         sp, n = self._last[1:] if self._last and self._last[0] == id(delta) else self._count(delta)
         ops[t], ev[t] = sp * fan_out, n * fan_out
@@ -93,8 +91,7 @@ class Recorder:
         eff_ev[t] = float(((flat != 0).sum(0).to(nnz_col.dtype) * nnz_col).sum())
 
     def product_step(self, key: str, t: int, da: torch.Tensor, db: torch.Tensor, fan_a: int, fan_b: int) -> None:
-        ops, ev, eff, eff_ev, _ = self._slot(self._synapses, key, None, 4)
-        self._kinds[key] = "spike_product"
+        ops, ev, eff, eff_ev, _ = self._slot(self._synapses, key, "spike_product", 4)
         (sa, na), (sb, nb) = self._count(da), self._count(db)
         ops[t] = eff[t] = sa * fan_a + sb * fan_b
         ev[t] = eff_ev[t] = na * fan_a + nb * fan_b
@@ -106,6 +103,6 @@ class Recorder:
 
     def finish(self) -> tuple[dict[str, NeuronStats], dict[str, SynapseStats], dict[str, FloatUnitStats]]:
         neurons = {k: NeuronStats(s, e, n) for k, (s, e, n) in self._neurons.items()}
-        synapses = {k: SynapseStats(*v[:4], self._kinds[k]) for k, v in self._synapses.items()}
+        synapses = {k: SynapseStats(*v) for k, v in self._synapses.items()}
         floats = {k: FloatUnitStats(el, row, kind) for k, (el, (row, kind)) in self._floats.items()}
         return neurons, synapses, floats
