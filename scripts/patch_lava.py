@@ -2,6 +2,9 @@
 
 - lava-nc: ``magma/compiler/var_model.py`` uses ``ByteEncoder()`` instances as dataclass field defaults;
   Python 3.11 rejects unhashable defaults. Making ``ByteEncoder`` hashable (``unsafe_hash=True``) fixes it.
+- lava-nc: ``message_infrastructure/multiprocessing.py`` calls ``mp.set_start_method('fork')`` at import,
+  which raises when anything (tokenizers, torch DataLoader, ``mp.get_start_method()``) already fixed the
+  start method; it now sets 'fork' only when another method is in effect.
 - lava-dl: ``np.trapz`` was removed in NumPy 2; ``np.trapezoid`` is the same function.
 """
 from __future__ import annotations
@@ -12,6 +15,8 @@ from pathlib import Path
 
 PATCHES = (
     ("lava", "magma/compiler/var_model.py", "@dataclass\nclass ByteEncoder:", "@dataclass(unsafe_hash=True)\nclass ByteEncoder:"),
+    ("lava", "magma/runtime/message_infrastructure/multiprocessing.py", "    mp.set_start_method('fork')\n",
+     "    if mp.get_start_method(allow_none=True) != 'fork':\n        mp.set_start_method('fork', force=True)\n"),
     ("lava", "lib/dl/slayer/object_detection/boundingbox/metrics.py", "np.trapz(", "np.trapezoid("),
 )
 

@@ -1,0 +1,215 @@
+"""Bit-accurate fixed-point semantics of a converted SNN, and its integer reference in PyTorch.
+
+The fixed-point variant is what an integer neuromorphic core (Loihi 2 microcode neurons) would run.
+Every graded value between stages — the residual stream, synaptic currents, LayerNorm / softmax
+outputs, attention scores — is an integer in Q.F (value = integer · 2^−F, F = ``frac_bits``);
+spikes are signed integer counts. Parameters are derived once from the float QANN:
+
+    neuron threshold   θ = round(step · 2^F)               (integer IF: V₀ = ⌊θ/2⌋, V −= n·θ)
+    synaptic current   y = (acc · g + β) >> G,  g = round(out_scale · 2^(F+G)),  β = round(bias · 2^(F+G))
+    scores / context   y = (acc · g) >> G                   (acc: exact integer spike×spike product)
+    LayerNorm          m = ⌊Σx / D⌋, d = x − m, σ = isqrt(⌊Σd² / D⌋ + round(eps · 2^2F)),
+                       y = ⌊d · round(w · 2^F) / σ⌋ + round(b · 2^F)
+    softmax            z = s − max(s), t = (z · round(log2(e) · 2^F)) >> F, k = t >> F, r = t − k·2^F,
+                       e = LUT[r] >> −k  (LUT[r] = round(2^(r/2^F) · 2^F)),  p = ⌊e · 2^F / Σe⌋
+    GELU               the QANN's integer lookup table (already integer)
+
+``>>`` is an arithmetic (floor) shift and ⌊·⌋ floor division. The Lava ``fixed_pt`` models
+(:mod:`spikemfm.neuromorphic.lava.models`) implement the same equations independently in NumPy;
+:class:`FixedStepOps` here is the PyTorch reference they are checked against bit for bit.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from spikemfm.convert.qann import QParams
+from spikemfm.errors import ConfigError
+from spikemfm.ir import engine
+from spikemfm.ir import nodes as N
+
+
+@dataclass(frozen=True)
+class FixedPointConfig:
+    """Number formats of the fixed-point variant.
+
+    Attributes:
+        frac_bits: F, fractional bits of every graded value (Q.F).
+        gain_shift: G, extra fractional bits of the synaptic gains g (the shift after the multiply).
+        value_bits: declared signed precision of graded values and messages; the reference raises
+            when a value needs more.
+    """
+
+    frac_bits: int = 16
+    gain_shift: int = 16
+    value_bits: int = 24
+
+    def __post_init__(self) -> None:
+        for name, lo, hi in (("frac_bits", 4, 24), ("gain_shift", 0, 24), ("value_bits", 8, 32)):
+            v = getattr(self, name)
+            if not isinstance(v, int) or not lo <= v <= hi:
+                raise ConfigError(f"FixedPointConfig.{name}={v!r}: must be an integer in [{lo}, {hi}]")
+
+
+def _round_int(x: torch.Tensor | float) -> torch.Tensor:
+    return torch.round(torch.as_tensor(x, dtype=torch.float64)).to(torch.int64)
+
+
+@dataclass
+class FixedParams:
+    """Integer parameters of every stage, keyed like :class:`~spikemfm.convert.qann.QParams`."""
+
+    cfg: FixedPointConfig
+    theta: dict[str, int] = field(default_factory=dict)
+    gain: dict[str, torch.Tensor] = field(default_factory=dict)
+    offset: dict[str, torch.Tensor] = field(default_factory=dict)
+    norm_w: dict[str, torch.Tensor] = field(default_factory=dict)
+    norm_b: dict[str, torch.Tensor] = field(default_factory=dict)
+    norm_eps: dict[str, int] = field(default_factory=dict)
+    exp_lut: torch.Tensor | None = None
+    log2e: int = 0
+
+    def to_fixed(self, x: torch.Tensor) -> torch.Tensor:
+        """A float value tensor in Q.F."""
+        return _round_int(x * 2.0 ** self.cfg.frac_bits)
+
+    def to_float(self, x: torch.Tensor) -> torch.Tensor:
+        """A Q.F tensor as float64 values."""
+        return x.to(torch.float64) / 2.0 ** self.cfg.frac_bits
+
+
+def _add_norm(fp: FixedParams, node: N.LayerNorm | None) -> None:
+    if node is None:
+        return
+    f = fp.cfg.frac_bits
+    fp.norm_w[node.path] = _round_int(node.weight.to(torch.float64) * 2.0 ** f)
+    fp.norm_b[node.path] = _round_int(node.bias.to(torch.float64) * 2.0 ** f)
+    fp.norm_eps[node.path] = max(1, int(round(node.eps * 2.0 ** (2 * f))))
+
+
+def fixed_params(graph: N.EncoderGraph, qp: QParams, cfg: FixedPointConfig) -> FixedParams:
+    """Derives every integer parameter of the fixed-point variant from a QANN's parameters."""
+    fp = FixedParams(cfg)
+    f, g = cfg.frac_bits, cfg.gain_shift
+    for point, q in qp.quants.items():
+        theta = int(round(q.step * 2.0 ** f))
+        if theta < 2:
+            raise ConfigError(f"fixed point: the threshold of {point} (step {q.step:.3g}) is below 2 units of "
+                              f"2^-{f}; raise FixedPointConfig.frac_bits")
+        fp.theta[point] = theta
+    for path, ql in qp.linears.items():
+        fp.gain[path] = _round_int(ql.out_scale * 2.0 ** (f + g))
+        bias = ql.bias if ql.bias is not None else torch.zeros_like(ql.out_scale)
+        fp.offset[path] = _round_int(bias * 2.0 ** (f + g))
+    for path, s in qp.score_scales.items():
+        fp.gain[f"{path}.qk"] = _round_int(s * 2.0 ** (f + g))
+    for path, s in qp.ctx_scales.items():
+        fp.gain[f"{path}.av"] = _round_int(s * 2.0 ** (f + g))
+    _add_norm(fp, graph.embed.norm)
+    for b in graph.blocks:
+        _add_norm(fp, b.ln1)
+        _add_norm(fp, b.ln2)
+    _add_norm(fp, graph.readout.norm)
+    fp.exp_lut = _round_int(torch.exp2(torch.arange(2 ** f, dtype=torch.float64) / 2 ** f) * 2.0 ** f)
+    fp.log2e = int(round(math.log2(math.e) * 2 ** f))
+    return fp
+
+
+def isqrt(n: torch.Tensor) -> torch.Tensor:
+    """⌊√n⌋ of non-negative int64 tensors (float estimate, then corrected to the exact integer root)."""
+    r = torch.sqrt(n.to(torch.float64)).floor().to(torch.int64)
+    r = torch.where(r * r > n, r - 1, r)
+    return torch.where((r + 1) * (r + 1) <= n, r + 1, r)
+
+
+def fx_layer_norm(fp: FixedParams, path: str, x: torch.Tensor) -> torch.Tensor:
+    """Integer LayerNorm over the last axis (see the module docstring)."""
+    d = x - torch.div(x.sum(-1, keepdim=True), x.shape[-1], rounding_mode="floor")
+    var = torch.div((d * d).sum(-1, keepdim=True), x.shape[-1], rounding_mode="floor")
+    sigma = isqrt(var + fp.norm_eps[path])
+    return torch.div(d * fp.norm_w[path], sigma, rounding_mode="floor") + fp.norm_b[path]
+
+
+def fx_softmax(fp: FixedParams, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Integer softmax over the last axis with blocked pairs (``mask`` True) at probability 0."""
+    f = fp.cfg.frac_bits
+    blocked = torch.zeros_like(s, dtype=torch.bool) if mask is None else mask.expand_as(s)
+    floor = torch.iinfo(torch.int64).min // 4
+    top = torch.where(blocked, floor, s).amax(-1, keepdim=True)
+    t = (torch.where(blocked, 0, s - top) * fp.log2e) >> f
+    k = t >> f
+    e = fp.exp_lut[t - (k << f)] >> (-k).clamp(0, 62)
+    e = torch.where(blocked, 0, e)
+    return torch.div(e << f, e.sum(-1, keepdim=True).clamp_min(1), rounding_mode="floor")
+
+
+class FixedStepOps:
+    """Engine ops of the fixed-point SNN, one time step per engine run (the integer reference).
+
+    Values are int64 Q.F tensors, counts int64. Neurons follow the integer IF closed form
+    c ← c + clip(clamp(⌊(x + ⌊θ/2⌋)/θ⌋, lo, hi) − c, −B, B).
+    """
+
+    def __init__(self, qp: QParams, fp: FixedParams, max_spikes: int | None) -> None:
+        self.qp, self.fp, self.max_spikes = qp, fp, max_spikes
+        self.counts: dict[str, torch.Tensor] = {}
+        self.limit = 2 ** (fp.cfg.value_bits - 1)
+
+    def next_step(self) -> None:
+        """Nothing to reset: every stage recomputes from the accumulated counts."""
+
+    def _check(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        if x.numel() and int(x.abs().max()) >= self.limit:
+            raise ConfigError(f"fixed point: {name} needs more than the declared {self.fp.cfg.value_bits} bits "
+                              f"(max |x| = {int(x.abs().max())}); lower FixedPointConfig.frac_bits or raise value_bits")
+        return x
+
+    def inject(self, x: torch.Tensor) -> torch.Tensor:
+        return self._check("input", x)
+
+    def _move(self, point: str, target: torch.Tensor) -> torch.Tensor:
+        prev = self.counts.get(point, torch.zeros_like(target))
+        delta = target - prev
+        if self.max_spikes is not None:
+            delta = delta.clamp(-self.max_spikes, self.max_spikes)
+        self.counts[point] = prev + delta
+        return self.counts[point]
+
+    def neuron(self, point: str, x: torch.Tensor) -> torch.Tensor:
+        q, theta = self.qp.quants[point], self.fp.theta[point]
+        target = torch.div(x + theta // 2, theta, rounding_mode="floor").clamp(q.lo, q.hi)
+        return self._move(point, target)
+
+    def linear(self, node: N.Linear, c: torch.Tensor) -> torch.Tensor:
+        acc = c @ self.qp.linears[node.path].w_int.to(torch.int64).T
+        return self._check(node.path, (acc * self.fp.gain[node.path] + self.fp.offset[node.path]) >> self.fp.cfg.gain_shift)
+
+    def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        acc = q @ k.transpose(-1, -2)
+        return self._check(f"{attn.path}.qk", (acc * self.fp.gain[f"{attn.path}.qk"]) >> self.fp.cfg.gain_shift)
+
+    def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return self._check(f"{attn.path}.av", ((p @ v) * self.fp.gain[f"{attn.path}.av"]) >> self.fp.cfg.gain_shift)
+
+    def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
+        c = self.neuron(f"{mlp.path}.hidden", z)
+        lut = self.qp.luts[mlp.path].to(torch.int64)
+        return self._move(f"{mlp.path}.act", lut[c - self.qp.quants[f"{mlp.path}.hidden"].lo])
+
+    def norm(self, node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+        return self._check(node.path, fx_layer_norm(self.fp, node.path, x))
+
+    def softmax(self, attn: N.Attention, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return fx_softmax(self.fp, s, mask)
+
+
+def fx_pool(r: N.Readout, x: torch.Tensor, inputs: engine.Inputs) -> torch.Tensor:
+    """Integer token pooling (floor division for the means)."""
+    if r.pool in ("cls", "eot"):
+        return engine.pool(r, x, inputs)
+    if r.pool == "avg_tokens":
+        return torch.div(x[..., 1:, :].sum(-2), x.shape[-2] - 1, rounding_mode="floor")
+    m = (inputs.mask if inputs.mask is not None else torch.ones_like(inputs.ids)).to(torch.int64)[..., None]
+    return torch.div((x * m).sum(-2), m.sum(-2).clamp_min(1), rounding_mode="floor")

@@ -1,0 +1,148 @@
+"""Which part of a converted tower runs on the neuromorphic backend, and its PyTorch references.
+
+A part is a residual sub-block (``mlp`` or ``attention`` of block i), a whole ``block`` i, or the
+whole ``tower`` (blocks + readout). Its input is the residual stream entering it, a constant
+current from step 1 on (for a sub-block, computed by the QANN on the real input; for the tower,
+the encoding layer's output). The references run the same engine functions as
+:func:`spikemfm.simulate`, one time step per call, with the float SNN ops or the fixed-point ops.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from spikemfm.convert.qann import QANNOps
+from spikemfm.convert.spiking import SpikingModel
+from spikemfm.errors import ConfigError
+from spikemfm.ir import engine
+from spikemfm.ir import nodes as N
+from spikemfm.neuromorphic.fixed import FixedParams, FixedPointConfig, FixedStepOps, fixed_params, fx_pool
+from spikemfm.snn.ops import SNNStepOps
+from spikemfm.snn.record import Recorder
+
+PART_KINDS = ("mlp", "attention", "block", "tower")
+
+
+@dataclass(frozen=True)
+class Part:
+    """A part of a tower: ``kind`` in PART_KINDS, ``block`` the block index (ignored for ``tower``)."""
+
+    kind: str = "block"
+    block: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in PART_KINDS:
+            raise ConfigError(f"Part.kind={self.kind!r}: choose one of {PART_KINDS}")
+        if not isinstance(self.block, int) or self.block < 0:
+            raise ConfigError(f"Part.block={self.block!r}: must be a non-negative block index")
+
+    def check(self, graph: N.EncoderGraph) -> None:
+        """Raises when the block index does not exist in ``graph``."""
+        if self.kind != "tower" and self.block >= len(graph.blocks):
+            raise ConfigError(f"Part.block={self.block}: {graph.name} has {len(graph.blocks)} blocks "
+                              f"(0..{len(graph.blocks) - 1})")
+
+
+@dataclass
+class Trace:
+    """Per-step output and spikes of a part.
+
+    Attributes:
+        outputs: (T, ...) the part's output after each step (float64 values, or int64 Q.F for fixed point).
+        spikes: neuron point → (T, ...) signed spikes fired at each step (int64).
+    """
+
+    outputs: torch.Tensor
+    spikes: dict[str, torch.Tensor]
+
+
+def part_input(snn: SpikingModel, part: Part, inputs: engine.Inputs) -> torch.Tensor:
+    """The (float64) residual stream entering ``part`` for real ``inputs``, computed by the QANN."""
+    graph = snn.graph
+    part.check(graph)
+    x = engine.embed(graph.embed, inputs, torch.float64)
+    if part.kind == "tower":
+        return x
+    ops = QANNOps(snn.qparams)
+    mask = engine.attention_mask(graph, inputs, x.shape[1])
+    with torch.no_grad():
+        for b in graph.blocks[:part.block]:
+            x = engine.block(b, x, mask, ops)
+        if part.kind == "mlp":
+            x = attention_step(graph.blocks[part.block], x, mask, ops)
+    return x
+
+
+def attention_step(b: N.Block, x: torch.Tensor, mask: torch.Tensor | None, ops: Any) -> torch.Tensor:
+    """The attention half of a block, with its residual add (and LayerNorm when post-LN)."""
+    if b.norm_first:
+        return x + engine.attention(b.attn, ops.norm(b.ln1, x), mask, ops)
+    return ops.norm(b.ln1, x + engine.attention(b.attn, x, mask, ops))
+
+
+def mlp_step(b: N.Block, x: torch.Tensor, ops: Any) -> torch.Tensor:
+    """The MLP half of a block, with its residual add (and LayerNorm when post-LN)."""
+    if b.norm_first:
+        return x + engine.mlp(b.mlp, ops.norm(b.ln2, x), ops)
+    return ops.norm(b.ln2, x + engine.mlp(b.mlp, x, ops))
+
+
+def readout_step(r: N.Readout, x: torch.Tensor, inputs: engine.Inputs, ops: Any, fixed: bool) -> torch.Tensor:
+    """Final norm, pooling and projection (integer pooling for the fixed-point ops)."""
+    pool = fx_pool if fixed else engine.pool
+    if r.norm is not None and not r.norm_after_pool:
+        x = ops.norm(r.norm, x)
+    y = pool(r, x, inputs)
+    if r.norm is not None and r.norm_after_pool:
+        y = ops.norm(r.norm, y)
+    return ops.linear(r.proj, ops.neuron(f"{r.path}.in", y)) if r.proj is not None else y
+
+
+def part_step(graph: N.EncoderGraph, part: Part, x: torch.Tensor, mask: torch.Tensor | None,
+              inputs: engine.Inputs, ops: Any, fixed: bool) -> torch.Tensor:
+    """One time step of ``part`` on input stream ``x``."""
+    if part.kind == "tower":
+        x = ops.inject(x)
+        for b in graph.blocks:
+            x = engine.block(b, x, mask, ops)
+        return readout_step(graph.readout, x, inputs, ops, fixed)
+    b = graph.blocks[part.block]
+    if part.kind == "mlp":
+        return mlp_step(b, x, ops)
+    if part.kind == "attention":
+        return attention_step(b, x, mask, ops)
+    return engine.block(b, x, mask, ops)
+
+
+def _trace(graph: N.EncoderGraph, part: Part, x: torch.Tensor, inputs: engine.Inputs, ops: Any,
+           timesteps: int, fixed: bool) -> Trace:
+    mask = engine.attention_mask(graph, inputs, x.shape[1])
+    outputs, history = [], []
+    with torch.no_grad():
+        for _ in range(timesteps):
+            ops.next_step()
+            outputs.append(part_step(graph, part, x, mask, inputs, ops, fixed))
+            history.append({k: v.to(torch.int64).clone() for k, v in ops.counts.items()})
+    spikes = {}
+    for point in history[-1]:
+        counts = torch.stack([h[point] for h in history])
+        spikes[point] = torch.diff(counts, dim=0, prepend=torch.zeros_like(counts[:1]))
+    return Trace(torch.stack(outputs), spikes)
+
+
+def reference_float(snn: SpikingModel, part: Part, inputs: engine.Inputs, timesteps: int) -> Trace:
+    """The PyTorch SNN (:class:`~spikemfm.snn.ops.SNNStepOps`) on ``part``, step by step."""
+    x = part_input(snn, part, inputs)
+    ops = SNNStepOps(snn.qparams, snn.config.max_spikes_per_step, Recorder(inputs.batch_size, timesteps))
+    return _trace(snn.graph, part, x, inputs, ops, timesteps, fixed=False)
+
+
+def reference_fixed(snn: SpikingModel, part: Part, inputs: engine.Inputs, timesteps: int,
+                    fp: FixedParams | None = None) -> Trace:
+    """The integer PyTorch reference (:class:`~spikemfm.neuromorphic.fixed.FixedStepOps`) on ``part``."""
+    fp = fp or fixed_params(snn.graph, snn.qparams, FixedPointConfig())
+    x = fp.to_fixed(part_input(snn, part, inputs))
+    ops = FixedStepOps(snn.qparams, fp, snn.config.max_spikes_per_step)
+    return _trace(snn.graph, part, x, inputs, ops, timesteps, fixed=True)
