@@ -1,0 +1,70 @@
+"""Runs a function in a fresh process group with a deadline.
+
+Lava's runtime forks one OS process per Lava process, and an exception inside a process model can
+leave ``run()`` waiting forever. Callers that must not hang (the CLI, the tests, the benchmark) run
+the Lava work through :func:`run_isolated`: a spawned worker in its own session, killed with all
+its children when the deadline passes; a failure in the worker is re-raised with its traceback.
+"""
+from __future__ import annotations
+
+import importlib
+import multiprocessing as mp
+import os
+import queue
+import signal
+import traceback
+from typing import Any, Callable
+
+from spikemfm.errors import SpikeMFMError
+
+
+class WorkerTimeout(SpikeMFMError):
+    """The isolated worker did not finish before its deadline (it and its children were killed)."""
+
+
+class WorkerError(SpikeMFMError):
+    """The isolated worker raised; the message holds its traceback."""
+
+
+def _child(out: Any, module: str, name: str, kwargs: dict[str, Any]) -> None:
+    os.setsid()  # own process group: the parent can kill Lava's forked children with it
+    try:
+        out.put(("ok", getattr(importlib.import_module(module), name)(**kwargs)))
+    except BaseException:  # reported to the parent, which raises it
+        out.put(("error", traceback.format_exc()))
+
+
+def _kill_group(pid: int | None) -> None:
+    if pid is None:
+        return
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # the group already exited
+
+
+def run_isolated(fn: Callable[..., Any], kwargs: dict[str, Any], timeout_s: float) -> Any:
+    """Calls module-level ``fn(**kwargs)`` in a spawned worker; returns its (picklable) result.
+
+    Raises:
+        WorkerTimeout: no result within ``timeout_s`` seconds.
+        WorkerError: ``fn`` raised in the worker.
+    """
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(out, fn.__module__, fn.__qualname__, kwargs))
+    proc.start()
+    try:
+        status, payload = out.get(timeout=timeout_s)
+    except queue.Empty:
+        _kill_group(proc.pid)
+        proc.join()
+        raise WorkerTimeout(f"{fn.__module__}.{fn.__qualname__} gave no result within {timeout_s:.0f} s "
+                            "(a Lava process model that raised makes run() wait forever); "
+                            "its process group was killed") from None
+    proc.join(timeout=30)
+    _kill_group(proc.pid)  # stray children of a finished worker
+    proc.join()
+    if status == "error":
+        raise WorkerError(f"{fn.__module__}.{fn.__qualname__} failed in its worker process:\n{payload}")
+    return payload

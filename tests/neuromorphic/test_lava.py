@@ -1,0 +1,62 @@
+"""Lava (floating / fixed point) vs the PyTorch SNN on real data, spike for spike.
+
+Every Lava run goes through ``run_isolated``: a worker in its own process group with a deadline, so a
+hanging Lava runtime fails the test instead of stalling CI. Deselect with ``-m 'not lava'``.
+"""
+import json
+import subprocess
+import time
+
+import pytest
+
+from spikemfm.neuromorphic.isolate import WorkerError, WorkerTimeout, run_isolated
+from spikemfm.neuromorphic.verify import agreement_job
+
+pytestmark = pytest.mark.lava
+
+PRECISIONS = ["floating_pt", "fixed_pt"]
+
+
+def _assert_exact(rows, expected_layers):
+    assert {(r["part"], r["precision"]) for r in rows} == {(p, q) for p in expected_layers for q in PRECISIONS}
+    for r in rows:
+        what = f"{r['part']} block {r['block']} {r['precision']}"
+        assert r["timesteps"] >= 32
+        assert r["neuron_layers"] == expected_layers[r["part"]], what
+        assert r["spikes_compared"] > 10_000, what  # a silent network would agree trivially
+        assert r["spike_mismatches"] == 0, what
+        if r["precision"] == "floating_pt":
+            assert r["max_output_diff"] <= 1e-6, what
+        else:
+            assert r["max_output_diff"] == 0.0, what  # bit-exact integer agreement
+            assert r["fixed_vs_float"] < 0.05, what  # the integer variant stays close to the float SNN
+
+
+def test_tiny_clip_mlp_attention_block_agree_with_pytorch():
+    rows = run_isolated(agreement_job, dict(model="tiny-clip-image", parts=[("mlp", 0), ("attention", 1), ("block", 3)],
+                                            precisions=PRECISIONS, timesteps=32, n_inputs=2), timeout_s=600)
+    _assert_exact(rows, {"mlp": 3, "attention": 6, "block": 9})
+
+
+def test_tiny_clip_whole_image_tower_agrees_with_pytorch():
+    rows = run_isolated(agreement_job, dict(model="tiny-clip-image", parts=[("tower", 0)], precisions=PRECISIONS,
+                                            timesteps=32, n_inputs=1), timeout_s=600)
+    _assert_exact(rows, {"tower": 4 * 9 + 1})
+
+
+def test_minilm_post_ln_block_with_padding_agrees_with_pytorch():
+    rows = run_isolated(agreement_job, dict(model="minilm", parts=[("block", 2)], precisions=PRECISIONS,
+                                            timesteps=32, n_inputs=2, frac_bits=14), timeout_s=600)
+    _assert_exact(rows, {"block": 9})
+
+
+def test_worker_deadline_kills_the_process_group():
+    t0 = time.monotonic()
+    with pytest.raises(WorkerTimeout, match="no result within"):
+        run_isolated(subprocess.run, dict(args=["sleep", "30"]), timeout_s=2)
+    assert time.monotonic() - t0 < 20
+
+
+def test_worker_errors_carry_the_traceback():
+    with pytest.raises(WorkerError, match="JSONDecodeError"):
+        run_isolated(json.loads, dict(s="{"), timeout_s=60)
