@@ -71,6 +71,38 @@ def _cmd_energy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_lava(args: argparse.Namespace) -> int:
+    """Runs a part of a converted real model in Lava (Loihi2SimCfg) and checks it against PyTorch."""
+    from pathlib import Path
+
+    from spikemfm.convert import parse_max_spikes
+    from spikemfm.io import save_table
+    from spikemfm.neuromorphic.isolate import run_isolated
+    from spikemfm.neuromorphic.parts import Part
+    from spikemfm.neuromorphic.verify import agreement_job
+
+    Part(args.part, args.block)  # fail fast on a bad part
+    rows = run_isolated(agreement_job, dict(model=args.model, parts=[(args.part, args.block)],
+                                            precisions=args.precision, timesteps=args.timesteps,
+                                            n_inputs=args.inputs, bits=args.bits,
+                                            max_spikes=parse_max_spikes(args.max_spikes), seed=args.seed,
+                                            frac_bits=args.frac_bits), timeout_s=args.timeout)
+    short = [{"precision": r["precision"], "processes": r["processes"], "spikes": r["spikes_compared"],
+              "mismatches": r["spike_mismatches"], "max |Δout|": r["max_output_diff"],
+              "fixed vs float": r["fixed_vs_float"] if r["fixed_vs_float"] is not None else "-",
+              "Lava steps/s": r["lava_steps_per_s"], "PyTorch steps/s": r["torch_steps_per_s"]} for r in rows]
+    _print_rows(f"Lava ({', '.join(args.precision)}) vs PyTorch SNN: {args.model} {args.part} "
+                f"{'' if args.part == 'tower' else args.block}, T={args.timesteps}, batch {args.inputs}", short)
+    cfg = {k: v for k, v in vars(args).items() if k != "func"}
+    save_table(Path(args.out), "lava_agreement", rows, cfg, "Lava vs PyTorch SNN agreement and speed")
+    bad = [r for r in rows if r["spike_mismatches"] or r["max_output_diff"] > (1e-6 if r["precision"] == "floating_pt" else 0)]
+    for r in bad:
+        print(f"spikemfm lava: {r['precision']} run DISAGREES: {r['spike_mismatches']} spike mismatches, "
+              f"max output difference {r['max_output_diff']:.3g}", file=sys.stderr)
+    print(f"wrote {args.out}/lava_agreement.{{json,csv,md}}")
+    return 1 if bad else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with all sub-commands."""
     parser = argparse.ArgumentParser(prog="spikemfm", description="Convert multimodal transformers "
@@ -96,6 +128,20 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--images", type=int, default=100)
     en.add_argument("--out", default="results/energy_cli")
     en.set_defaults(func=_cmd_energy)
+    lv = sub.add_parser("lava", help="run a converted block / tower in Lava and check it against the PyTorch SNN")
+    lv.add_argument("--model", choices=["tiny-clip-image", "minilm"], default="tiny-clip-image")
+    lv.add_argument("--part", choices=["mlp", "attention", "block", "tower"], default="block")
+    lv.add_argument("--block", type=int, default=0, help="block index (ignored for --part tower)")
+    lv.add_argument("--timesteps", "-T", type=int, default=32)
+    lv.add_argument("--inputs", type=int, default=2, help="real test images / sentences in the batch")
+    lv.add_argument("--bits", type=int, default=8)
+    lv.add_argument("--max-spikes", default="16", help="spikes per neuron per step: an integer or 'graded'")
+    lv.add_argument("--precision", nargs="+", choices=["floating_pt", "fixed_pt"], default=["floating_pt", "fixed_pt"])
+    lv.add_argument("--frac-bits", type=int, default=16, help="fixed point: fractional bits of graded values")
+    lv.add_argument("--seed", type=int, default=0)
+    lv.add_argument("--timeout", type=float, default=900, help="seconds before the Lava worker is killed")
+    lv.add_argument("--out", default="results/lava_cli")
+    lv.set_defaults(func=_cmd_lava)
     return parser
 
 

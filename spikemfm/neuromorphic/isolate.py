@@ -30,7 +30,9 @@ def _child(out: Any, module: str, name: str, kwargs: dict[str, Any]) -> None:
     os.setsid()  # own process group: the parent can kill Lava's forked children with it
     try:
         out.put(("ok", getattr(importlib.import_module(module), name)(**kwargs)))
-    except BaseException:  # reported to the parent, which raises it
+    except SpikeMFMError as exc:  # a user-facing error: its one-line message is the report
+        out.put(("error", f"{type(exc).__name__}: {exc}"))
+    except BaseException:  # anything else: reported to the parent with the traceback, raised there
         out.put(("error", traceback.format_exc()))
 
 
@@ -66,5 +68,5 @@ def run_isolated(fn: Callable[..., Any], kwargs: dict[str, Any], timeout_s: floa
     _kill_group(proc.pid)  # stray children of a finished worker
     proc.join()
     if status == "error":
-        raise WorkerError(f"{fn.__module__}.{fn.__qualname__} failed in its worker process:\n{payload}")
+        raise WorkerError(f"{fn.__qualname__} failed in its worker process: {payload.rstrip()}")
     return payload

@@ -23,7 +23,7 @@ class Agreement:
         max_output_diff: max |Lava − reference| over all steps (float units; integer Q.F units for fixed_pt).
         spike_mismatches: (neuron, step) pairs whose spikes differ, over every neuron layer.
         spikes_compared: unit spikes fired by the reference over all layers and steps.
-        fixed_vs_float: for fixed_pt, max |fixed − float SNN| of the last output / max |float SNN output|.
+        fixed_vs_float: for fixed_pt, ‖fixed − float SNN‖ / ‖float SNN‖ of the last step's output (L2 over the batch).
         lava_steps_per_s: Lava steps per second after start-up (steps 2..T); torch_steps_per_s likewise
             for the PyTorch reference of the same part and batch, in the same run.
     """
@@ -79,7 +79,7 @@ def check_agreement(snn: SpikingModel, inputs: Any, part: Part, timesteps: int =
     fvf = None
     if precision == "fixed_pt":
         last = float_ref.outputs[-1]
-        fvf = float((fp.to_float(ref.outputs[-1]) - last).abs().max() / last.abs().max().clamp_min(1e-12))
+        fvf = float((fp.to_float(ref.outputs[-1]) - last).norm() / last.norm().clamp_min(1e-12))
     return Agreement(part.kind, part.block, precision, timesteps, x.batch_size, net.num_processes, len(ref.spikes),
                      diff, mismatches, spikes, fvf, run.startup_s, run.steps_per_s, timesteps / t_ref)
 
