@@ -7,11 +7,11 @@ from spikemfm.convert import ConvertConfig, QuantConfig, QuantizedModel, Spiking
 from spikemfm.energy import EnergyReport, estimate_energy, load_profile
 from spikemfm.errors import ConfigError, DataError, ModelLoadError, SpikeMFMError, UnsupportedModuleError
 from spikemfm.models import load
-from spikemfm.neuromorphic import FixedPointConfig, Part, export_lava
+from spikemfm.neuromorphic import FixedPointConfig, Part, export_lava, export_nir
 from spikemfm.snn import SimResult, simulate
 
 __version__ = "0.1.0"
 
 __all__ = ["ConfigError", "ConvertConfig", "DataError", "EnergyReport", "FixedPointConfig", "ModelLoadError", "Part", "QuantConfig",
            "QuantizedModel", "SimResult", "SpikeMFMError", "SpikingModel", "UnsupportedModuleError", "convert",
-           "estimate_energy", "export_lava", "load", "load_profile", "quantize", "simulate", "__version__"]
+           "estimate_energy", "export_lava", "export_nir", "load", "load_profile", "quantize", "simulate", "__version__"]

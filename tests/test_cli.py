@@ -38,3 +38,21 @@ def test_energy_command_bad_profile_is_one_clear_line(capsys):
     assert main(["energy", "--profile", "no_such_chip"]) == 2
     err = capsys.readouterr().err
     assert "unknown energy profile 'no_such_chip'" in err and err.count("\n") == 1
+
+
+@pytest.mark.lava
+def test_lava_command_checks_a_part_and_writes_its_table(tmp_path, capsys):
+    out = tmp_path / "lava"
+    assert main(["lava", "--part", "mlp", "--block", "1", "-T", "32", "--inputs", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Lava" in printed and "fixed_pt" in printed
+    import json
+
+    rows = json.loads((out / "lava_agreement.json").read_text())["rows"]
+    assert [r["spike_mismatches"] for r in rows] == [0, 0] and rows[0]["spikes_compared"] > 0
+
+
+def test_lava_command_bad_block_is_one_clear_line(capsys):
+    assert main(["lava", "--block", "9", "--precision", "floating_pt"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has 4 blocks" in err[0]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -167,11 +167,12 @@ def pool(r: N.Readout, x: torch.Tensor, inputs: Inputs) -> torch.Tensor:
     raise ValueError(f"{r.path}: pooling {r.pool!r} unsupported; supported: {N.POOLS}")
 
 
-def readout(r: N.Readout, x: torch.Tensor, inputs: Inputs, ops: Ops) -> torch.Tensor:
-    """Final norm, pooling and projection."""
+def readout(r: N.Readout, x: torch.Tensor, inputs: Inputs, ops: Ops,
+            pool_fn: Callable[[N.Readout, torch.Tensor, Inputs], torch.Tensor] = pool) -> torch.Tensor:
+    """Final norm, pooling (``pool_fn``; integer pooling for fixed-point ops) and projection."""
     if r.norm is not None and not r.norm_after_pool:
         x = ops.norm(r.norm, x)
-    y = pool(r, x, inputs)
+    y = pool_fn(r, x, inputs)
     if r.norm is not None and r.norm_after_pool:
         y = ops.norm(r.norm, y)
     return ops.linear(r.proj, ops.neuron(f"{r.path}.in", y)) if r.proj is not None else y

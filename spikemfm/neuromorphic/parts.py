@@ -89,17 +89,6 @@ def mlp_step(b: N.Block, x: torch.Tensor, ops: Any) -> torch.Tensor:
     return ops.norm(b.ln2, x + engine.mlp(b.mlp, x, ops))
 
 
-def readout_step(r: N.Readout, x: torch.Tensor, inputs: engine.Inputs, ops: Any, fixed: bool) -> torch.Tensor:
-    """Final norm, pooling and projection (integer pooling for the fixed-point ops)."""
-    pool = fx_pool if fixed else engine.pool
-    if r.norm is not None and not r.norm_after_pool:
-        x = ops.norm(r.norm, x)
-    y = pool(r, x, inputs)
-    if r.norm is not None and r.norm_after_pool:
-        y = ops.norm(r.norm, y)
-    return ops.linear(r.proj, ops.neuron(f"{r.path}.in", y)) if r.proj is not None else y
-
-
 def part_step(graph: N.EncoderGraph, part: Part, x: torch.Tensor, mask: torch.Tensor | None,
               inputs: engine.Inputs, ops: Any, fixed: bool) -> torch.Tensor:
     """One time step of ``part`` on input stream ``x``."""
@@ -107,7 +96,7 @@ def part_step(graph: N.EncoderGraph, part: Part, x: torch.Tensor, mask: torch.Te
         x = ops.inject(x)
         for b in graph.blocks:
             x = engine.block(b, x, mask, ops)
-        return readout_step(graph.readout, x, inputs, ops, fixed)
+        return engine.readout(graph.readout, x, inputs, ops, fx_pool if fixed else engine.pool)
     b = graph.blocks[part.block]
     if part.kind == "mlp":
         return mlp_step(b, x, ops)
