@@ -3,7 +3,8 @@
 Importing this package loads neither Lava nor CUDA; heavy stacks (timm, open_clip, transformers, lava)
 are imported only by the functions that need them.
 """
-from spikemfm.convert import ConvertConfig, QuantConfig, QuantizedModel, SpikingModel, convert, quantize
+from spikemfm.convert import (ConvertConfig, MixedPrecisionConfig, PruneConfig, QuantConfig, QuantizedModel,
+                              SpikingModel, convert, distill, prune, quantize)
 from spikemfm.energy import EnergyReport, estimate_energy, load_profile
 from spikemfm.errors import ConfigError, DataError, ModelLoadError, SpikeMFMError, UnsupportedModuleError
 from spikemfm.models import load
@@ -12,6 +13,8 @@ from spikemfm.snn import SimResult, simulate
 
 __version__ = "0.1.0"
 
-__all__ = ["ConfigError", "ConvertConfig", "DataError", "EnergyReport", "FixedPointConfig", "ModelLoadError", "Part", "QuantConfig",
-           "QuantizedModel", "SimResult", "SpikeMFMError", "SpikingModel", "UnsupportedModuleError", "convert",
-           "estimate_energy", "export_lava", "export_nir", "load", "load_profile", "quantize", "simulate", "__version__"]
+__all__ = ["ConfigError", "convert", "ConvertConfig", "DataError", "distill", "EnergyReport",
+           "estimate_energy", "export_lava", "export_nir", "FixedPointConfig", "load", "load_profile",
+           "MixedPrecisionConfig", "ModelLoadError", "Part", "prune", "PruneConfig", "QuantConfig",
+           "quantize", "QuantizedModel", "SimResult", "simulate", "SpikeMFMError", "SpikingModel",
+           "UnsupportedModuleError", "__version__"]

@@ -9,7 +9,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from spikemfm.convert.config import QuantConfig
+from spikemfm.convert.mixed import BitAllocation, MixedPrecisionConfig, allocate
 from spikemfm.convert.quantizers import ActQuant, QLinear, calibrate_step, make_qlinear, signed_range
+from spikemfm.convert.sensitivity import Calibration, Sensitivity, measure_sensitivity
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
@@ -53,10 +55,10 @@ class _Reservoir:
 
 
 def _graph64(graph: N.EncoderGraph) -> N.EncoderGraph:
-    """A copy of the graph with every tensor in float64 (exact integer accumulation downstream)."""
+    """A detached copy of the graph with every tensor in float64 (exact integer accumulation downstream)."""
     def cast(obj: Any) -> Any:
         if isinstance(obj, torch.Tensor):
-            return obj.to(torch.float64)
+            return obj.detach().to(torch.float64)
         if isinstance(obj, tuple):
             return tuple(cast(o) for o in obj)
         if hasattr(obj, "__dataclass_fields__"):
@@ -140,13 +142,16 @@ class QuantizedModel(nn.Module):
     """A QANN: the tower's graph (float64) with integer weights and calibrated activation steps.
 
     ``forward(x)`` returns the QANN output (float64); ``float_forward(x)`` the float reference.
+    ``allocation``: the mixed-precision bit allocation it was built from (None for uniform bits).
     """
 
-    def __init__(self, graph: N.EncoderGraph, qparams: QParams, config: QuantConfig) -> None:
+    def __init__(self, graph: N.EncoderGraph, qparams: QParams, config: QuantConfig,
+                 allocation: BitAllocation | None = None) -> None:
         super().__init__()
         self.graph = graph
         self.qparams = qparams
         self.config = config
+        self.allocation = allocation
 
     @torch.no_grad()
     def forward(self, x: Any) -> torch.Tensor:
@@ -158,29 +163,77 @@ class QuantizedModel(nn.Module):
         return engine.run(self.graph, engine.as_inputs(self.graph, x), FloatOps(), torch.float64)
 
 
-def quantize(model: nn.Module | N.EncoderGraph, config: QuantConfig, calib_batches: Iterable[Any],
-             progress: bool = False) -> QuantizedModel:
-    """Builds a QANN from a float tower.
+def as_graph(model: nn.Module | N.EncoderGraph) -> N.EncoderGraph:
+    """The graph of a tower: extracted from a supported module, or the ``graph`` of a pruned model."""
+    if isinstance(model, N.EncoderGraph):
+        return model
+    if isinstance(getattr(model, "graph", None), N.EncoderGraph):
+        return model.graph
+    return extract(model)
 
-    Args:
-        model: a supported tower (see :func:`spikemfm.ir.extract`) or an already extracted graph.
-        config: bit widths and calibration method.
-        calib_batches: iterable of input batches (image tensors, token ids or tokenizer outputs) of
-            real data; at most ``config.max_calib_batches`` are used.
-        progress: show a progress bar.
-    """
-    if not isinstance(config, QuantConfig):
-        raise ConfigError(f"quantize: config must be a QuantConfig, got {type(config).__name__}")
-    graph = _graph64(model if isinstance(model, N.EncoderGraph) else extract(model))
-    res = _Reservoir()
-    ops = FloatOps(observe=res)
+
+@dataclass
+class Analysis:
+    """Calibration statistics and measured sensitivity of a tower, reusable across budgets."""
+
+    graph: N.EncoderGraph
+    calibration: Calibration
+    sensitivity: Sensitivity | None
+
+
+def _calibrate(model: nn.Module | N.EncoderGraph, calib_batches: Iterable[Any], max_batches: int, keep: int,
+               progress: bool) -> tuple[N.EncoderGraph, Calibration]:
+    graph = _graph64(as_graph(model))
+    cal = Calibration(_Reservoir(), [])
     seen = 0
     with torch.no_grad():
-        for batch in tqdm(calib_batches, desc="calibrate", disable=not progress, total=config.max_calib_batches):
-            engine.run(graph, engine.as_inputs(graph, batch), ops, torch.float64)
+        for batch in tqdm(calib_batches, desc="calibrate", disable=not progress, total=max_batches):
+            x = engine.as_inputs(graph, batch)
+            observe = cal.reservoir if keep == 0 else \
+                (lambda p, t, n=x.batch_size: (cal.reservoir(p, t), cal.observe_moments(p, t, n)))
+            engine.run(graph, x, FloatOps(observe=observe), torch.float64)
+            if seen < keep:
+                cal.batches.append(x)
             seen += 1
-            if seen >= config.max_calib_batches:
+            if seen >= max_batches:
                 break
     if seen == 0:
         raise ConfigError("quantize: calib_batches yielded no batch; pass real calibration data")
+    return graph, cal
+
+
+def analyze(model: nn.Module | N.EncoderGraph, config: MixedPrecisionConfig, calib_batches: Iterable[Any],
+            progress: bool = False) -> Analysis:
+    """Calibrates ``model`` and measures its quantization sensitivity at every level (for several budgets)."""
+    graph, cal = _calibrate(model, calib_batches, config.max_calib_batches, config.sensitivity_batches, progress)
+    return Analysis(graph, cal, measure_sensitivity(graph, cal, config.candidates, config.clip, _act_quant))
+
+
+def quantize(model: nn.Module | N.EncoderGraph, config: QuantConfig | MixedPrecisionConfig,
+             calib_batches: Iterable[Any] = (), progress: bool = False,
+             analysis: Analysis | None = None) -> QuantizedModel:
+    """Builds a QANN from a float tower.
+
+    Args:
+        model: a supported tower (see :func:`spikemfm.ir.extract`), a pruned model, or an extracted graph.
+        config: uniform bits (:class:`QuantConfig`) or a budget (:class:`MixedPrecisionConfig`), whose
+            bits per layer are chosen from measured sensitivity (report: ``QuantizedModel.allocation``).
+        calib_batches: iterable of input batches (image tensors, token ids or tokenizer outputs) of
+            real data; at most ``config.max_calib_batches`` are used.
+        progress: show progress bars.
+        analysis: a previous :func:`analyze` of the same model (reused instead of calibrating again).
+    """
+    if not isinstance(config, (QuantConfig, MixedPrecisionConfig)):
+        raise ConfigError(f"quantize: config must be a QuantConfig or MixedPrecisionConfig, got {type(config).__name__}")
+    if isinstance(config, MixedPrecisionConfig):
+        analysis = analysis or analyze(model, config, calib_batches, progress)
+        alloc = allocate(analysis.sensitivity, config)
+        qcfg = alloc.quant_config()
+        return QuantizedModel(analysis.graph, build_qparams(analysis.graph, analysis.calibration.reservoir, qcfg),
+                              qcfg, alloc)
+    if analysis is not None:
+        graph, res = analysis.graph, analysis.calibration.reservoir
+    else:
+        graph, cal = _calibrate(model, calib_batches, config.max_calib_batches, 0, progress)
+        res = cal.reservoir
     return QuantizedModel(graph, build_qparams(graph, res, config), config)

@@ -1,0 +1,188 @@
+"""Measured quantization sensitivity at every level of a tower: model → block → sub-layer → channel.
+
+Measure (model, block, sub-layer levels): the relative output MSE
+
+    D = Σ_x ‖f_q(x) − f(x)‖² / Σ_x ‖f(x)‖²
+
+of the tower's output on real calibration inputs, where f_q quantizes only the knobs under test —
+a Linear's weights (per-channel symmetric, b bits) or a spiking activation (the calibrated uniform
+quantizer that becomes the IF neuron) — and everything else stays float. To first order these
+distortions add up across knobs (the assumption behind ZeroQ's / HAWQ's Pareto allocation), which is
+what :mod:`spikemfm.convert.mixed` optimises; the model- and block-level rows show how far the sum is
+from the joint effect.
+
+Channel level: per output channel c of a weight, the layer-output error E[(ΔW_c · x)²] = ΔW_c Σ_x ΔW_cᵀ
+(Σ_x: second-moment matrix of the layer's input on the calibration data; the layer-wise reconstruction
+error of OBQ / GPTQ), reported as each channel's share of the layer's error at the lowest candidate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from spikemfm.convert.config import QuantConfig
+from spikemfm.convert.quantizers import ActQuant, quantize_weight
+from spikemfm.ir import engine
+from spikemfm.ir import nodes as N
+from spikemfm.ir.float_ops import FloatOps
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One quantization decision: ``kind`` ``weight`` (a Linear path) or ``act`` (a quantization point).
+
+    ``size``: parameters of the weight, or neurons per sample of the activation; ``block``: block index
+    (None for the readout projection).
+    """
+
+    kind: str
+    name: str
+    block: int | None
+    size: int
+
+
+def knobs_of(graph: N.EncoderGraph, neurons: dict[str, int]) -> list[Knob]:
+    """All weight and activation knobs of ``graph``; ``neurons``: neurons per sample of every point."""
+    out: list[Knob] = []
+    for i, b in enumerate(graph.blocks):
+        a, m = b.attn, b.mlp
+        for lin in (a.q, a.k, a.v, a.o, m.fc1, m.fc2):
+            out.append(Knob("weight", lin.path, i, lin.weight.numel()))
+        for point in [f"{a.path}.{n}" for n in ("in", "q", "k", "v", "probs", "ctx")] + \
+                     [f"{m.path}.{n}" for n in ("in", "hidden", "act")]:
+            out.append(Knob("act", point, i, neurons[point]))
+    r = graph.readout
+    if r.proj is not None:
+        out += [Knob("weight", r.proj.path, None, r.proj.weight.numel()), Knob("act", f"{r.path}.in", None,
+                                                                               neurons[f"{r.path}.in"])]
+    return out
+
+
+class KnobOps(FloatOps):
+    """Float ops with only the given knobs quantized (fake quantization: level · step, dequantized weights)."""
+
+    def __init__(self, acts: dict[str, ActQuant], weights: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.acts, self.weights = acts, weights
+
+    def neuron(self, point: str, x: torch.Tensor) -> torch.Tensor:
+        q = self.acts.get(point)
+        return x if q is None else q.level(x) * q.step
+
+    def linear(self, node: N.Linear, c: torch.Tensor) -> torch.Tensor:
+        w = self.weights.get(node.path, node.weight)
+        return torch.nn.functional.linear(c, w.to(c.dtype), None if node.bias is None else node.bias.to(c.dtype))
+
+
+@dataclass
+class Sensitivity:
+    """Measured distortion D (relative output MSE) per level and candidate bit width."""
+
+    candidates: tuple[int, ...]
+    knobs: list[Knob]
+    knob_d: dict[tuple[str, str], dict[int, float]]
+    model_d: dict[int, float]
+    block_d: dict[int, dict[int, float]]
+    channel_share: dict[str, torch.Tensor] = field(default_factory=dict)
+    measure: str = "relative output MSE of the tower on real calibration inputs"
+
+    def rows(self) -> list[dict]:
+        """One row per knob: its distortion at every candidate and its most sensitive channel's share."""
+        out = []
+        for k in self.knobs:
+            row = {"kind": k.kind, "name": k.name, "block": "readout" if k.block is None else k.block, "size": k.size}
+            row.update({f"D@{b}": self.knob_d[(k.kind, k.name)][b] for b in self.candidates})
+            if k.kind == "weight":
+                share = self.channel_share[k.name]
+                row["top_channel_share"] = float(share.max())
+                row["top10pct_channels_share"] = float(share.sort(descending=True).values[:max(1, len(share) // 10)].sum())
+            out.append(row)
+        return out
+
+
+class Calibration:
+    """What calibration saw: a reservoir of every point's values, input second moments and point sizes."""
+
+    def __init__(self, reservoir, batches: list[engine.Inputs]) -> None:
+        self.reservoir = reservoir
+        self.batches = batches
+        self.moments: dict[str, torch.Tensor] = {}
+        self.count: dict[str, int] = {}
+        self.neurons: dict[str, int] = {}
+
+    def observe_moments(self, point: str, x: torch.Tensor, batch: int) -> None:
+        flat = x.detach().reshape(-1, x.shape[-1]).to(torch.float64)
+        self.moments[point] = self.moments.get(point, 0) + flat.T @ flat
+        self.count[point] = self.count.get(point, 0) + flat.shape[0]
+        self.neurons.setdefault(point, x[0].numel() if x.shape[0] == batch else x.numel() // batch)
+
+
+def _output(graph: N.EncoderGraph, batches: list[engine.Inputs], ops: FloatOps) -> list[torch.Tensor]:
+    return [engine.run(graph, b, ops, torch.float64) for b in batches]
+
+
+def _distortion(graph: N.EncoderGraph, cal: Calibration, ref: list[torch.Tensor], ops: FloatOps) -> float:
+    num = den = 0.0
+    for b, r in zip(cal.batches, ref):
+        y = engine.run(graph, b, ops, torch.float64)
+        num += float(((y - r) ** 2).sum())
+        den += float((r ** 2).sum())
+    return num / max(den, 1e-300)
+
+
+def _input_point(graph: N.EncoderGraph, path: str) -> str:
+    for b in graph.blocks:
+        a, m = b.attn, b.mlp
+        table = {a.q.path: f"{a.path}.in", a.k.path: f"{a.path}.in", a.v.path: f"{a.path}.in",
+                 a.o.path: f"{a.path}.ctx", m.fc1.path: f"{m.path}.in", m.fc2.path: f"{m.path}.act"}
+        if path in table:
+            return table[path]
+    return f"{graph.readout.path}.in"
+
+
+def measure_sensitivity(graph: N.EncoderGraph, cal: Calibration, candidates: tuple[int, ...], clip: str,
+                        act_quant) -> Sensitivity:
+    """Measures D for every knob × candidate, every block × candidate and the whole model × candidate.
+
+    ``act_quant(point, reservoir, QuantConfig)`` builds a calibrated activation quantizer (the QANN's).
+    """
+    from tqdm.auto import tqdm
+
+    knobs = knobs_of(graph, cal.neurons)
+    ref = _output(graph, cal.batches, FloatOps())
+    linears = {n.path: n for b in graph.blocks for n in (b.attn.q, b.attn.k, b.attn.v, b.attn.o, b.mlp.fc1, b.mlp.fc2)}
+    if graph.readout.proj is not None:
+        linears[graph.readout.proj.path] = graph.readout.proj
+    acts: dict[int, dict[str, ActQuant]] = {}
+    weights: dict[int, dict[str, torch.Tensor]] = {}
+    for bits in candidates:
+        cfg = QuantConfig(bits=bits, clip=clip)
+        acts[bits] = {k.name: act_quant(k.name, cal.reservoir, cfg) for k in knobs if k.kind == "act"}
+        weights[bits] = {}
+        for path, node in linears.items():
+            w_int, scale = quantize_weight(node.weight, bits)
+            weights[bits][path] = w_int * scale[:, None]
+    knob_d: dict[tuple[str, str], dict[int, float]] = {}
+    for k in tqdm(knobs, desc="sensitivity", leave=False):
+        knob_d[(k.kind, k.name)] = {
+            b: _distortion(graph, cal, ref, KnobOps({k.name: acts[b][k.name]} if k.kind == "act" else {},
+                                                    {k.name: weights[b][k.name]} if k.kind == "weight" else {}))
+            for b in candidates}
+
+    def joint(sel: list[Knob], b: int) -> float:
+        return _distortion(graph, cal, ref, KnobOps({k.name: acts[b][k.name] for k in sel if k.kind == "act"},
+                                                    {k.name: weights[b][k.name] for k in sel if k.kind == "weight"}))
+
+    block_d = {i: {b: joint([k for k in knobs if k.block == i], b) for b in candidates}
+               for i in range(len(graph.blocks))}
+    model_d = {b: joint(knobs, b) for b in candidates}
+    low = min(candidates)
+    shares = {}
+    for path, node in linears.items():
+        point = _input_point(graph, path)
+        sigma = cal.moments[point] / cal.count[point]
+        dw = weights[low][path] - node.weight.to(torch.float64)
+        err = ((dw @ sigma) * dw).sum(1)
+        shares[path] = err / err.sum().clamp_min(1e-300)
+    return Sensitivity(tuple(candidates), knobs, knob_d, model_d, block_d, shares)
