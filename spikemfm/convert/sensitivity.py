@@ -112,10 +112,12 @@ class Calibration:
         self.neurons: dict[str, int] = {}
 
     def observe_moments(self, point: str, x: torch.Tensor, batch: int) -> None:
+        self.neurons.setdefault(point, x.numel() // batch)
+        if point.endswith(".probs"):  # not the input of a Linear; its last axis is the (padded) sequence
+            return
         flat = x.detach().reshape(-1, x.shape[-1]).to(torch.float64)
         self.moments[point] = self.moments.get(point, 0) + flat.T @ flat
         self.count[point] = self.count.get(point, 0) + flat.shape[0]
-        self.neurons.setdefault(point, x[0].numel() if x.shape[0] == batch else x.numel() // batch)
 
 
 def _output(graph: N.EncoderGraph, batches: list[engine.Inputs], ops: FloatOps) -> list[torch.Tensor]:
