@@ -4,6 +4,8 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
+import torch
+
 from spikemfm.errors import ConfigError
 
 MIN_BITS, MAX_BITS = 2, 16
@@ -29,6 +31,8 @@ class QuantConfig:
         act_overrides: (glob over quantization point names, bits) pairs, first match wins, e.g.
             ``(("blocks.0.*", 8),)``; the hook for per-layer bit widths.
         weight_overrides: (glob over Linear module paths, bits) pairs for weights.
+        channel_overrides: (Linear path, output channel indices, bits) triples: bits of a channel group
+            (outlier channels), applied over the layer's bits.
         max_calib_batches: calibration batches consumed at most.
     """
 
@@ -39,6 +43,7 @@ class QuantConfig:
     percentile: float = 99.99
     act_overrides: tuple[tuple[str, int], ...] = ()
     weight_overrides: tuple[tuple[str, int], ...] = ()
+    channel_overrides: tuple[tuple[str, tuple[int, ...], int], ...] = ()
     max_calib_batches: int = 16
 
     def __post_init__(self) -> None:
@@ -48,6 +53,10 @@ class QuantConfig:
         for field in ("act_overrides", "weight_overrides"):
             for pattern, bits in getattr(self, field):
                 _check_bits(f"{field}[{pattern!r}]", bits)
+        for path, channels, bits in self.channel_overrides:
+            _check_bits(f"channel_overrides[{path!r}]", bits)
+            if not channels or min(channels) < 0:
+                raise ConfigError(f"QuantConfig.channel_overrides[{path!r}]: give non-negative channel indices")
         if self.clip not in CLIP_METHODS:
             raise ConfigError(f"QuantConfig.clip={self.clip!r}: choose one of {CLIP_METHODS}")
         if not 50.0 < self.percentile <= 100.0:
@@ -70,6 +79,19 @@ class QuantConfig:
             if fnmatch.fnmatchcase(path, pattern):
                 return bits
         return self.weight_bits if self.weight_bits is not None else self.bits
+
+    def weight_row_bits(self, path: str, n_out: int) -> int | torch.Tensor:
+        """Bits of the Linear at ``path``: an int, or (n_out,) per-row bits when channel groups differ."""
+        base = self.weight_bits_for(path)
+        groups = [(ch, b) for p, ch, b in self.channel_overrides if p == path]
+        if not groups:
+            return base
+        bits = torch.full((n_out,), base, dtype=torch.int64)
+        for channels, b in groups:
+            if max(channels) >= n_out:
+                raise ConfigError(f"QuantConfig.channel_overrides[{path!r}]: channel {max(channels)} >= {n_out} rows")
+            bits[list(channels)] = b
+        return bits
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import glob
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -36,6 +37,9 @@ class MixedPrecisionConfig:
         clip: activation range calibration (as in :class:`QuantConfig`).
         max_calib_batches: calibration batches consumed at most.
         sensitivity_batches: of those, batches used to measure sensitivity.
+        outlier_fraction: share of a layer's output channels that may form an outlier group.
+        outlier_share: a weight gets its own outlier group (own bits) when its top ``outlier_fraction``
+            channels carry at least this share of the layer's quantization error.
     """
 
     budget: float | None = 6.0
@@ -45,6 +49,8 @@ class MixedPrecisionConfig:
     clip: str = "mse"
     max_calib_batches: int = 16
     sensitivity_batches: int = 2
+    outlier_fraction: float = 0.125
+    outlier_share: float = 0.5
 
     def __post_init__(self) -> None:
         c = self.candidates
@@ -64,6 +70,9 @@ class MixedPrecisionConfig:
             raise ConfigError(f"MixedPrecisionConfig.weight_bytes={self.weight_bytes}: must be positive")
         if self.clip not in CLIP_METHODS:
             raise ConfigError(f"MixedPrecisionConfig.clip={self.clip!r}: choose one of {CLIP_METHODS}")
+        for name in ("outlier_fraction", "outlier_share"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ConfigError(f"MixedPrecisionConfig.{name}={getattr(self, name)}: must lie in (0, 1]")
         if not 1 <= self.sensitivity_batches <= self.max_calib_batches:
             raise ConfigError("MixedPrecisionConfig.sensitivity_batches must lie in [1, max_calib_batches]")
 
@@ -116,16 +125,28 @@ class BitAllocation:
 
     def quant_config(self) -> QuantConfig:
         """The per-layer :class:`QuantConfig` this allocation stands for (exact-name overrides)."""
-        acts = tuple((glob.escape(n), b) for (k, n), b in self.bits.items() if k == "act")
-        weights = tuple((glob.escape(n), b) for (k, n), b in self.bits.items() if k == "weight")
+        knobs = {k.key: k for k in self.sensitivity.knobs}
+        acts = tuple((glob.escape(knobs[key].name), b) for key, b in self.bits.items() if key[0] == "act")
+        weights = tuple((glob.escape(knobs[key].name), b) for key, b in self.bits.items()
+                        if key[0] == "weight" and knobs[key].channels is None)
+        groups = tuple((knobs[key].name, knobs[key].channels, b) for key, b in self.bits.items()
+                       if key[0] == "weight" and knobs[key].channels is not None)
         return QuantConfig(bits=max(self.config.candidates), clip=self.config.clip, act_overrides=acts,
-                           weight_overrides=weights, max_calib_batches=self.config.max_calib_batches)
+                           weight_overrides=weights, channel_overrides=groups,
+                           max_calib_batches=self.config.max_calib_batches)
+
+    def save(self, out_dir: str | Path, stem: str = "bit_report") -> str:
+        """Writes the per-layer bit report as ``stem``.json (with summary, config, git commit), .csv and .md."""
+        from spikemfm.io import save_table
+
+        return save_table(Path(out_dir), stem, self.rows(), asdict(self.config),
+                          f"per-layer bits ({self.sensitivity.measure})", extra={"summary": self.summary})
 
     def rows(self) -> list[dict]:
         """Per-layer bit report: knob, size, chosen bits, its distortion, distortion per candidate."""
         out = []
         for row in self.sensitivity.rows():
-            b = self.bits[(row["kind"], row["name"])]
+            b = self.bits[(row["kind"], row["name"])]  # rows name knobs by their key
             out.append({"kind": row["kind"], "name": row["name"], "block": row["block"], "size": row["size"],
                         "bits": b, "D_at_bits": row[f"D@{b}"], **{k: v for k, v in row.items()
                                                                   if k not in ("kind", "name", "block", "size")}})
@@ -134,7 +155,7 @@ class BitAllocation:
 
 def _average(knobs: list[Knob], bits: dict[tuple[str, str], int], kind: str) -> float:
     sel = [k for k in knobs if k.kind == kind]
-    return sum(k.size * bits[(k.kind, k.name)] for k in sel) / sum(k.size for k in sel)
+    return sum(k.size * bits[k.key] for k in sel) / sum(k.size for k in sel)
 
 
 def allocate(sens: Sensitivity, cfg: MixedPrecisionConfig) -> BitAllocation:
@@ -147,11 +168,11 @@ def allocate(sens: Sensitivity, cfg: MixedPrecisionConfig) -> BitAllocation:
             capacity = cfg.weight_bytes * 8 if cfg.weight_bytes is not None else cfg.budget * total
         else:
             capacity = (cfg.act_budget if cfg.act_budget is not None else cfg.budget) * total
-        chosen = solve_knapsack([k.size for k in sel], [sens.knob_d[(k.kind, k.name)] for k in sel], capacity)
-        bits.update({(k.kind, k.name): b for k, b in zip(sel, chosen)})
+        chosen = solve_knapsack([k.size for k in sel], [sens.knob_d[k.key] for k in sel], capacity)
+        bits.update({k.key: b for k, b in zip(sel, chosen)})
     alloc = BitAllocation(bits, sens, cfg)
     alloc.summary = {
         "avg_weight_bits": _average(sens.knobs, bits, "weight"), "avg_act_bits": _average(sens.knobs, bits, "act"),
-        "weight_bytes": sum(k.size * bits[(k.kind, k.name)] for k in sens.knobs if k.kind == "weight") / 8,
+        "weight_bytes": sum(k.size * bits[k.key] for k in sens.knobs if k.kind == "weight") / 8,
         "predicted_D": sum(sens.knob_d[key][b] for key, b in bits.items())}
     return alloc

@@ -76,13 +76,17 @@ def _act_quant(point: str, res: _Reservoir, cfg: QuantConfig) -> ActQuant:
     return ActQuant(point, calibrate_step(res.get(point), lo, hi, cfg.clip, cfg.percentile), lo, hi, bits)
 
 
+def _qlinear(node: N.Linear, in_step: float, cfg: QuantConfig) -> QLinear:
+    return make_qlinear(node, in_step, cfg.weight_row_bits(node.path, node.weight.shape[0]))
+
+
 def _build_attention(a: N.Attention, res: _Reservoir, cfg: QuantConfig, qp: QParams) -> None:
     names = ("in", "q", "k", "v", "probs", "ctx")
     q = {n: _act_quant(f"{a.path}.{n}", res, cfg) for n in names}
     qp.quants.update({f"{a.path}.{n}": q[n] for n in names})
     for lin in (a.q, a.k, a.v):
-        qp.linears[lin.path] = make_qlinear(lin, q["in"].step, cfg.weight_bits_for(lin.path))
-    qp.linears[a.o.path] = make_qlinear(a.o, q["ctx"].step, cfg.weight_bits_for(a.o.path))
+        qp.linears[lin.path] = _qlinear(lin, q["in"].step, cfg)
+    qp.linears[a.o.path] = _qlinear(a.o, q["ctx"].step, cfg)
     qp.score_scales[a.path] = q["q"].step * q["k"].step * engine.score_scale(a)
     qp.ctx_scales[a.path] = q["probs"].step * q["v"].step
 
@@ -90,8 +94,8 @@ def _build_attention(a: N.Attention, res: _Reservoir, cfg: QuantConfig, qp: QPar
 def _build_mlp(m: N.MLP, res: _Reservoir, cfg: QuantConfig, qp: QParams) -> None:
     q = {n: _act_quant(f"{m.path}.{n}", res, cfg) for n in ("in", "hidden", "act")}
     qp.quants.update({f"{m.path}.{n}": q[n] for n in q})
-    qp.linears[m.fc1.path] = make_qlinear(m.fc1, q["in"].step, cfg.weight_bits_for(m.fc1.path))
-    qp.linears[m.fc2.path] = make_qlinear(m.fc2, q["act"].step, cfg.weight_bits_for(m.fc2.path))
+    qp.linears[m.fc1.path] = _qlinear(m.fc1, q["in"].step, cfg)
+    qp.linears[m.fc2.path] = _qlinear(m.fc2, q["act"].step, cfg)
     hid = q["hidden"]
     levels = torch.arange(hid.lo, hid.hi + 1, dtype=torch.float64)
     qp.luts[m.path] = q["act"].level(N.activation(m.act, levels * hid.step))
@@ -107,7 +111,7 @@ def build_qparams(graph: N.EncoderGraph, res: _Reservoir, cfg: QuantConfig) -> Q
     if r.proj is not None:
         qr = _act_quant(f"{r.path}.in", res, cfg)
         qp.quants[qr.point] = qr
-        qp.linears[r.proj.path] = make_qlinear(r.proj, qr.step, cfg.weight_bits_for(r.proj.path))
+        qp.linears[r.proj.path] = _qlinear(r.proj, qr.step, cfg)
     return qp
 
 
@@ -206,7 +210,8 @@ def analyze(model: nn.Module | N.EncoderGraph, config: MixedPrecisionConfig, cal
             progress: bool = False) -> Analysis:
     """Calibrates ``model`` and measures its quantization sensitivity at every level (for several budgets)."""
     graph, cal = _calibrate(model, calib_batches, config.max_calib_batches, config.sensitivity_batches, progress)
-    return Analysis(graph, cal, measure_sensitivity(graph, cal, config.candidates, config.clip, _act_quant))
+    return Analysis(graph, cal, measure_sensitivity(graph, cal, config.candidates, config.clip, _act_quant,
+                                                    config.outlier_fraction, config.outlier_share))
 
 
 def quantize(model: nn.Module | N.EncoderGraph, config: QuantConfig | MixedPrecisionConfig,

@@ -34,6 +34,7 @@ class QLinear:
     """A Linear with integer weights: y = (c W_intᵀ) · out_scale + b, c the integer input levels.
 
     out_scale[o] = in_step · w_scale[o]; the accumulation c W_intᵀ is exact in float64.
+    ``bits`` is the widest row's bit width; ``row_bits`` (out,) is set when channel groups differ.
     """
 
     path: str
@@ -42,6 +43,7 @@ class QLinear:
     out_scale: torch.Tensor
     bias: torch.Tensor | None
     bits: int
+    row_bits: torch.Tensor | None = None
 
     def affine(self, acc: torch.Tensor) -> torch.Tensor:
         """Scales an integer accumulation to the output current."""
@@ -55,20 +57,23 @@ def signed_range(bits: int) -> tuple[int, int]:
     return -hi, hi
 
 
-def quantize_weight(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-output-channel symmetric quantization: w ≈ w_int · scale[:, None]."""
-    _, hi = signed_range(bits)
+def quantize_weight(w: torch.Tensor, bits: int | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-output-channel symmetric quantization: w ≈ w_int · scale[:, None]; ``bits`` per layer or per row."""
+    hi = 2.0 ** (torch.as_tensor(bits, dtype=torch.float64) - 1) - 1
     w = w.to(torch.float64)
     amax = w.abs().amax(dim=1)
-    scale = torch.where(amax > 0, amax / hi, torch.ones_like(amax))
-    w_int = torch.clamp(torch.round(w / scale[:, None]), -hi, hi)
+    scale = torch.where(amax > 0, amax / hi.expand_as(amax), torch.ones_like(amax))
+    hi_rows = hi.expand(w.shape[0])[:, None]
+    w_int = torch.clamp(torch.round(w / scale[:, None]), -hi_rows, hi_rows)
     return w_int, scale
 
 
-def make_qlinear(node: N.Linear, in_step: float, bits: int) -> QLinear:
-    """Quantizes a Linear node whose input levels have step ``in_step``."""
+def make_qlinear(node: N.Linear, in_step: float, bits: int | torch.Tensor) -> QLinear:
+    """Quantizes a Linear node whose input levels have step ``in_step`` (``bits`` per layer or per row)."""
     w_int, w_scale = quantize_weight(node.weight, bits)
     bias = None if node.bias is None else node.bias.to(torch.float64)
+    if isinstance(bits, torch.Tensor):
+        return QLinear(node.path, w_int, w_scale, in_step * w_scale, bias, int(bits.max()), bits.clone())
     return QLinear(node.path, w_int, w_scale, in_step * w_scale, bias, bits)
 
 

@@ -17,7 +17,7 @@ error of OBQ / GPTQ), reported as each channel's share of the layer's error at t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -32,14 +32,21 @@ from spikemfm.ir.float_ops import FloatOps
 class Knob:
     """One quantization decision: ``kind`` ``weight`` (a Linear path) or ``act`` (a quantization point).
 
-    ``size``: parameters of the weight, or neurons per sample of the activation; ``block``: block index
-    (None for the readout projection).
+    ``size``: parameters of the weight (group), or neurons per sample of the activation; ``block``: block
+    index (None for the readout projection); ``channels``: the output channels of a weight's channel
+    group (None: the whole layer), ``group`` its name (``outliers`` / ``rest``).
     """
 
     kind: str
     name: str
     block: int | None
     size: int
+    channels: tuple[int, ...] | None = None
+    group: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.kind, f"{self.name}#{self.group}" if self.group else self.name)
 
 
 def knobs_of(graph: N.EncoderGraph, neurons: dict[str, int]) -> list[Knob]:
@@ -56,6 +63,24 @@ def knobs_of(graph: N.EncoderGraph, neurons: dict[str, int]) -> list[Knob]:
     if r.proj is not None:
         out += [Knob("weight", r.proj.path, None, r.proj.weight.numel()), Knob("act", f"{r.path}.in", None,
                                                                                neurons[f"{r.path}.in"])]
+    return out
+
+
+def split_outliers(knobs: list[Knob], shares: dict[str, torch.Tensor], fraction: float,
+                   min_share: float) -> list[Knob]:
+    """Splits each weight whose top ``fraction`` of channels carries ≥ ``min_share`` of its error in two groups."""
+    out = []
+    for k in knobs:
+        share = shares.get(k.name) if k.kind == "weight" else None
+        n_top = max(1, int(round(fraction * len(share)))) if share is not None else 0
+        order = share.argsort(descending=True) if share is not None else None
+        if share is None or n_top >= len(share) or float(share[order[:n_top]].sum()) < min_share:
+            out.append(k)
+            continue
+        per_row = k.size // len(share)
+        top, rest = sorted(order[:n_top].tolist()), sorted(order[n_top:].tolist())
+        out += [Knob("weight", k.name, k.block, per_row * len(top), tuple(top), "outliers"),
+                Knob("weight", k.name, k.block, per_row * len(rest), tuple(rest), "rest")]
     return out
 
 
@@ -91,8 +116,9 @@ class Sensitivity:
         """One row per knob: its distortion at every candidate and its most sensitive channel's share."""
         out = []
         for k in self.knobs:
-            row = {"kind": k.kind, "name": k.name, "block": "readout" if k.block is None else k.block, "size": k.size}
-            row.update({f"D@{b}": self.knob_d[(k.kind, k.name)][b] for b in self.candidates})
+            row = {"kind": k.kind, "name": k.key[1], "block": "readout" if k.block is None else k.block,
+                   "size": k.size, "channels": "all" if k.channels is None else len(k.channels)}
+            row.update({f"D@{b}": self.knob_d[k.key][b] for b in self.candidates})
             if k.kind == "weight":
                 share = self.channel_share[k.name]
                 row["top_channel_share"] = float(share.max())
@@ -143,48 +169,65 @@ def _input_point(graph: N.EncoderGraph, path: str) -> str:
     return f"{graph.readout.path}.in"
 
 
-def measure_sensitivity(graph: N.EncoderGraph, cal: Calibration, candidates: tuple[int, ...], clip: str,
-                        act_quant) -> Sensitivity:
-    """Measures D for every knob × candidate, every block × candidate and the whole model × candidate.
-
-    ``act_quant(point, reservoir, QuantConfig)`` builds a calibrated activation quantizer (the QANN's).
-    """
-    from tqdm.auto import tqdm
-
-    knobs = knobs_of(graph, cal.neurons)
-    ref = _output(graph, cal.batches, FloatOps())
-    linears = {n.path: n for b in graph.blocks for n in (b.attn.q, b.attn.k, b.attn.v, b.attn.o, b.mlp.fc1, b.mlp.fc2)}
-    if graph.readout.proj is not None:
-        linears[graph.readout.proj.path] = graph.readout.proj
-    acts: dict[int, dict[str, ActQuant]] = {}
-    weights: dict[int, dict[str, torch.Tensor]] = {}
-    for bits in candidates:
-        cfg = QuantConfig(bits=bits, clip=clip)
-        acts[bits] = {k.name: act_quant(k.name, cal.reservoir, cfg) for k in knobs if k.kind == "act"}
-        weights[bits] = {}
-        for path, node in linears.items():
-            w_int, scale = quantize_weight(node.weight, bits)
-            weights[bits][path] = w_int * scale[:, None]
-    knob_d: dict[tuple[str, str], dict[int, float]] = {}
-    for k in tqdm(knobs, desc="sensitivity", leave=False):
-        knob_d[(k.kind, k.name)] = {
-            b: _distortion(graph, cal, ref, KnobOps({k.name: acts[b][k.name]} if k.kind == "act" else {},
-                                                    {k.name: weights[b][k.name]} if k.kind == "weight" else {}))
-            for b in candidates}
-
-    def joint(sel: list[Knob], b: int) -> float:
-        return _distortion(graph, cal, ref, KnobOps({k.name: acts[b][k.name] for k in sel if k.kind == "act"},
-                                                    {k.name: weights[b][k.name] for k in sel if k.kind == "weight"}))
-
-    block_d = {i: {b: joint([k for k in knobs if k.block == i], b) for b in candidates}
-               for i in range(len(graph.blocks))}
-    model_d = {b: joint(knobs, b) for b in candidates}
-    low = min(candidates)
+def _channel_shares(graph: N.EncoderGraph, cal: Calibration, linears: dict[str, N.Linear],
+                    low: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     shares = {}
     for path, node in linears.items():
         point = _input_point(graph, path)
         sigma = cal.moments[point] / cal.count[point]
-        dw = weights[low][path] - node.weight.to(torch.float64)
+        dw = low[path] - node.weight.to(torch.float64)
         err = ((dw @ sigma) * dw).sum(1)
         shares[path] = err / err.sum().clamp_min(1e-300)
+    return shares
+
+
+def _linears(graph: N.EncoderGraph) -> dict[str, N.Linear]:
+    out = {n.path: n for b in graph.blocks for n in (b.attn.q, b.attn.k, b.attn.v, b.attn.o, b.mlp.fc1, b.mlp.fc2)}
+    if graph.readout.proj is not None:
+        out[graph.readout.proj.path] = graph.readout.proj
+    return out
+
+
+def _group_weight(node: N.Linear, full_q: torch.Tensor, channels: tuple[int, ...] | None) -> torch.Tensor:
+    if channels is None:
+        return full_q
+    w = node.weight.to(torch.float64).clone()
+    w[list(channels)] = full_q[list(channels)]
+    return w
+
+
+def measure_sensitivity(graph: N.EncoderGraph, cal: Calibration, candidates: tuple[int, ...], clip: str,
+                        act_quant, outlier_fraction: float = 0.125, outlier_share: float = 0.5) -> Sensitivity:
+    """Measures D for every knob × candidate, every block × candidate and the whole model × candidate.
+
+    ``act_quant(point, reservoir, QuantConfig)`` builds a calibrated activation quantizer (the QANN's).
+    Weights whose outlier channels (top ``outlier_fraction``) carry ≥ ``outlier_share`` of the layer's
+    error at the lowest candidate become two knobs (outlier group, rest), each with its own bits.
+    """
+    from tqdm.auto import tqdm
+
+    linears = _linears(graph)
+    weights: dict[int, dict[str, torch.Tensor]] = {}
+    for bits in candidates:
+        weights[bits] = {}
+        for path, node in linears.items():
+            w_int, scale = quantize_weight(node.weight, bits)
+            weights[bits][path] = w_int * scale[:, None]
+    shares = _channel_shares(graph, cal, linears, weights[min(candidates)])
+    knobs = split_outliers(knobs_of(graph, cal.neurons), shares, outlier_fraction, outlier_share)
+    ref = _output(graph, cal.batches, FloatOps())
+    acts = {b: {k.name: act_quant(k.name, cal.reservoir, QuantConfig(bits=b, clip=clip)) for k in knobs
+                if k.kind == "act"} for b in candidates}
+
+    def run(sel: list[Knob], b: int) -> float:
+        return _distortion(graph, cal, ref, KnobOps(
+            {k.name: acts[b][k.name] for k in sel if k.kind == "act"},
+            {k.name: _group_weight(linears[k.name], weights[b][k.name], k.channels) for k in sel
+             if k.kind == "weight"}))
+
+    knob_d = {k.key: {b: run([k], b) for b in candidates} for k in tqdm(knobs, desc="sensitivity", leave=False)}
+    whole = [replace(k, channels=None, group="") for k in knobs]  # all groups of a layer at one width
+    block_d = {i: {b: run([k for k in whole if k.block == i], b) for b in candidates}
+               for i in range(len(graph.blocks))}
+    model_d = {b: run(whole, b) for b in candidates}
     return Sensitivity(tuple(candidates), knobs, knob_d, model_d, block_d, shares)

@@ -57,14 +57,33 @@ def _calib(n=2):
 
 
 def test_mixed_precision_meets_budget_and_converts_exactly():
-    cfg = MixedPrecisionConfig(budget=4.0, candidates=(2, 3, 4, 6, 8), max_calib_batches=2, sensitivity_batches=1)
+    # outlier_share=0.05: every weight whose top 1/8 channels carry >= 5 % of its error gets an outlier group
+    cfg = MixedPrecisionConfig(budget=4.0, candidates=(2, 3, 4, 6, 8), max_calib_batches=2, sensitivity_batches=1,
+                               outlier_share=0.05)
     qann = quantize(_vit(), cfg, _calib())
     alloc = qann.allocation
     assert alloc.summary["avg_weight_bits"] <= 4.0 and alloc.summary["avg_act_bits"] <= 4.0
     assert len(set(alloc.bits.values())) > 1  # really mixed
-    for (kind, name), bits in alloc.bits.items():  # the QANN carries the allocated bits
-        assert (qann.qparams.linears[name].bits if kind == "weight" else qann.qparams.quants[name].bits) == bits
-    assert {r["name"] for r in alloc.rows()} == {n for _, n in alloc.bits}
+    groups = [k for k in alloc.sensitivity.knobs if k.channels is not None]
+    assert groups and {k.group for k in groups} == {"outliers", "rest"}
+    for k in alloc.sensitivity.knobs:  # the QANN carries the allocated bits, per layer or per channel group
+        b = alloc.bits[k.key]
+        if k.kind == "act":
+            assert qann.qparams.quants[k.name].bits == b
+        elif k.channels is None:
+            assert qann.qparams.linears[k.name].bits == b and qann.qparams.linears[k.name].row_bits is None
+        else:
+            ql = qann.qparams.linears[k.name]
+            assert (ql.row_bits[list(k.channels)] == b).all()
+            assert ql.w_int[list(k.channels)].abs().max() <= 2 ** (b - 1) - 1
+    assert {r["name"] for r in alloc.rows()} == {key[1] for key in alloc.bits}
+    import json
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        alloc.save(tmp)
+        saved = json.load(open(f"{tmp}/bit_report.json"))
+        assert saved["summary"]["avg_weight_bits"] <= 4.0 and len(saved["rows"]) == len(alloc.bits)
     x = torch.randn(3, 3, 8, 8)
     res = simulate(convert(qann, ConvertConfig(max_spikes_per_step=1)), x, 160)
     assert res.t_exact(qann(x)) is not None
