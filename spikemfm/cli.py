@@ -129,6 +129,14 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    """Collects every saved results table and plot into one markdown report."""
+    from spikemfm.report import build_report
+
+    print(f"wrote {build_report(args.results, args.out)}")
+    return 0
+
+
 def _add_convert(sub: argparse._SubParsersAction) -> None:
     cv = sub.add_parser("convert", help="quantize (uniform bits or a mixed-precision budget), optionally prune, "
                         "convert to an SNN and save it")
@@ -154,6 +162,10 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     sm.add_argument("--timesteps", "-T", type=int, default=32)
     sm.add_argument("--out", default="results/simulate_cli")
     sm.set_defaults(func=_cmd_simulate)
+    rp = sub.add_parser("report", help="one markdown report of every saved results table and plot")
+    rp.add_argument("--results", default="results")
+    rp.add_argument("--out", default="results/REPORT.md")
+    rp.set_defaults(func=_cmd_report)
 
 
 def build_parser() -> argparse.ArgumentParser:

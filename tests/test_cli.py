@@ -87,3 +87,14 @@ def test_cli_errors_are_one_clear_line(tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], (argv, err)
+
+
+def test_report_collects_saved_tables_with_their_provenance(tmp_path, capsys):
+    from spikemfm.io import save_table
+
+    save_table(tmp_path / "res" / "a", "t1", [{"x": 1, "y": 0.5}], {"seed": 3}, "Table one")
+    (tmp_path / "res" / "a" / "plot.png").write_bytes(b"\x89PNG")
+    assert main(["report", "--results", str(tmp_path / "res"), "--out", str(tmp_path / "R.md")]) == 0
+    text = (tmp_path / "R.md").read_text()
+    assert "## Table one" in text and "| 1 | 0.5 |" in text and '"seed": 3' in text and "](res/a/plot.png)" in text
+    assert main(["report", "--results", str(tmp_path / "empty")]) == 2
