@@ -98,7 +98,7 @@ def mixed_vs_uniform(task, budgets: list[int], out: Path, sens_batches: int) -> 
 
 
 def _wbytes(qann) -> float:
-    return sum(ql.w_int.numel() * ql.bits for ql in qann.qparams.linears.values()) / 8
+    return sum(ql.total_bits for ql in qann.qparams.linears.values()) / 8
 
 
 def _hist(bits: dict) -> str:
@@ -220,6 +220,7 @@ def main() -> None:
     p.add_argument("--snn-T", type=int, default=64)
     p.add_argument("--snn-spikes", type=int, default=4)
     p.add_argument("--only", choices=["tiny-clip", "minilm", "both"], default="both")
+    p.add_argument("--tables", nargs="+", choices=["mixed", "pruning", "snn"], default=["mixed", "pruning", "snn"])
     p.add_argument("--quick", action="store_true", help="small smoke run")
     p.add_argument("--out", default="results/compression")
     args = p.parse_args()
@@ -233,15 +234,16 @@ def main() -> None:
         tasks.append(ClipTask(args.n_test))
     if args.only in ("minilm", "both"):
         tasks.append(MiniLMTask(args.n_sentences))
-    mixed, pruned = [], []
-    for task in tasks:
-        mixed += mixed_vs_uniform(task, args.budgets, out, args.sens_batches)
-        pruned += pruning(task, args.ratios, args.steps, out)
     tag = "" if args.only == "both" else f"_{args.only}"
-    print(save_table(out, f"mixed_vs_uniform{tag}", mixed, vars(args), "Mixed vs uniform precision at the same average bits"))
-    print(save_table(out, f"pruning{tag}", pruned, vars(args), "Pruning curves, with and without distillation recovery"))
-    plot_pruning(pruned, out if not tag else out / tag.strip("_"))
-    if tasks and isinstance(tasks[0], ClipTask):
+    if "mixed" in args.tables:
+        rows = [r for task in tasks for r in mixed_vs_uniform(task, args.budgets, out, args.sens_batches)]
+        print(save_table(out, f"mixed_vs_uniform{tag}", rows, vars(args),
+                         "Mixed vs uniform precision at the same average bits"))
+    if "pruning" in args.tables:
+        rows = [r for task in tasks for r in pruning(task, args.ratios, args.steps, out)]
+        print(save_table(out, f"pruning{tag}", rows, vars(args), "Pruning curves, with and without distillation recovery"))
+        plot_pruning(rows, out if not tag else out / tag.strip("_"))
+    if "snn" in args.tables and tasks and isinstance(tasks[0], ClipTask):
         print(save_table(out, "snn_impact", snn_impact(tasks[0], args), vars(args),
                          f"tiny CLIP image tower: compression and the SNN (<= {args.snn_spikes} spikes/step, "
                          f"{args.n_snn} test images; QANN top-1 on {args.n_test})"))

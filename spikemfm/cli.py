@@ -103,6 +103,71 @@ def _cmd_lava(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    """Loads a model, (prunes,) quantizes and converts it; writes the SNN file and a JSON summary."""
+    from spikemfm.jobs import job_from_toml, run_convert
+
+    overrides = {k: getattr(args, k) for k in ("model", "tower", "checkpoint", "bits", "budget", "head_ratio",
+                                                "mlp_ratio", "recovery_steps", "max_spikes", "timesteps",
+                                                "calib_samples", "eval_samples", "out")}
+    job = job_from_toml(args.config, overrides)
+    summary = run_convert(job, progress=not args.no_progress)
+    keys = ("graph", "params", "weight_bytes", "neurons_per_input", "spikes_per_input", "t_exact",
+            "max_rel_error_at_T", "qann_vs_float_cosine")
+    _print_rows(f"spikemfm convert: {job.model} ({job.tower}) -> {summary['file']}", [{k: summary[k] for k in keys}])
+    print(f"wrote {summary['file']} and {job.out}/summary.json")
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    """Reloads a converted model and simulates real test inputs step by step."""
+    from spikemfm.jobs import run_simulate
+
+    rows = run_simulate(args.model_file, args.inputs, args.timesteps, args.out)
+    _print_rows(f"spikemfm simulate: {args.model_file}", rows[:: max(1, len(rows) // 8)] + rows[-1:])
+    print(f"wrote {args.out}/simulate.{{json,csv,md}}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    """Collects every saved results table and plot into one markdown report."""
+    from spikemfm.report import build_report
+
+    print(f"wrote {build_report(args.results, args.out)}")
+    return 0
+
+
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    cv = sub.add_parser("convert", help="quantize (uniform bits or a mixed-precision budget), optionally prune, "
+                        "convert to an SNN and save it")
+    cv.add_argument("--config", help="TOML file with ConvertJob fields; flags override it")
+    cv.add_argument("--model", help="tiny-clip-fmnist, minilm, timm:<name>, open_clip:<arch>, hf:<name-or-folder>")
+    cv.add_argument("--tower", choices=["image", "text"])
+    cv.add_argument("--checkpoint", help="local weights file (timm) / open_clip checkpoint or tag")
+    cv.add_argument("--bits", type=int)
+    cv.add_argument("--budget", type=float, help="average bits: mixed precision instead of uniform --bits")
+    cv.add_argument("--head-ratio", type=float)
+    cv.add_argument("--mlp-ratio", type=float)
+    cv.add_argument("--recovery-steps", type=int)
+    cv.add_argument("--max-spikes", type=int, help="spikes per neuron per step; 0 = graded")
+    cv.add_argument("--timesteps", "-T", type=int)
+    cv.add_argument("--calib-samples", type=int)
+    cv.add_argument("--eval-samples", type=int)
+    cv.add_argument("--out")
+    cv.add_argument("--no-progress", action="store_true")
+    cv.set_defaults(func=_cmd_convert)
+    sm = sub.add_parser("simulate", help="reload a converted model and simulate real test inputs")
+    sm.add_argument("model_file")
+    sm.add_argument("--inputs", type=int, default=16)
+    sm.add_argument("--timesteps", "-T", type=int, default=32)
+    sm.add_argument("--out", default="results/simulate_cli")
+    sm.set_defaults(func=_cmd_simulate)
+    rp = sub.add_parser("report", help="one markdown report of every saved results table and plot")
+    rp.add_argument("--results", default="results")
+    rp.add_argument("--out", default="results/REPORT.md")
+    rp.set_defaults(func=_cmd_report)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with all sub-commands."""
     parser = argparse.ArgumentParser(prog="spikemfm", description="Convert multimodal transformers "
@@ -128,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--images", type=int, default=100)
     en.add_argument("--out", default="results/energy_cli")
     en.set_defaults(func=_cmd_energy)
+    _add_convert(sub)
     lv = sub.add_parser("lava", help="run a converted block / tower in Lava and check it against the PyTorch SNN")
     lv.add_argument("--model", choices=["tiny-clip-image", "minilm"], default="tiny-clip-image")
     lv.add_argument("--part", choices=["mlp", "attention", "block", "tower"], default="block")

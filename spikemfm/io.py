@@ -71,13 +71,14 @@ def write_csv(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
 
 
 def git_commit(repo: Path | None = None) -> str:
-    """The current git commit (with ``-dirty`` when the tree has changes), or ``"unknown"``."""
+    """The current git commit (``-dirty`` when tracked files outside ``results/`` changed), or ``"unknown"``."""
     cwd = Path(repo) if repo else Path(__file__).resolve().parent.parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        # results being (re)written do not make the code that writes them dirty
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"],
+                               cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return sha + ("-dirty" if dirty else "")

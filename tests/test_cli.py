@@ -56,3 +56,45 @@ def test_lava_command_bad_block_is_one_clear_line(capsys):
     assert main(["lava", "--block", "9", "--precision", "floating_pt"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "has 4 blocks" in err[0]
+
+
+def test_convert_then_simulate_from_a_toml_config(tmp_path, capsys):
+    import json
+
+    cfg = tmp_path / "job.toml"
+    cfg.write_text('model = "tiny-clip-fmnist"\nbits = 4\nmax_spikes = 0\ntimesteps = 4\n'
+                   'calib_samples = 64\neval_samples = 4\n')
+    out = tmp_path / "cv"
+    assert main(["convert", "--config", str(cfg), "--head-ratio", "0.25", "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["bits"] == 4 and summary["config"]["head_ratio"] == 0.25  # file + flag override
+    assert summary["t_exact"] == 1 and summary["max_rel_error_at_T"] == 0.0  # graded spikes: exact from T=1
+    assert summary["params"] < 331776  # pruned
+    assert main(["simulate", str(out / "model.snn.pt"), "--inputs", "4", "-T", "4", "--out", str(tmp_path / "sim")]) == 0
+    rows = json.loads((tmp_path / "sim" / "simulate.json").read_text())["rows"]
+    assert rows[-1]["max_rel_error_vs_qann"] == 0.0
+
+
+def test_cli_errors_are_one_clear_line(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('model = "tiny-clip-fmnist"\nbitz = 4\n')
+    cases = [(["convert", "--model", "nonsense"], "unknown model"),
+             (["convert", "--config", str(bad)], "unknown field(s) ['bitz']"),
+             (["convert", "--model", "timm:vit_tiny_patch16_224", "--checkpoint", str(tmp_path / "nope.pth")],
+              "no such file"),
+             (["simulate", str(tmp_path / "nope.snn.pt")], "no such file")]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (argv, err)
+
+
+def test_report_collects_saved_tables_with_their_provenance(tmp_path, capsys):
+    from spikemfm.io import save_table
+
+    save_table(tmp_path / "res" / "a", "t1", [{"x": 1, "y": 0.5}], {"seed": 3}, "Table one")
+    (tmp_path / "res" / "a" / "plot.png").write_bytes(b"\x89PNG")
+    assert main(["report", "--results", str(tmp_path / "res"), "--out", str(tmp_path / "R.md")]) == 0
+    text = (tmp_path / "R.md").read_text()
+    assert "## Table one" in text and "| 1 | 0.5 |" in text and '"seed": 3' in text and "](res/a/plot.png)" in text
+    assert main(["report", "--results", str(tmp_path / "empty")]) == 2

@@ -183,11 +183,15 @@ def prune(model: nn.Module | N.EncoderGraph, config: PruneConfig, data: Iterable
             break
     if not batches:
         raise ConfigError("prune: data yielded no batch; pass real input batches to measure importance")
-    h_imp, c_imp = head_importance(graph, batches), channel_importance(graph, batches)
+    ratios = [config.ratios(i) for i in range(len(graph.blocks))]
+    # measure only what will be pruned (head ablation costs one forward per head)
+    h_imp = head_importance(graph, batches) if any(h for h, _ in ratios) else None
+    c_imp = channel_importance(graph, batches) if any(m for _, m in ratios) else None
     blocks = []
-    for i, blk in enumerate(graph.blocks):
-        hr, mr = config.ratios(i)
-        blocks.append(_prune_block(blk, _keep(h_imp[i], hr), _keep(c_imp[i], mr)))
+    for i, (blk, (hr, mr)) in enumerate(zip(graph.blocks, ratios)):
+        heads = _keep(h_imp[i], hr) if h_imp is not None else torch.arange(blk.attn.num_heads)
+        channels = _keep(c_imp[i], mr) if c_imp is not None else torch.arange(blk.mlp.fc1.weight.shape[0])
+        blocks.append(_prune_block(blk, heads, channels))
     return GraphModel(replace(graph, blocks=tuple(blocks)))
 
 

@@ -45,6 +45,13 @@ class QLinear:
     bits: int
     row_bits: torch.Tensor | None = None
 
+    @property
+    def total_bits(self) -> int:
+        """Bits of all integer weights (per-row widths when channel groups differ)."""
+        if self.row_bits is None:
+            return self.w_int.numel() * self.bits
+        return int(self.row_bits.sum()) * self.w_int.shape[1]
+
     def affine(self, acc: torch.Tensor) -> torch.Tensor:
         """Scales an integer accumulation to the output current."""
         y = acc * self.out_scale

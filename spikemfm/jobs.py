@@ -1,0 +1,202 @@
+"""The jobs behind ``spikemfm convert`` and ``spikemfm simulate``: config, real data, and the library calls.
+
+A job is a frozen config read from a TOML file (keys = field names) with command-line overrides;
+unknown keys and invalid values raise :class:`~spikemfm.errors.ConfigError` naming the file and field.
+Calibration uses real data: Fashion-MNIST training images (resized / channel-repeated to the tower's
+input) for image towers, real sentences (Debian fortunes-min) for text towers.
+"""
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from spikemfm.errors import ConfigError, ModelLoadError
+
+TOWERS = ("image", "text")
+
+
+@dataclass(frozen=True)
+class ConvertJob:
+    """What ``spikemfm convert`` does.
+
+    Attributes:
+        model: a :func:`spikemfm.load` name (``tiny-clip-fmnist``, ``minilm``, ``timm:…``, ``open_clip:…``, ``hf:…``).
+        tower: ``image`` or ``text`` for two-tower models (CLIP).
+        checkpoint: local weights file (timm) or open_clip checkpoint / pretrained tag.
+        bits: uniform bits (ignored when ``budget`` is set).
+        budget: average bits for mixed precision (None: uniform ``bits``).
+        head_ratio, mlp_ratio: fractions of heads / MLP channels to prune (0: no pruning).
+        recovery_steps: distillation steps after pruning (0: none).
+        max_spikes: spikes per neuron per step (0 = graded, no bound).
+        timesteps: steps simulated for the summary's exactness check.
+        calib_samples: real calibration samples (images or sentences).
+        eval_samples: real test samples simulated for the summary.
+        out: output folder (``model.snn.pt`` + ``summary.json``).
+    """
+
+    model: str = "tiny-clip-fmnist"
+    tower: str = "image"
+    checkpoint: str | None = None
+    bits: int = 8
+    budget: float | None = None
+    head_ratio: float = 0.0
+    mlp_ratio: float = 0.0
+    recovery_steps: int = 0
+    max_spikes: int = 16
+    timesteps: int = 32
+    calib_samples: int = 256
+    eval_samples: int = 16
+    out: str = "results/convert_cli"
+
+    def __post_init__(self) -> None:
+        if self.tower not in TOWERS:
+            raise ConfigError(f"ConvertJob.tower={self.tower!r}: choose one of {TOWERS}")
+        for name in ("recovery_steps", "max_spikes"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"ConvertJob.{name}={getattr(self, name)}: must be >= 0")
+        for name in ("timesteps", "calib_samples", "eval_samples"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"ConvertJob.{name}={getattr(self, name)}: must be >= 1")
+
+
+def job_from_toml(path: str | Path | None, overrides: dict[str, Any]) -> ConvertJob:
+    """A :class:`ConvertJob` from a TOML file (optional) with ``overrides`` (None values ignored) on top."""
+    values: dict[str, Any] = {}
+    known = {f.name for f in fields(ConvertJob)}
+    if path is not None:
+        path = Path(path)
+        try:
+            values = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"config file {path}: cannot read it ({exc})") from exc
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"config file {path}: unknown field(s) {unknown}; known: {sorted(known)}")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return ConvertJob(**values)
+    except TypeError as exc:
+        raise ConfigError(f"config: {exc}") from exc
+
+
+def load_tower(job: ConvertJob) -> tuple[Any, Any]:
+    """(tower module, tokenizer or None) of the job's model."""
+    from spikemfm.models import load
+
+    is_clip = job.model == "tiny-clip-fmnist" or job.model.startswith("open_clip:")
+    kwargs: dict[str, Any] = {}
+    if job.checkpoint is not None:
+        if not Path(job.checkpoint).is_file() and not job.model.startswith("open_clip:"):
+            raise ModelLoadError(f"checkpoint {job.checkpoint}: no such file")
+        kwargs = {"pretrained": job.checkpoint} if job.model.startswith("open_clip:") else {"checkpoint": job.checkpoint}
+    model = load(job.model, **kwargs)
+    if not is_clip:
+        return model, getattr(model, "tokenize", None)
+    if job.model == "tiny-clip-fmnist":
+        return (model.visual, None) if job.tower == "image" else (model.text, model.text.tokenize)
+    if job.tower == "image":
+        return model.visual, None
+    import open_clip
+
+    from spikemfm.ir import OpenClipTextTower
+
+    return OpenClipTextTower(model), open_clip.get_tokenizer(job.model.partition(":")[2])
+
+
+def _image_geometry(graph) -> tuple[int, int]:
+    w = graph.embed.weight  # (D, C, p, p)
+    tokens = graph.embed.pos.shape[0] - (1 if graph.embed.cls is not None else 0)
+    return int(math.isqrt(tokens)) * w.shape[-1], w.shape[1]
+
+
+def real_batches(graph, tokenizer: Any, split: str, n: int, batch: int, seed: int = 0) -> list[Any]:
+    """Real input batches for ``graph``: Fashion-MNIST images fitted to its input, or tokenized sentences."""
+    if graph.input_kind == "image":
+        from spikemfm.data import load_fashion_mnist
+
+        x = load_fashion_mnist(split).subset(n, seed).tensors()[0]
+        size, chans = _image_geometry(graph)
+        if chans != x.shape[1]:
+            x = x.repeat(1, chans, 1, 1)
+        if size != x.shape[-1]:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        return list(x.split(batch))
+    from spikemfm.data import load_sentences
+
+    if tokenizer is None:
+        raise ConfigError(f"{graph.name}: a text tower needs its tokenizer; load it by name (e.g. minilm, hf:<folder>)")
+    offset = 0 if split == "train" else 200  # calibration and evaluation sentences do not overlap
+    sentences = load_sentences()[offset:offset + n]
+    return [tokenizer(sentences[i:i + batch]) for i in range(0, len(sentences), batch)]
+
+
+def run_convert(job: ConvertJob, progress: bool = True) -> dict[str, Any]:
+    """Loads, (prunes,) quantizes and converts the job's tower; saves it and returns the summary."""
+    from spikemfm.convert import (ConvertConfig, MixedPrecisionConfig, PruneConfig, QuantConfig, convert, distill,
+                                  prune, quantize)
+    from spikemfm.convert.qann import as_graph
+    from spikemfm.io import write_json, provenance
+    from spikemfm.serialize import save_converted
+    from spikemfm.snn import simulate
+
+    tower, tokenizer = load_tower(job)
+    graph = as_graph(tower)
+    calib = real_batches(graph, tokenizer, "train", job.calib_samples, 64)
+    model: Any = tower
+    if job.head_ratio or job.mlp_ratio:
+        model = prune(tower, PruneConfig(head_ratio=job.head_ratio, mlp_ratio=job.mlp_ratio), calib)
+        if job.recovery_steps:
+            distill(model, tower, calib, steps=job.recovery_steps, lr=5e-5 if graph.input_kind == "tokens" else 5e-4,
+                    progress=progress)
+    qcfg = MixedPrecisionConfig(budget=job.budget) if job.budget is not None else QuantConfig(bits=job.bits)
+    qann = quantize(model, qcfg, calib, progress=progress)
+    snn = convert(qann, ConvertConfig(max_spikes_per_step=job.max_spikes or None))
+    x = real_batches(graph, tokenizer, "test", job.eval_samples, job.eval_samples)[0]
+    res, ref = simulate(snn, x, job.timesteps), qann(x)
+    out = Path(job.out)
+    summary = {**provenance(asdict(job)), "file": str(out / "model.snn.pt"), "graph": qann.graph.name,
+               "params": sum(ql.w_int.numel() for ql in qann.qparams.linears.values()),
+               "weight_bytes": sum(ql.total_bits for ql in qann.qparams.linears.values()) / 8,
+               "neurons_per_input": res.total_neurons(), "spikes_per_input": res.total_spikes() / res.batch_size,
+               "t_exact": res.t_exact(ref), "max_rel_error_at_T": float(res.max_error(ref)[-1] / ref.abs().max()),
+               "qann_vs_float_cosine": float(F.cosine_similarity(ref, qann.float_forward(x), dim=-1).mean())}
+    if qann.allocation is not None:
+        summary["allocation"] = qann.allocation.summary
+        qann.allocation.save(out)
+    save_converted(snn, out / "model.snn.pt", {"job": asdict(job)})
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def run_simulate(model_file: str | Path, n_inputs: int, timesteps: int, out: str | Path) -> list[dict[str, Any]]:
+    """Reloads a converted model, simulates real test inputs and writes per-step rows (JSON + CSV + MD)."""
+    from spikemfm.io import save_table
+    from spikemfm.serialize import load_converted
+    from spikemfm.snn import simulate
+
+    snn, meta = load_converted(model_file)
+    job = replace(ConvertJob(), **{k: v for k, v in meta.get("job", {}).items() if k in {f.name for f in fields(ConvertJob)}})
+    tokenizer = load_tower(job)[1] if snn.graph.input_kind == "tokens" else None
+    x = real_batches(snn.graph, tokenizer, "test", n_inputs, n_inputs)[0]
+    qann_out = torch_qann(snn, x)
+    res = simulate(snn, x, timesteps)
+    err = res.max_error(qann_out) / qann_out.abs().max()
+    rows = [{"T": t + 1, "max_rel_error_vs_qann": float(err[t]),
+             "spikes_per_input": float(sum(v.spikes[t] for v in res.neuron_stats.values()) / res.batch_size)}
+            for t in range(timesteps)]
+    save_table(Path(out), "simulate", rows, {"model_file": str(model_file), "n_inputs": n_inputs,
+                                             "timesteps": timesteps}, f"simulate {model_file}")
+    return rows
+
+
+def torch_qann(snn, x: Any):
+    """The QANN output of a converted model (its exactness reference)."""
+    from spikemfm.convert.qann import QuantizedModel
+
+    return QuantizedModel(snn.graph, snn.qparams, snn.quant_config)(x)
