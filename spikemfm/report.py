@@ -27,6 +27,47 @@ def _tables(root: Path) -> list[tuple[Path, dict[str, Any]]]:
     return out
 
 
+def _plot_mixed(rows: list[dict], ax: Any) -> None:
+    for metric in ("zero_shot_top1", "cosine_to_fp32"):
+        sel = [r for r in rows if r.get(f"uniform_{metric}") not in (None, "")]
+        for kind, style in (("uniform", "--"), ("mixed", "-")):
+            if sel:
+                ax.plot([r["budget_bits"] for r in sel], [r[f"{kind}_{metric}"] for r in sel], style, marker="o",
+                        label=f"{sel[0]['model']} {kind} ({metric})")
+    ax.set_xlabel("average bits (weights and activations)")
+    ax.set_ylabel("accuracy / cosine")
+
+
+def _plot_lava(rows: list[dict], ax: Any) -> None:
+    labels = [f"{r['part']} b{r['batch']} {r['precision'][:5]}" for r in rows]
+    pos = range(len(rows))
+    ax.bar([p - 0.2 for p in pos], [r["lava_steps_per_s"] for r in rows], 0.4, label="Lava (Loihi2SimCfg, CPU)")
+    ax.bar([p + 0.2 for p in pos], [r["pytorch_steps_per_s"] for r in rows], 0.4, label="PyTorch SNN")
+    ax.set_xticks(list(pos), labels, rotation=45, ha="right", fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylabel("steps per second")
+
+
+# plots drawn from saved tables, by table file stem (the stem arrives as a string: a registry fits)
+PLOTS = {"mixed_vs_uniform": _plot_mixed, "lava_speed": _plot_lava}
+
+
+def _draw(stem: str, data: dict[str, Any], png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from spikemfm.io import save_figure
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    PLOTS[stem](data["rows"], ax)
+    ax.set_title(data["title"], fontsize=8)
+    ax.legend(fontsize=6)
+    save_figure(fig, png)
+    plt.close(fig)
+
+
 def build_report(root: str | Path, out: str | Path) -> Path:
     """Writes ``out`` (markdown) with every table and PNG under ``root``; returns its path."""
     root, out = Path(root), Path(out)
@@ -42,6 +83,10 @@ def build_report(root: str | Path, out: str | Path) -> Path:
         lines.append(f"## {data['title']}\n\n`{rel}` · commit `{data.get('git_commit', 'unknown')}` · "
                      f"config `{json.dumps(data.get('config', {}), sort_keys=True, default=str)}`\n")
         lines.append(markdown_table(data["rows"]) if data["rows"] else "(no rows)\n")
+        if path.stem in PLOTS:  # drawn from the saved rows, next to the report
+            png = out.parent / "report_plots" / f"{path.stem}.png"
+            _draw(path.stem, data, png)
+            lines.append(f"![{path.stem}]({os.path.relpath(png.resolve(), out.parent.resolve())})\n")
         if path.parent not in shown:  # a folder's plots, once, after its first table
             shown.add(path.parent)
             lines += [f"![{png.stem}]({os.path.relpath(png.resolve(), out.parent.resolve())})\n"

@@ -97,4 +97,10 @@ def test_report_collects_saved_tables_with_their_provenance(tmp_path, capsys):
     assert main(["report", "--results", str(tmp_path / "res"), "--out", str(tmp_path / "R.md")]) == 0
     text = (tmp_path / "R.md").read_text()
     assert "## Table one" in text and "| 1 | 0.5 |" in text and '"seed": 3' in text and "](res/a/plot.png)" in text
+    save_table(tmp_path / "res" / "c", "mixed_vs_uniform",
+               [{"model": "m", "budget_bits": b, "uniform_cosine_to_fp32": 0.1 * b, "mixed_cosine_to_fp32": 0.12 * b}
+                for b in (3, 4)], {}, "Mixed")
+    assert main(["report", "--results", str(tmp_path / "res"), "--out", str(tmp_path / "R.md")]) == 0
+    assert (tmp_path / "report_plots" / "mixed_vs_uniform.png").stat().st_size > 1000
+    assert "](report_plots/mixed_vs_uniform.png)" in (tmp_path / "R.md").read_text()
     assert main(["report", "--results", str(tmp_path / "empty")]) == 2
