@@ -129,10 +129,9 @@ def _tower_out(task, x):
 
 
 def _params(task) -> int:
-    from spikemfm.convert import GraphModel
     from spikemfm.convert.qann import as_graph
 
-    return GraphModel(as_graph(task.tower)).num_params()
+    return _graph_params(as_graph(task.tower))
 
 
 def _snn_stats(task: ClipTask, qann, spikes: int, timesteps: int, n_images: int) -> dict:

@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 
 from spikemfm.errors import ConfigError, ModelLoadError

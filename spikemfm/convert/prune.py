@@ -63,19 +63,6 @@ class PruneConfig:
         return self.head_ratio, self.mlp_ratio
 
 
-def _tensors(obj: Any, out: list[torch.Tensor]) -> Any:
-    """Rebuilds a node tree with every tensor replaced by a trainable leaf (collected in ``out``)."""
-    if isinstance(obj, torch.Tensor):
-        p = nn.Parameter(obj.detach().clone().float())
-        out.append(p)
-        return p
-    if isinstance(obj, tuple):
-        return tuple(_tensors(o, out) for o in obj)
-    if hasattr(obj, "__dataclass_fields__"):
-        return replace(obj, **{k: _tensors(getattr(obj, k), out) for k in obj.__dataclass_fields__})
-    return obj
-
-
 class GraphModel(nn.Module):
     """A tower held as a graph with trainable tensors (what :func:`prune` returns).
 
@@ -85,7 +72,12 @@ class GraphModel(nn.Module):
     def __init__(self, graph: N.EncoderGraph) -> None:
         super().__init__()
         params: list[torch.Tensor] = []
-        self.graph = _tensors(graph, params)
+
+        def leaf(t: torch.Tensor) -> nn.Parameter:  # every tensor becomes a trainable leaf
+            params.append(nn.Parameter(t.detach().clone().float()))
+            return params[-1]
+
+        self.graph = N.map_tensors(graph, leaf)
         self.params = nn.ParameterList(params)
 
     def forward(self, x: Any) -> torch.Tensor:

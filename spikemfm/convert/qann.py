@@ -1,7 +1,7 @@
 """The quantized ANN (QANN): calibration, integer parameters, and its forward ops."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import torch
@@ -56,15 +56,7 @@ class _Reservoir:
 
 def _graph64(graph: N.EncoderGraph) -> N.EncoderGraph:
     """A detached copy of the graph with every tensor in float64 (exact integer accumulation downstream)."""
-    def cast(obj: Any) -> Any:
-        if isinstance(obj, torch.Tensor):
-            return obj.detach().to(torch.float64)
-        if isinstance(obj, tuple):
-            return tuple(cast(o) for o in obj)
-        if hasattr(obj, "__dataclass_fields__"):
-            return replace(obj, **{k: cast(getattr(obj, k)) for k in obj.__dataclass_fields__})
-        return obj
-    return cast(graph)
+    return N.map_tensors(graph, lambda t: t.detach().to(torch.float64))
 
 
 def _act_quant(point: str, res: _Reservoir, cfg: QuantConfig) -> ActQuant:

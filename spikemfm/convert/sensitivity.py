@@ -49,20 +49,35 @@ class Knob:
         return (self.kind, f"{self.name}#{self.group}" if self.group else self.name)
 
 
+def linears_of(graph: N.EncoderGraph) -> dict[str, tuple[N.Linear, str, int | None]]:
+    """Every Linear of ``graph`` by path: (node, the quantization point feeding it, block index or None)."""
+    out: dict[str, tuple[N.Linear, str, int | None]] = {}
+    for i, b in enumerate(graph.blocks):
+        a, m = b.attn, b.mlp
+        for lin, point in ((a.q, f"{a.path}.in"), (a.k, f"{a.path}.in"), (a.v, f"{a.path}.in"),
+                           (a.o, f"{a.path}.ctx"), (m.fc1, f"{m.path}.in"), (m.fc2, f"{m.path}.act")):
+            out[lin.path] = (lin, point, i)
+    if graph.readout.proj is not None:
+        out[graph.readout.proj.path] = (graph.readout.proj, f"{graph.readout.path}.in", None)
+    return out
+
+
 def knobs_of(graph: N.EncoderGraph, neurons: dict[str, int]) -> list[Knob]:
-    """All weight and activation knobs of ``graph``; ``neurons``: neurons per sample of every point."""
+    """All weight and activation knobs of ``graph`` (per block: weights, then activations; then the readout).
+
+    ``neurons``: neurons per sample of every quantization point.
+    """
+    weights = [Knob("weight", path, i, lin.weight.numel()) for path, (lin, _, i) in linears_of(graph).items()]
     out: list[Knob] = []
     for i, b in enumerate(graph.blocks):
         a, m = b.attn, b.mlp
-        for lin in (a.q, a.k, a.v, a.o, m.fc1, m.fc2):
-            out.append(Knob("weight", lin.path, i, lin.weight.numel()))
+        out += [k for k in weights if k.block == i]
         for point in [f"{a.path}.{n}" for n in ("in", "q", "k", "v", "probs", "ctx")] + \
                      [f"{m.path}.{n}" for n in ("in", "hidden", "act")]:
             out.append(Knob("act", point, i, neurons[point]))
-    r = graph.readout
-    if r.proj is not None:
-        out += [Knob("weight", r.proj.path, None, r.proj.weight.numel()), Knob("act", f"{r.path}.in", None,
-                                                                               neurons[f"{r.path}.in"])]
+    if graph.readout.proj is not None:
+        out += [k for k in weights if k.block is None]
+        out.append(Knob("act", f"{graph.readout.path}.in", None, neurons[f"{graph.readout.path}.in"]))
     return out
 
 
@@ -159,33 +174,14 @@ def _distortion(graph: N.EncoderGraph, cal: Calibration, ref: list[torch.Tensor]
     return num / max(den, 1e-300)
 
 
-def _input_point(graph: N.EncoderGraph, path: str) -> str:
-    for b in graph.blocks:
-        a, m = b.attn, b.mlp
-        table = {a.q.path: f"{a.path}.in", a.k.path: f"{a.path}.in", a.v.path: f"{a.path}.in",
-                 a.o.path: f"{a.path}.ctx", m.fc1.path: f"{m.path}.in", m.fc2.path: f"{m.path}.act"}
-        if path in table:
-            return table[path]
-    return f"{graph.readout.path}.in"
-
-
-def _channel_shares(graph: N.EncoderGraph, cal: Calibration, linears: dict[str, N.Linear],
-                    low: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _channel_shares(graph: N.EncoderGraph, cal: Calibration, low: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     shares = {}
-    for path, node in linears.items():
-        point = _input_point(graph, path)
+    for path, (node, point, _) in linears_of(graph).items():
         sigma = cal.moments[point] / cal.count[point]
         dw = low[path] - node.weight.to(torch.float64)
         err = ((dw @ sigma) * dw).sum(1)
         shares[path] = err / err.sum().clamp_min(1e-300)
     return shares
-
-
-def _linears(graph: N.EncoderGraph) -> dict[str, N.Linear]:
-    out = {n.path: n for b in graph.blocks for n in (b.attn.q, b.attn.k, b.attn.v, b.attn.o, b.mlp.fc1, b.mlp.fc2)}
-    if graph.readout.proj is not None:
-        out[graph.readout.proj.path] = graph.readout.proj
-    return out
 
 
 def _group_weight(node: N.Linear, full_q: torch.Tensor, channels: tuple[int, ...] | None) -> torch.Tensor:
@@ -206,14 +202,14 @@ def measure_sensitivity(graph: N.EncoderGraph, cal: Calibration, candidates: tup
     """
     from tqdm.auto import tqdm
 
-    linears = _linears(graph)
+    linears = {path: node for path, (node, _, _) in linears_of(graph).items()}
     weights: dict[int, dict[str, torch.Tensor]] = {}
     for bits in candidates:
         weights[bits] = {}
         for path, node in linears.items():
             w_int, scale = quantize_weight(node.weight, bits)
             weights[bits][path] = w_int * scale[:, None]
-    shares = _channel_shares(graph, cal, linears, weights[min(candidates)])
+    shares = _channel_shares(graph, cal, weights[min(candidates)])
     knobs = split_outliers(knobs_of(graph, cal.neurons), shares, outlier_fraction, outlier_share)
     ref = _output(graph, cal.batches, FloatOps())
     acts = {b: {k.name: act_quant(k.name, cal.reservoir, QuantConfig(bits=b, clip=clip)) for k in knobs

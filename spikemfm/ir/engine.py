@@ -143,13 +143,23 @@ def mlp(m: N.MLP, h: torch.Tensor, ops: Ops) -> torch.Tensor:
     return ops.linear(m.fc2, ops.activation(m, ops.linear(m.fc1, ops.neuron(f"{m.path}.in", h))))
 
 
+def attention_half(b: N.Block, x: torch.Tensor, mask: torch.Tensor | None, ops: Ops) -> torch.Tensor:
+    """The attention half of a block with its residual add (and its LayerNorm: before if pre-LN, after if post-LN)."""
+    if b.norm_first:
+        return x + attention(b.attn, ops.norm(b.ln1, x), mask, ops)
+    return ops.norm(b.ln1, x + attention(b.attn, x, mask, ops))
+
+
+def mlp_half(b: N.Block, x: torch.Tensor, ops: Ops) -> torch.Tensor:
+    """The MLP half of a block with its residual add (and its LayerNorm)."""
+    if b.norm_first:
+        return x + mlp(b.mlp, ops.norm(b.ln2, x), ops)
+    return ops.norm(b.ln2, x + mlp(b.mlp, x, ops))
+
+
 def block(b: N.Block, x: torch.Tensor, mask: torch.Tensor | None, ops: Ops) -> torch.Tensor:
     """One pre-LN or post-LN transformer block; residual adds sum the synaptic currents."""
-    if b.norm_first:
-        x = x + attention(b.attn, ops.norm(b.ln1, x), mask, ops)
-        return x + mlp(b.mlp, ops.norm(b.ln2, x), ops)
-    x = ops.norm(b.ln1, x + attention(b.attn, x, mask, ops))
-    return ops.norm(b.ln2, x + mlp(b.mlp, x, ops))
+    return mlp_half(b, attention_half(b, x, mask, ops), ops)
 
 
 def pool(r: N.Readout, x: torch.Tensor, inputs: Inputs) -> torch.Tensor:

@@ -6,7 +6,8 @@ records each node's module path, so errors and reports name the original module.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any, Callable
 
 import torch
 
@@ -128,6 +129,17 @@ class EncoderGraph:
     @property
     def width(self) -> int:
         return int(self.embed.pos.shape[-1])
+
+
+def map_tensors(obj: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """A copy of a node tree (dataclasses, tuples) with every tensor replaced by ``fn(tensor)``."""
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if isinstance(obj, tuple):
+        return tuple(map_tensors(o, fn) for o in obj)
+    if hasattr(obj, "__dataclass_fields__"):
+        return replace(obj, **{k: map_tensors(getattr(obj, k), fn) for k in obj.__dataclass_fields__})
+    return obj
 
 
 ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu", "relu")

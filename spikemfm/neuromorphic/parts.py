@@ -71,22 +71,8 @@ def part_input(snn: SpikingModel, part: Part, inputs: engine.Inputs) -> torch.Te
         for b in graph.blocks[:part.block]:
             x = engine.block(b, x, mask, ops)
         if part.kind == "mlp":
-            x = attention_step(graph.blocks[part.block], x, mask, ops)
+            x = engine.attention_half(graph.blocks[part.block], x, mask, ops)
     return x
-
-
-def attention_step(b: N.Block, x: torch.Tensor, mask: torch.Tensor | None, ops: Any) -> torch.Tensor:
-    """The attention half of a block, with its residual add (and LayerNorm when post-LN)."""
-    if b.norm_first:
-        return x + engine.attention(b.attn, ops.norm(b.ln1, x), mask, ops)
-    return ops.norm(b.ln1, x + engine.attention(b.attn, x, mask, ops))
-
-
-def mlp_step(b: N.Block, x: torch.Tensor, ops: Any) -> torch.Tensor:
-    """The MLP half of a block, with its residual add (and LayerNorm when post-LN)."""
-    if b.norm_first:
-        return x + engine.mlp(b.mlp, ops.norm(b.ln2, x), ops)
-    return ops.norm(b.ln2, x + engine.mlp(b.mlp, x, ops))
 
 
 def part_step(graph: N.EncoderGraph, part: Part, x: torch.Tensor, mask: torch.Tensor | None,
@@ -99,9 +85,9 @@ def part_step(graph: N.EncoderGraph, part: Part, x: torch.Tensor, mask: torch.Te
         return engine.readout(graph.readout, x, inputs, ops, fx_pool if fixed else engine.pool)
     b = graph.blocks[part.block]
     if part.kind == "mlp":
-        return mlp_step(b, x, ops)
+        return engine.mlp_half(b, x, ops)
     if part.kind == "attention":
-        return attention_step(b, x, mask, ops)
+        return engine.attention_half(b, x, mask, ops)
     return engine.block(b, x, mask, ops)
 
 
