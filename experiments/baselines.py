@@ -3,7 +3,10 @@
 Rows: FP32 ANN, int8 dense QANN, spikemfm's SNN (8-bit, <= --max-spikes spikes per neuron per step),
 the naive rate-coded conversion (same SNN with unsigned IF neurons: what a ReLU→IF converter gives a
 GELU transformer), and spikingjelly 2.0's STA transformer recipe (modes ``equivalent`` — not spike-driven —
-and ``spiking_encoder``), converted for each T. Zero-shot top-1 on Fashion-MNIST test images with FP32 class
+and ``spiking_encoder``), converted for each T, and spikingjelly's SpikeZIP-TF recipe: the same tower with
+GELU→ReLU and SpikeZIP quantizers (``--spikezip-level`` levels) after quantization-aware fine-tuning on the
+Fashion-MNIST training split (``--spikezip-epochs``), converted once and read at every T; spikemfm's own
+converter is run on those same fine-tuned ReLU weights next to it. Zero-shot top-1 on Fashion-MNIST test images with FP32 class
 embeddings (only the image tower differs), and simulation wall time of T steps on one batch of 100 images,
 next to T FP32 forwards. Writes results/baselines/baselines.{json,csv,md} and accuracy_vs_T.png.
 
@@ -20,6 +23,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from spikemfm.baselines import naive_unsigned, sta_convert, sta_outputs
+from spikemfm.baselines.spikezip import relu_graph, spikezip_convert, spikezip_outputs, spikezip_qann, spikezip_qat
 from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
 from spikemfm.data import load_fashion_mnist
 from spikemfm.io import save_figure, save_table
@@ -53,6 +57,9 @@ def main() -> None:
     p.add_argument("--timesteps", type=int, nargs="+", default=[4, 8, 16])
     p.add_argument("--bits", type=int, default=8)
     p.add_argument("--max-spikes", type=int, nargs="+", default=[16, 0], help="0 = graded spikes (no bound)")
+    p.add_argument("--spikezip-level", type=int, default=16, help="SpikeZIP quantizer levels (16 = 4-bit)")
+    p.add_argument("--spikezip-epochs", type=int, default=2, help="SpikeZIP QAT epochs on the 60k training images (-1: no SpikeZIP rows)")
+    p.add_argument("--spikezip-timesteps", type=int, nargs="+", default=[4, 8, 16, 32, 64])
     p.add_argument("--out", default="results/baselines")
     args = p.parse_args()
     model = load_tiny_clip()
@@ -88,13 +95,50 @@ def main() -> None:
                          "sim_s_per_100": round(_time(lambda: sta_outputs(sta, xs[0], t)), 4),
                          "spike_driven": "no (accumulated-output equivalent)" if mode == "equivalent"
                          else "spike encoders after LayerNorm/GELU/attention; float affine"})
+    extra = {}
+    if args.spikezip_epochs >= 0:
+        sz_rows, extra["spikezip_qat"] = spikezip_rows(model, ours.graph, clf, calib, xs, ys, args)
+        rows += sz_rows
     for r in rows:
         r["sim_over_T_x_fp32"] = round(r["sim_s_per_100"] / ((r["T"] if r["T"] != "-" else 1) * t_fp32), 2)
     out = Path(args.out)
     print(save_table(out, "baselines", rows, vars(args),
                      f"Baselines on the tiny-CLIP image tower: zero-shot top-1 on {args.n_test} Fashion-MNIST test "
-                     f"images (FP32 class embeddings) and simulation time per 100 images, one run"))
+                     f"images (FP32 class embeddings) and simulation time per 100 images, one run", extra))
     plot(rows, out)
+
+
+def spikezip_rows(model, graph, clf, calib, xs, ys, args) -> tuple[list[dict], dict]:
+    """SpikeZIP-TF (QAT'd ReLU QANN → spikingjelly STBIF SNN) and spikemfm on the same fine-tuned weights."""
+    level, ts = args.spikezip_level, args.spikezip_timesteps
+    bits = max(2, (level - 1).bit_length())
+    qann = spikezip_qann(graph, level, calib)
+    x_tr, y_tr = load_fashion_mnist("train").tensors()
+    t0 = time.perf_counter()
+    losses = spikezip_qat(qann, x_tr, y_tr, clf, float(model.logit_scale.detach().exp()), args.spikezip_epochs)
+    qat_s = time.perf_counter() - t0
+    tag = f"level {level}, ReLU, {args.spikezip_epochs}-epoch QAT"
+    with torch.no_grad():
+        rows = [{"method": f"SpikeZIP QANN ({tag}, dense)", "T": "-",
+                 "top1": float(_accuracy(lambda x: qann(x)[None], xs, ys, clf)[0]),
+                 "sim_s_per_100": round(_time(lambda: qann(xs[0])), 4), "spike_driven": "no"}]
+    info = {"qat_seconds": round(qat_s, 1), "epoch_losses": [round(v, 4) for v in losses], "level": level,
+            "train_images": len(y_tr)}
+    snn = spikezip_convert(qann, max(ts))
+    acc = _accuracy(lambda x: spikezip_outputs(snn, x, max(ts)), tqdm(xs, desc="SpikeZIP-TF SNN"), ys, clf)
+    for t in ts:
+        rows.append({"method": f"spikingjelly SpikeZIP-TF ({tag})", "T": t, "top1": float(acc[t - 1]),
+                     "sim_s_per_100": round(_time(lambda: spikezip_outputs(snn, xs[0], t), 1), 4),
+                     "spike_driven": "STBIF neurons (1 spike/step), TD linear/Q·Kᵀ/A·V; float softmax/LayerNorm"})
+    ours = convert(quantize(relu_graph(qann, graph), QuantConfig(bits=bits), calib),
+                   ConvertConfig(max_spikes_per_step=args.max_spikes[0] or None))
+    name = f"spikemfm SNN on the same ReLU weights ({bits}-bit PTQ, <={args.max_spikes[0]} spikes/step)"
+    acc = _accuracy(lambda x: simulate(ours, x, max(ts)).outputs, tqdm(xs, desc="spikemfm on ReLU"), ys, clf)
+    for t in ts:
+        rows.append({"method": name, "T": t, "top1": float(acc[t - 1]),
+                     "sim_s_per_100": round(_time(lambda: simulate(ours, xs[0], t)), 4),
+                     "spike_driven": "neurons, synapses, Q·Kᵀ, A·V; float softmax/LayerNorm"})
+    return rows, info
 
 
 def plot(rows: list[dict], out: Path) -> None:
