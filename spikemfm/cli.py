@@ -137,6 +137,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+_CONFIG_HELP = ("TOML file of this command's options (keys = flag names, at the top level or in a [{}] table); "
+                "flags given on the command line override it")
+
+
 def _add_convert(sub: argparse._SubParsersAction) -> None:
     cv = sub.add_parser("convert", help="quantize (uniform bits or a mixed-precision budget), optionally prune, "
                         "convert to an SNN and save it")
@@ -161,10 +165,12 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     sm.add_argument("--inputs", type=int, default=16)
     sm.add_argument("--timesteps", "-T", type=int, default=32)
     sm.add_argument("--out", default="results/simulate_cli")
+    sm.add_argument("--config", help=_CONFIG_HELP.format("simulate"))
     sm.set_defaults(func=_cmd_simulate)
     rp = sub.add_parser("report", help="one markdown report of every saved results table and plot")
     rp.add_argument("--results", default="results")
     rp.add_argument("--out", default="results/REPORT.md")
+    rp.add_argument("--config", help=_CONFIG_HELP.format("report"))
     rp.set_defaults(func=_cmd_report)
 
 
@@ -182,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--timesteps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     demo.add_argument("--batch-size", type=int, default=500)
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    demo.add_argument("--config", help=_CONFIG_HELP.format("demo"))
     demo.set_defaults(func=_cmd_demo)
     en = sub.add_parser("energy", help="energy of the tiny CLIP's SNN vs dense baselines per hardware profile")
     en.add_argument("--profile", nargs="+", default=["horowitz45", "standard_formula", "loihi", "truenorth",
@@ -192,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--timesteps", "-T", type=int, default=8)
     en.add_argument("--images", type=int, default=100)
     en.add_argument("--out", default="results/energy_cli")
+    en.add_argument("--config", help=_CONFIG_HELP.format("energy"))
     en.set_defaults(func=_cmd_energy)
     _add_convert(sub)
     lv = sub.add_parser("lava", help="run a converted block / tower in Lava and check it against the PyTorch SNN")
@@ -207,15 +215,27 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--seed", type=int, default=0)
     lv.add_argument("--timeout", type=float, default=900, help="seconds before the Lava worker is killed")
     lv.add_argument("--out", default="results/lava_cli")
+    lv.add_argument("--config", help=_CONFIG_HELP.format("lava"))
     lv.set_defaults(func=_cmd_lava)
     return parser
 
 
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices[command]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    from spikemfm.cli_config import apply_config
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
+        if args.command != "convert":  # convert reads its TOML into a ConvertJob (spikemfm.jobs)
+            args = apply_config(_subparser(parser, args.command), args, argv, args.command)
         return func(args)
     except (SpikeMFMError, ValueError) as exc:
         print(f"spikemfm {args.command}: error: {exc}", file=sys.stderr)

@@ -104,3 +104,43 @@ def test_report_collects_saved_tables_with_their_provenance(tmp_path, capsys):
     assert (tmp_path / "report_plots" / "mixed_vs_uniform.png").stat().st_size > 1000
     assert "](report_plots/mixed_vs_uniform.png)" in (tmp_path / "R.md").read_text()
     assert main(["report", "--results", str(tmp_path / "empty")]) == 2
+
+
+def _energy_args(tmp_path, text: str, *flags: str):
+    from spikemfm.cli import _subparser, build_parser
+    from spikemfm.cli_config import apply_config
+
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(text)
+    argv = ["energy", "--config", str(cfg), *flags]
+    parser = build_parser()
+    return apply_config(_subparser(parser, "energy"), parser.parse_args(argv), argv, "energy")
+
+
+def test_toml_config_fills_options_and_flags_override_it(tmp_path):
+    args = _energy_args(tmp_path, 'timesteps = 4\nbits = 6\n[energy]\nprofile = ["loihi"]\nmax-spikes = 2\n'
+                        '[lava]\npart = "mlp"\n', "-T", "2")
+    assert args.timesteps == 2  # the flag wins over the file
+    assert args.bits == 6 and args.profile == ["loihi"] and args.max_spikes == "2"  # file over defaults
+    assert args.images == 100  # untouched default; the [lava] table is not energy's
+
+
+@pytest.mark.parametrize("text, message", [
+    ("nonsense = 1\n", "unknown field(s) ['nonsense'] for 'energy'"),
+    ('bits = "eight"\n', "bits='eight' is invalid"),
+    ('tower = "audio"\n', "tower='audio'; choose from ['image', 'text']"),
+    ('profile = "loihi"\n', "profile must be a list"),
+    ("bits = [\n", "cannot read it"),
+])
+def test_toml_config_errors_name_the_file_and_field(tmp_path, text, message):
+    with pytest.raises(ConfigError, match="run.toml") as exc:
+        _energy_args(tmp_path, text)
+    assert message in str(exc.value)
+
+
+def test_toml_config_error_is_one_line_and_exit_2(tmp_path, capsys):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[simulate]\ninputs = -1.5\n")
+    assert main(["simulate", "model.snn.pt", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "bad.toml" in err and "inputs" in err
