@@ -24,6 +24,11 @@ class ActQuant:
     hi: int
     bits: int
 
+    @property
+    def hi_abs(self) -> int:
+        """The largest level magnitude, max(|lo|, |hi|)."""
+        return max(abs(self.lo), abs(self.hi))
+
     def level(self, x: torch.Tensor) -> torch.Tensor:
         """Integer level (as float64 values) of x."""
         return torch.clamp(torch.floor(x / self.step + 0.5), self.lo, self.hi)

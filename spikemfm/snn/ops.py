@@ -7,15 +7,21 @@ synaptic layer, the running operands of each spike×spike product. Per step:
 - a neuron layer moves its count toward level(accumulated input) by at most B spikes (signed IF,
   see :mod:`spikemfm.snn.neuron`) and records the spikes it fired;
 - a synaptic layer is event-driven: only inputs that spiked this step add their weight columns
-  (ΔC·W_intᵀ, exact integer accumulation in float64) to the accumulated current;
+  (ΔC·W_intᵀ, an exact integer accumulation) to the accumulated current;
 - Q·Kᵀ and A·V are products of two running spike counts; the work the incremental form
-  ΔQ·K_{t−1}ᵀ + Q_t·ΔKᵀ needs is recorded, the product itself is exact in float64 integers;
+  ΔQ·K_{t−1}ᵀ + Q_t·ΔKᵀ needs is recorded, the product itself is exact in integers;
 - softmax / LayerNorm evaluate their float function on the accumulated input; a unit whose input
   did not change since the last step is not re-evaluated (its output cannot change either).
+
+Speed without changing a single value: counts, spike deltas and synaptic accumulators are integers,
+held in float32 wherever every value and partial sum provably stays below 2^24 (exact), else in
+float64; the float path (currents, LayerNorm, softmax) stays float64 like the QANN it must equal.
+A neuron layer counts its spikes once per step and every consumer (settling test, synapse and
+product work, sparse row gathering) reuses those counts instead of scanning the tensors again.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -23,6 +29,17 @@ from spikemfm.convert.qann import QParams
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
 from spikemfm.snn.record import Recorder
+
+_EXACT32 = 2 ** 24  # float32 holds every integer of magnitude below this exactly
+
+
+class _Fired(NamedTuple):
+    """What a neuron layer emitted this step: its spike delta, layer name and counts."""
+
+    delta: torch.Tensor
+    point: str
+    spikes: float
+    events: float
 
 
 class SNNStepOps:
@@ -34,17 +51,19 @@ class SNNStepOps:
         self.rec = recorder
         self.t = -1
         self.counts: dict[str, torch.Tensor] = {}
-        self.deltas: dict[int, torch.Tensor] = {}  # id(count tensor) -> its increment this step
+        self.fired: dict[int, _Fired] = {}  # id(count tensor) -> its increment this step
+        self.step_activity: dict[str, tuple[float, float]] = {}  # point -> (spikes, events) this step
         self.acc: dict[str, torch.Tensor] = {}
         self.cache: dict[str, tuple[tuple[torch.Tensor, ...], torch.Tensor]] = {}
-        self.w32: dict[str, torch.Tensor] = {}
-        self.nnz_col: dict[str, torch.Tensor] = {}
+        self.w_acc: dict[str, torch.Tensor] = {}  # path -> W_intᵀ in the accumulator's dtype
+        self.luts32: dict[str, torch.Tensor] = {}
         self.settled: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # point -> (input, count) at rest
         self.outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # synapse path -> (count, current)
 
     def next_step(self) -> None:
         self.t += 1
-        self.deltas.clear()
+        self.fired.clear()
+        self.step_activity.clear()
 
     def inject(self, x: torch.Tensor) -> torch.Tensor:
         return x  # the analog input current arrives at step 1; its accumulation stays constant
@@ -65,21 +84,20 @@ class SNNStepOps:
         return rest[1] if rest is not None and rest[0] is x else None
 
     def _fire(self, point: str, target: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Moves the layer's count toward ``target`` (a fresh float32 tensor this method may overwrite)."""
         prev = self.counts.get(point)
-        if prev is None:
-            prev = torch.zeros_like(target)
-        delta = target - prev
+        delta = target if prev is None else target.sub_(prev)
         if self.max_spikes is not None:
             delta.clamp_(-self.max_spikes, self.max_spikes)
-        if point in self.counts and not bool(delta.any()):
+        spikes, events = self.rec.neuron_step(point, self.t, delta, unit=self.max_spikes == 1)
+        self.step_activity[point] = (spikes, events)
+        if prev is not None and events == 0:
             self.settled[point] = (x, prev)  # same input next step => same count, no spikes
-            self.rec.neuron_step(point, self.t, delta)
             return prev
         self.settled.pop(point, None)
-        count = prev + delta
+        count = delta.clone() if prev is None else prev + delta
         self.counts[point] = count
-        self.deltas[id(count)] = delta
-        self.rec.neuron_step(point, self.t, delta)
+        self.fired[id(count)] = _Fired(delta, point, spikes, events)
         return count
 
     def _neuron(self, point: str, x: torch.Tensor, target: Callable[[], torch.Tensor]) -> torch.Tensor:
@@ -87,64 +105,80 @@ class SNNStepOps:
         rest = self._at_rest(point, x)
         return rest if rest is not None else self._fire(point, target(), x)
 
-    def neuron(self, point: str, x: torch.Tensor) -> torch.Tensor:
-        return self._neuron(point, x, lambda: self.qp.quants[point].level(x))
+    def _level(self, point: str, x: torch.Tensor) -> torch.Tensor:
+        """ActQuant.level(x) computed in place (same operations, same order), as float32 integers."""
+        q = self.qp.quants[point]
+        return (x / q.step).add_(0.5).floor_().clamp_(q.lo, q.hi).to(torch.float32)
 
-    def _weights(self, path: str, max_delta: float) -> torch.Tensor:
-        """W_int in float32 when every per-step partial sum is an integer below 2^24 (exact), else float64."""
-        ql = self.qp.linears[path]
-        if max_delta * float(ql.w_int.abs().max()) * ql.w_int.shape[1] < 2 ** 24:
-            if path not in self.w32:
-                self.w32[path] = ql.w_int.T.to(torch.float32).contiguous()
-            return self.w32[path]
-        return ql.w_int.T
+    def neuron(self, point: str, x: torch.Tensor) -> torch.Tensor:
+        return self._neuron(point, x, lambda: self._level(point, x))
+
+    def _weights(self, path: str, in_point: str) -> torch.Tensor:
+        """W_intᵀ in float32 when the accumulator and every per-step partial sum stay below 2^24, else float64."""
+        w = self.w_acc.get(path)
+        if w is None:
+            ql, q = self.qp.linears[path], self.qp.quants[in_point]
+            # |acc| <= max|count|·max row L1; a step's delta can swing the count by up to (hi − lo)
+            bound = float(q.hi - q.lo) * float(ql.w_int.abs().sum(1).max())
+            dtype = torch.float32 if bound < _EXACT32 else torch.float64
+            w = self.w_acc[path] = ql.w_int.T.to(dtype).contiguous()
+        return w
 
     def linear(self, node: N.Linear, c: torch.Tensor) -> torch.Tensor:
         ql = self.qp.linears[node.path]
         last = self.outputs.get(node.path)
         if last is not None and last[0] is c:  # the input neuron layer did not spike: same current
             return last[1]
-        delta = self.deltas[id(c)]  # synaptic layers are always fed by a neuron layer
-        flat = delta.reshape(-1, delta.shape[-1])
+        fired = self.fired[id(c)]  # synaptic layers are always fed by a neuron layer
+        w = self._weights(node.path, fired.point)
+        flat = fired.delta.reshape(-1, fired.delta.shape[-1]).to(w.dtype)
         acc = self.acc.get(node.path)
         if acc is None:
-            acc = torch.zeros(flat.shape[0], ql.w_int.shape[0], dtype=torch.float64)
-            self.acc[node.path] = acc
-        active = (flat != 0).any(-1)
-        n_active = int(active.sum())
-        if n_active:
-            w = self._weights(node.path, float(flat.abs().max()))
-            if n_active * 2 > flat.shape[0]:  # most rows spiked: a dense product adds exact zeros elsewhere
-                acc += (flat.to(w.dtype) @ w).to(torch.float64)
+            acc = self.acc[node.path] = torch.zeros(flat.shape[0], w.shape[1], dtype=w.dtype)
+        if fired.events * 2 > flat.numel():  # over half the inputs spiked: one dense product (exact zeros elsewhere)
+            acc.addmm_(flat, w)
+        elif fired.events:
+            active = flat.any(-1)
+            if int(active.sum()) * 2 > flat.shape[0]:
+                acc.addmm_(flat, w)
             else:  # only the rows that received spikes add their weights
-                acc[active] += (flat[active].to(w.dtype) @ w).to(torch.float64)
-        if node.path not in self.nnz_col:
-            self.nnz_col[node.path] = (ql.w_int != 0).sum(0).to(torch.float64)
-        self.rec.synapse_step(node.path, self.t, delta, ql.w_int.shape[0], self.nnz_col[node.path])
-        out = ql.affine(acc.reshape(*delta.shape[:-1], -1))
+                acc[active] += flat[active] @ w
+        self.rec.synapse_step(node.path, self.t, fired.delta, fired.spikes, fired.events, ql.w_int)
+        out = ql.affine(acc.reshape(*fired.delta.shape[:-1], -1))
         self.outputs[node.path] = (c, out)
         return out
 
-    def _product(self, key: str, a: torch.Tensor, b: torch.Tensor, scale: float) -> torch.Tensor:
+    def _product(self, key: str, points: tuple[str, str], a: torch.Tensor, b: torch.Tensor,
+                 scale: float) -> torch.Tensor:
         prev = self.cache.get(key)
         if prev is not None and prev[0][0] is a and prev[0][1] is b:
             return prev[1]  # neither spike train changed
-        da = a - prev[0][0] if prev else a
-        db = b - prev[0][1] if prev else b
-        self.rec.product_step(key, self.t, da, db, fan_a=b.shape[-1], fan_b=a.shape[-2])
-        out = prev[1] if prev is not None and not da.any() and not db.any() else (a @ b) * scale
+        (sa, na), (sb, nb) = (self.step_activity.get(p, (0.0, 0.0)) for p in points)
+        self.rec.product_step(key, self.t, (sa, na), (sb, nb), fan_a=b.shape[-1], fan_b=a.shape[-2])
+        if prev is not None and na == 0 and nb == 0:
+            out = prev[1]
+        else:  # integer product, exact in float32 below 2^24, then scaled in float64 like the QANN
+            exact32 = (float(self.qp.quants[points[0]].hi_abs) * self.qp.quants[points[1]].hi_abs
+                       * a.shape[-1] < _EXACT32)
+            prod = a @ b if exact32 else a.double() @ b.double()
+            out = prod.to(torch.float64) * scale
         self.cache[key] = ((a, b), out)
         return out
 
     def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        return self._product(f"{attn.path}.qk", q, k.transpose(-1, -2), self.qp.score_scales[attn.path])
+        return self._product(f"{attn.path}.qk", (f"{attn.path}.q", f"{attn.path}.k"), q, k.transpose(-1, -2),
+                             self.qp.score_scales[attn.path])
 
     def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return self._product(f"{attn.path}.av", p, v, self.qp.ctx_scales[attn.path])
+        return self._product(f"{attn.path}.av", (f"{attn.path}.probs", f"{attn.path}.v"), p, v,
+                             self.qp.ctx_scales[attn.path])
 
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
         c = self.neuron(f"{mlp.path}.hidden", z)
-        lut, lo = self.qp.luts[mlp.path], self.qp.quants[f"{mlp.path}.hidden"].lo
+        lo = self.qp.quants[f"{mlp.path}.hidden"].lo
+        if mlp.path not in self.luts32:
+            self.luts32[mlp.path] = self.qp.luts[mlp.path].to(torch.float32)
+        lut = self.luts32[mlp.path]
         return self._neuron(f"{mlp.path}.act", c, lambda: lut[(c - lo).long()])
 
     def norm(self, node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:

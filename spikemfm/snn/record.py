@@ -64,37 +64,47 @@ class Recorder:
     _neurons: dict[str, tuple[torch.Tensor, torch.Tensor, int]] = field(default_factory=dict)
     _synapses: dict[str, tuple[torch.Tensor, ...]] = field(default_factory=dict)
     _floats: dict[str, tuple[torch.Tensor, int, str]] = field(default_factory=dict)
-    _last: tuple[int, float, float] | None = None  # (id(delta), spikes, events) of the last neuron step
+    _nnz_col: dict[str, tuple[torch.Tensor, bool]] = field(default_factory=dict)
 
     def _slot(self, table: dict, key: str, extra, n: int = 2) -> tuple:
         if key not in table:
             table[key] = (*(torch.zeros(self.timesteps, dtype=torch.float64) for _ in range(n)), extra)
         return table[key]
 
-    @staticmethod
-    def _count(delta: torch.Tensor) -> tuple[float, float]:
-        return float(delta.abs().sum()), float((delta != 0).sum())
+    def neuron_step(self, point: str, t: int, delta: torch.Tensor, unit: bool = False) -> tuple[float, float]:
+        """Records a neuron layer's spikes; returns (unit spikes, firing neurons) of ``delta``.
 
-    def neuron_step(self, point: str, t: int, delta: torch.Tensor) -> None:
+        ``unit``: every entry of delta is in {−1, 0, 1} (binary spikes), so spikes = events.
+        """
         spikes, events, _ = self._slot(self._neurons, point, delta.numel() // self.batch_size)
-        spikes[t], events[t] = counts = self._count(delta)
-        self._last = (id(delta), *counts)
+        n = float(torch.count_nonzero(delta))
+        s = n if unit else float(torch.linalg.vector_norm(delta, 1))  # one fused pass, no |delta| temporary
+        spikes[t], events[t] = s, n
+        return s, n
 
-    def synapse_step(self, path: str, t: int, delta: torch.Tensor, fan_out: int, nnz_col: torch.Tensor) -> None:
-        """Records a synaptic layer's work; ``nnz_col[j]`` = non-zero weights fed by input j."""
+    def synapse_step(self, path: str, t: int, delta: torch.Tensor, spikes: float, events: float,
+                     w_int: torch.Tensor) -> None:
+        """Records a synaptic layer's work for input spikes ``delta`` (whose totals the neuron layer counted)."""
         ops, ev, eff, eff_ev, _ = self._slot(self._synapses, path, "synapse", 4)
-        # a synaptic layer's input is the last neuron layer's spikes: reuse its counts when it is that one
-        sp, n = self._last[1:] if self._last and self._last[0] == id(delta) else self._count(delta)
-        ops[t], ev[t] = sp * fan_out, n * fan_out
+        if path not in self._nnz_col:  # nnz_col[j] = non-zero weights fed by input j
+            nnz = (w_int != 0).sum(0).to(torch.float64)
+            self._nnz_col[path] = (nnz, bool((nnz == w_int.shape[0]).all()))
+        nnz_col, dense = self._nnz_col[path]
+        fan_out = w_int.shape[0]
+        ops[t], ev[t] = spikes * fan_out, events * fan_out
+        if dense or events == 0:
+            eff[t], eff_ev[t] = ops[t], ev[t]
+            return
         flat = delta.reshape(-1, delta.shape[-1])
-        eff[t] = float((flat.abs().sum(0) * nnz_col).sum())
-        eff_ev[t] = float(((flat != 0).sum(0).to(nnz_col.dtype) * nnz_col).sum())
+        eff[t] = float(torch.linalg.vector_norm(flat, 1, dim=0).to(torch.float64) @ nnz_col)
+        eff_ev[t] = float(torch.count_nonzero(flat, dim=0).to(torch.float64) @ nnz_col)
 
-    def product_step(self, key: str, t: int, da: torch.Tensor, db: torch.Tensor, fan_a: int, fan_b: int) -> None:
+    def product_step(self, key: str, t: int, a: tuple[float, float], b: tuple[float, float],
+                     fan_a: int, fan_b: int) -> None:
+        """Records a spike×spike product from its operands' (spikes, events) this step."""
         ops, ev, eff, eff_ev, _ = self._slot(self._synapses, key, "spike_product", 4)
-        (sa, na), (sb, nb) = self._count(da), self._count(db)
-        ops[t] = eff[t] = sa * fan_a + sb * fan_b
-        ev[t] = eff_ev[t] = na * fan_a + nb * fan_b
+        ops[t] = eff[t] = a[0] * fan_a + b[0] * fan_b
+        ev[t] = eff_ev[t] = a[1] * fan_a + b[1] * fan_b
 
     def float_step(self, key: str, t: int, elements: int, row: int, kind: str) -> None:
         """Records a float unit's evaluation (``elements`` = 0 when its input did not change)."""

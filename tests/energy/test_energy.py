@@ -8,7 +8,7 @@ from torch import nn
 import spikemfm
 from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
 from spikemfm.convert.qann import QParams
-from spikemfm.convert.quantizers import QLinear
+from spikemfm.convert.quantizers import ActQuant, QLinear
 from spikemfm.energy import available_profiles, estimate_energy, load_profile
 from spikemfm.energy import costs as C
 from spikemfm.energy.workload import layer_work
@@ -24,7 +24,8 @@ COUNTS = [[1, 0, 0], [1, 1, -1], [2, 1, -1]]  # running spike counts of the 3 in
 
 def _one_linear_run(w_bits=4):
     lin = N.Linear("fc", W.float(), None)
-    qp = QParams(linears={"fc": QLinear("fc", W, torch.ones(2, dtype=torch.float64),
+    qp = QParams(quants={"in": ActQuant("in", 1.0, -7, 7, 4)},
+                 linears={"fc": QLinear("fc", W, torch.ones(2, dtype=torch.float64),
                                         torch.ones(2, dtype=torch.float64), None, w_bits)})
     rec = Recorder(batch_size=1, timesteps=3)
     ops = SNNStepOps(qp, max_spikes=None, recorder=rec)
@@ -62,8 +63,8 @@ def test_counts_equal_neurobench_synaptic_operations():
     orig = SNNStepOps.linear
 
     def spy(self, node, c):
-        if id(c) in self.deltas:
-            seen.setdefault(node.path, []).append(self.deltas[id(c)].clone())
+        if id(c) in self.fired:
+            seen.setdefault(node.path, []).append(self.fired[id(c)].delta.clone())
         return orig(self, node, c)
 
     SNNStepOps.linear = spy
