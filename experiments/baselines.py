@@ -130,14 +130,15 @@ def spikezip_rows(model, graph, clf, calib, xs, ys, args) -> tuple[list[dict], d
         rows.append({"method": f"spikingjelly SpikeZIP-TF ({tag})", "T": t, "top1": float(acc[t - 1]),
                      "sim_s_per_100": round(_time(lambda: spikezip_outputs(snn, xs[0], t), 1), 4),
                      "spike_driven": "STBIF neurons (1 spike/step), TD linear/Q·Kᵀ/A·V; float softmax/LayerNorm"})
-    ours = convert(quantize(relu_graph(qann, graph), QuantConfig(bits=bits), calib),
-                   ConvertConfig(max_spikes_per_step=args.max_spikes[0] or None))
-    name = f"spikemfm SNN on the same ReLU weights ({bits}-bit PTQ, <={args.max_spikes[0]} spikes/step)"
-    acc = _accuracy(lambda x: simulate(ours, x, max(ts)).outputs, tqdm(xs, desc="spikemfm on ReLU"), ys, clf)
-    for t in ts:
-        rows.append({"method": name, "T": t, "top1": float(acc[t - 1]),
-                     "sim_s_per_100": round(_time(lambda: simulate(ours, xs[0], t)), 4),
-                     "spike_driven": "neurons, synapses, Q·Kᵀ, A·V; float softmax/LayerNorm"})
+    for b in sorted({bits, args.bits}):  # the SpikeZIP bit width, and the width of the main rows
+        ours = convert(quantize(relu_graph(qann, graph), QuantConfig(bits=b), calib),
+                       ConvertConfig(max_spikes_per_step=args.max_spikes[0] or None))
+        name = f"spikemfm SNN on the same ReLU weights ({b}-bit PTQ, <={args.max_spikes[0]} spikes/step)"
+        acc = _accuracy(lambda x: simulate(ours, x, max(ts)).outputs, tqdm(xs, desc=f"spikemfm on ReLU {b}b"), ys, clf)
+        for t in ts:
+            rows.append({"method": name, "T": t, "top1": float(acc[t - 1]),
+                         "sim_s_per_100": round(_time(lambda: simulate(ours, xs[0], t)), 4),
+                         "spike_driven": "neurons, synapses, Q·Kᵀ, A·V; float softmax/LayerNorm"})
     return rows, info
 
 

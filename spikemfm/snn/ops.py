@@ -89,7 +89,7 @@ class SNNStepOps:
         delta = target if prev is None else target.sub_(prev)
         if self.max_spikes is not None:
             delta.clamp_(-self.max_spikes, self.max_spikes)
-        spikes, events = self.rec.neuron_step(point, self.t, delta, unit=self.max_spikes == 1)
+        spikes, events = self.rec.neuron_step(point, self.t, delta, self._max_step(point))
         self.step_activity[point] = (spikes, events)
         if prev is not None and events == 0:
             self.settled[point] = (x, prev)  # same input next step => same count, no spikes
@@ -99,6 +99,13 @@ class SNNStepOps:
         self.counts[point] = count
         self.fired[id(count)] = _Fired(delta, point, spikes, events)
         return count
+
+    def _max_step(self, point: str) -> float:
+        """Bound on |spikes| of one neuron in one step: B, or the whole level range when graded."""
+        if self.max_spikes is not None:
+            return float(self.max_spikes)
+        q = self.qp.quants.get(point)
+        return float(q.hi - q.lo) if q is not None else float("inf")
 
     def _neuron(self, point: str, x: torch.Tensor, target: Callable[[], torch.Tensor]) -> torch.Tensor:
         """A neuron layer on input x; ``target`` (its integer level) is only evaluated when not at rest."""
@@ -143,7 +150,8 @@ class SNNStepOps:
                 acc.addmm_(flat, w)
             else:  # only the rows that received spikes add their weights
                 acc[active] += flat[active] @ w
-        self.rec.synapse_step(node.path, self.t, fired.delta, fired.spikes, fired.events, ql.w_int)
+        self.rec.synapse_step(node.path, self.t, fired.delta, fired.spikes, fired.events, ql.w_int,
+                              self._max_step(fired.point))
         out = ql.affine(acc.reshape(*fired.delta.shape[:-1], -1))
         self.outputs[node.path] = (c, out)
         return out

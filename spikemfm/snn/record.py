@@ -55,6 +55,12 @@ class FloatUnitStats:
     kind: str
 
 
+def _int_sum(t: torch.Tensor, bound: float, dim: int | None = None) -> torch.Tensor:
+    """Sum of non-negative integers whose total is at most ``bound``: float32 (fast) when that is exact."""
+    dtype = torch.float32 if bound < 2 ** 24 else torch.float64
+    return t.sum(dtype=dtype) if dim is None else t.sum(dim, dtype=dtype)
+
+
 @dataclass
 class Recorder:
     """Collects per-step activity keyed by layer name; :meth:`finish` turns it into stats."""
@@ -71,19 +77,21 @@ class Recorder:
             table[key] = (*(torch.zeros(self.timesteps, dtype=torch.float64) for _ in range(n)), extra)
         return table[key]
 
-    def neuron_step(self, point: str, t: int, delta: torch.Tensor, unit: bool = False) -> tuple[float, float]:
+    def neuron_step(self, point: str, t: int, delta: torch.Tensor, max_step: float) -> tuple[float, float]:
         """Records a neuron layer's spikes; returns (unit spikes, firing neurons) of ``delta``.
 
-        ``unit``: every entry of delta is in {−1, 0, 1} (binary spikes), so spikes = events.
+        ``max_step`` bounds |delta| (1: binary spikes, so spikes = events).
         """
         spikes, events, _ = self._slot(self._neurons, point, delta.numel() // self.batch_size)
-        n = float(torch.count_nonzero(delta))
-        s = n if unit else float(torch.linalg.vector_norm(delta, 1))  # one fused pass, no |delta| temporary
+        # |delta| then a float sum, exact below 2^24 (count_nonzero / ne().sum() are 5-20× slower on CPU)
+        a = delta.abs()
+        s = float(_int_sum(a, delta.numel() * max_step))
+        n = s if max_step == 1 else float(_int_sum(a.clamp_(max=1), delta.numel()))
         spikes[t], events[t] = s, n
         return s, n
 
     def synapse_step(self, path: str, t: int, delta: torch.Tensor, spikes: float, events: float,
-                     w_int: torch.Tensor) -> None:
+                     w_int: torch.Tensor, max_step: float) -> None:
         """Records a synaptic layer's work for input spikes ``delta`` (whose totals the neuron layer counted)."""
         ops, ev, eff, eff_ev, _ = self._slot(self._synapses, path, "synapse", 4)
         if path not in self._nnz_col:  # nnz_col[j] = non-zero weights fed by input j
@@ -95,9 +103,10 @@ class Recorder:
         if dense or events == 0:
             eff[t], eff_ev[t] = ops[t], ev[t]
             return
-        flat = delta.reshape(-1, delta.shape[-1])
-        eff[t] = float(torch.linalg.vector_norm(flat, 1, dim=0).to(torch.float64) @ nnz_col)
-        eff_ev[t] = float(torch.count_nonzero(flat, dim=0).to(torch.float64) @ nnz_col)
+        a = delta.reshape(-1, delta.shape[-1]).abs()
+        eff[t] = float(_int_sum(a, a.shape[0] * max_step, dim=0).to(torch.float64) @ nnz_col)
+        eff_ev[t] = eff[t] if max_step == 1 else float(
+            _int_sum(a.clamp_(max=1), a.shape[0], dim=0).to(torch.float64) @ nnz_col)
 
     def product_step(self, key: str, t: int, a: tuple[float, float], b: tuple[float, float],
                      fan_a: int, fan_b: int) -> None:
