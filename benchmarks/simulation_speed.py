@@ -1,7 +1,8 @@
 """SNN simulation speed: wall time of T steps divided by (T × FP32 ANN forward time), same batch, one run.
 
 Model: the bundled tiny-clip-fmnist image tower; batch: real Fashion-MNIST test images. The FP32
-time is the median of repeated timm forwards. Target: ratio ≤ 1.0. Writes results/benchmarks/simulation_speed.*.
+time is the median of repeated timm forwards. Target: ratio ≤ 1.0. Writes results/benchmarks/simulation_speed.*
+(json, csv, md, png).
 
 Run: ``python benchmarks/simulation_speed.py``
 """
@@ -19,6 +20,7 @@ from spikemfm.data import load_fashion_mnist
 from spikemfm.io import save_table
 from spikemfm.models.tiny_clip import load_tiny_clip
 from spikemfm.pipeline import calibration_images
+from spikemfm.report import draw_plot
 from spikemfm.snn import simulate
 
 
@@ -56,10 +58,10 @@ def main() -> None:
             rows.append({"max_spikes_per_step": ms, "T": steps, "fp32_forward_ms": round(1e3 * t_fp32, 2),
                          "qann_forward_ms": round(1e3 * t_qann, 2), "snn_T_steps_ms": round(1e3 * t_snn, 1),
                          "ratio_snn_over_T_x_fp32": round(t_snn / (steps * t_fp32), 3)})
-    md = save_table(Path(args.out), "simulation_speed", rows, vars(args),
-                    f"SNN simulation time / (T × FP32 forward), tiny-clip image tower, batch {args.batch_size}, "
-                    f"{args.bits}-bit, {torch.get_num_threads()} threads")
-    print(md)
+    title = (f"SNN simulation time / (T × FP32 forward), tiny-clip image tower, batch {args.batch_size}, "
+             f"{args.bits}-bit, {torch.get_num_threads()} threads")
+    print(save_table(Path(args.out), "simulation_speed", rows, vars(args), title))
+    draw_plot("simulation_speed", {"title": title, "rows": rows}, Path(args.out) / "simulation_speed.png")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ GELU→ReLU and SpikeZIP quantizers (``--spikezip-level`` levels) after quantiza
 Fashion-MNIST training split (``--spikezip-epochs``), converted once and read at every T; spikemfm's own
 converter is run on those same fine-tuned ReLU weights next to it. Zero-shot top-1 on Fashion-MNIST test images with FP32 class
 embeddings (only the image tower differs), and simulation wall time of T steps on one batch of 100 images,
-next to T FP32 forwards. Writes results/baselines/baselines.{json,csv,md} and accuracy_vs_T.png.
+next to T FP32 forwards. Writes results/baselines/baselines.{json,csv,md}, accuracy_vs_T.png and speed_vs_T.png.
 
 Run: ``python experiments/baselines.py`` (``--n-test 200`` for a quick run).
 """
@@ -29,6 +29,7 @@ from spikemfm.data import load_fashion_mnist
 from spikemfm.io import save_figure, save_table
 from spikemfm.models.tiny_clip import load_tiny_clip
 from spikemfm.pipeline import calibration_images
+from spikemfm.report import draw_plot
 from spikemfm.snn import simulate
 
 
@@ -106,6 +107,8 @@ def main() -> None:
                      f"Baselines on the tiny-CLIP image tower: zero-shot top-1 on {args.n_test} Fashion-MNIST test "
                      f"images (FP32 class embeddings) and simulation time per 100 images, one run", extra))
     plot(rows, out)
+    draw_plot("baselines", {"title": "simulation time vs T, same batch of 100 test images", "rows": rows},
+              out / "speed_vs_T.png")
 
 
 def spikezip_rows(model, graph, clf, calib, xs, ys, args) -> tuple[list[dict], dict]:

@@ -7,7 +7,7 @@ a sentence's nearest neighbour among the others is the FP32 one (a retrieval-lev
 batch of the sentences, next to T FP32 forwards. spikingjelly's STA and SpikeZIP-TF recipes are not run
 here: STA's step-mode backend takes ``nn.MultiheadAttention`` without the padding mask a BERT batch needs,
 and SpikeZIP-TF's RoBERTa branch needs a SpikeZIP-quantized, QAT-trained RoBERTa (not MiniLM).
-Writes results/baselines/baselines_text.{json,csv,md}.
+Writes results/baselines/baselines_text.{json,csv,md} and text_cosine_vs_T.png.
 
 Run: ``python experiments/baselines_text.py``
 """
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from spikemfm.baselines import naive_unsigned
 from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
 from spikemfm.data import load_sentences
-from spikemfm.io import save_table
+from spikemfm.io import save_figure, save_table
 from spikemfm.models.text import load_minilm
 from spikemfm.snn import simulate
 
@@ -86,6 +86,28 @@ def main() -> None:
     print(save_table(Path(args.out), "baselines_text", rows, vars(args),
                      f"Baselines on all-MiniLM-L6-v2: {args.n_sentences} real sentences, agreement with FP32 "
                      f"(cosine, nearest-neighbour) and simulation time of one batch, one run"))
+    plot(rows, Path(args.out) / "text_cosine_vs_T.png")
+
+
+def plot(rows: list[dict], png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for method in dict.fromkeys(r["method"] for r in rows if r["T"] != "-"):
+        sel = [r for r in rows if r["method"] == method]
+        ax.plot([r["T"] for r in sel], [r["cosine_mean"] for r in sel], marker="o", label=method)
+    for r in rows:
+        if r["T"] == "-" and r["method"] != "FP32 ANN":
+            ax.axhline(r["cosine_mean"], ls="--", lw=0.8, color="gray", label=r["method"])
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("T")
+    ax.set_ylabel("mean cosine to FP32 embedding")
+    ax.legend(fontsize=6)
+    save_figure(fig, png)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -48,11 +48,38 @@ def _plot_lava(rows: list[dict], ax: Any) -> None:
     ax.set_ylabel("steps per second")
 
 
+def _plot_sim_speed(rows: list[dict], ax: Any) -> None:
+    for mode in dict.fromkeys(str(r["max_spikes_per_step"]) for r in rows):
+        sel = [r for r in rows if str(r["max_spikes_per_step"]) == mode]
+        ax.plot([r["T"] for r in sel], [r["ratio_snn_over_T_x_fp32"] for r in sel], marker="o",
+                label=f"<= {mode} spikes/step" if mode != "graded" else "graded spikes")
+    ax.axhline(1.0, ls="--", lw=0.8, color="gray", label="target: T FP32 forwards")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("T")
+    ax.set_ylabel("SNN time / (T × FP32 forward)")
+
+
+def _plot_baseline_speed(rows: list[dict], ax: Any) -> None:
+    for method in dict.fromkeys(r["method"] for r in rows if r["T"] != "-"):
+        sel = [r for r in rows if r["method"] == method]
+        ax.plot([r["T"] for r in sel], [r["sim_s_per_100"] for r in sel], marker="o", label=method)
+    for r in rows:
+        if r["method"] == "FP32 ANN":
+            ts = sorted({x["T"] for x in rows if x["T"] != "-"})
+            ax.plot(ts, [t * r["sim_s_per_100"] for t in ts], "k--", lw=0.8, label="T FP32 forwards")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("T")
+    ax.set_ylabel("seconds per 100 images")
+
+
 # plots drawn from saved tables, by table file stem (the stem arrives as a string: a registry fits)
-PLOTS = {"mixed_vs_uniform": _plot_mixed, "lava_speed": _plot_lava}
+PLOTS = {"mixed_vs_uniform": _plot_mixed, "lava_speed": _plot_lava, "simulation_speed": _plot_sim_speed,
+         "baselines": _plot_baseline_speed}
 
 
-def _draw(stem: str, data: dict[str, Any], png: Path) -> None:
+def draw_plot(stem: str, data: dict[str, Any], png: Path) -> None:
+    """Draws the registered plot of table ``stem`` (``data``: its saved JSON, title and rows) to ``png``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -85,7 +112,7 @@ def build_report(root: str | Path, out: str | Path) -> Path:
         lines.append(markdown_table(data["rows"]) if data["rows"] else "(no rows)\n")
         if path.stem in PLOTS:  # drawn from the saved rows, next to the report
             png = out.parent / "report_plots" / f"{path.stem}.png"
-            _draw(path.stem, data, png)
+            draw_plot(path.stem, data, png)
             lines.append(f"![{path.stem}]({os.path.relpath(png.resolve(), out.parent.resolve())})\n")
         if path.parent not in shown:  # a folder's plots, once, after its first table
             shown.add(path.parent)

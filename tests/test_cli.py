@@ -106,6 +106,24 @@ def test_report_collects_saved_tables_with_their_provenance(tmp_path, capsys):
     assert main(["report", "--results", str(tmp_path / "empty")]) == 2
 
 
+def test_report_draws_the_speed_plots_from_saved_tables(tmp_path):
+    from spikemfm.io import save_table
+
+    save_table(tmp_path / "res" / "b", "simulation_speed",
+               [{"max_spikes_per_step": m, "T": t, "ratio_snn_over_T_x_fp32": r}
+                for m, t, r in (("1", 8, 2.9), ("1", 16, 2.6), ("graded", 8, 0.6), ("graded", 16, 0.4))], {}, "Speed")
+    save_table(tmp_path / "res" / "c", "baselines",
+               [{"method": "FP32 ANN", "T": "-", "sim_s_per_100": 0.03}] +
+               [{"method": m, "T": t, "sim_s_per_100": s} for m, t, s in (("ours", 4, 0.3), ("ours", 8, 0.4),
+                                                                          ("STA", 4, 0.4), ("STA", 8, 0.6))],
+               {}, "Baselines")
+    assert main(["report", "--results", str(tmp_path / "res"), "--out", str(tmp_path / "R.md")]) == 0
+    text = (tmp_path / "R.md").read_text()
+    for stem in ("simulation_speed", "baselines"):
+        assert (tmp_path / "report_plots" / f"{stem}.png").stat().st_size > 1000
+        assert f"](report_plots/{stem}.png)" in text
+
+
 def _energy_args(tmp_path, text: str, *flags: str):
     from spikemfm.cli import _subparser, build_parser
     from spikemfm.cli_config import apply_config
