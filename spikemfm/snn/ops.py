@@ -13,9 +13,10 @@ synaptic layer, the running operands of each spike×spike product. Per step:
 - softmax / LayerNorm evaluate their float function on the accumulated input; a unit whose input
   did not change since the last step is not re-evaluated (its output cannot change either).
 
-Speed without changing a single value: counts, spike deltas and synaptic accumulators are integers,
-held in float32 wherever every value and partial sum provably stays below 2^24 (exact), else in
-float64; the float path (currents, LayerNorm, softmax) stays float64 like the QANN it must equal.
+Speed without changing a single value: counts, spike deltas and synaptic accumulators are integers;
+bounded spikes and ≤ 8-bit weights accumulate through an int8 × int8 → int32 GEMM, otherwise the
+integers are held in float32 wherever every value and partial sum provably stays below 2^24 (exact),
+else in float64; the float path (currents, LayerNorm, softmax) stays float64 like the QANN it must equal.
 A neuron layer counts its spikes once per step and every consumer (settling test, synapse and
 product work, sparse row gathering) reuses those counts instead of scanning the tensors again.
 """
@@ -31,6 +32,7 @@ from spikemfm.ir import nodes as N
 from spikemfm.snn.record import Recorder
 
 _EXACT32 = 2 ** 24  # float32 holds every integer of magnitude below this exactly
+_HAS_INT_MM = hasattr(torch, "_int_mm")  # int8 GEMM with int32 accumulation (private but long-standing API)
 
 
 class _Fired(NamedTuple):
@@ -104,8 +106,7 @@ class SNNStepOps:
         """Bound on |spikes| of one neuron in one step: B, or the whole level range when graded."""
         if self.max_spikes is not None:
             return float(self.max_spikes)
-        q = self.qp.quants.get(point)
-        return float(q.hi - q.lo) if q is not None else float("inf")
+        return self._level_span(point)
 
     def _neuron(self, point: str, x: torch.Tensor, target: Callable[[], torch.Tensor]) -> torch.Tensor:
         """A neuron layer on input x; ``target`` (its integer level) is only evaluated when not at rest."""
@@ -121,15 +122,32 @@ class SNNStepOps:
         return self._neuron(point, x, lambda: self._level(point, x))
 
     def _weights(self, path: str, in_point: str) -> torch.Tensor:
-        """W_intᵀ in float32 when the accumulator and every per-step partial sum stay below 2^24, else float64."""
+        """W_intᵀ for the accumulation ΔC·W_intᵀ, in the cheapest exact arithmetic.
+
+        int8 × int8 → int32 (``torch._int_mm``, VNNI on x86: ~5× a float32 GEMM here) when spike deltas
+        and weights fit in int8 and the accumulator in int32; else float32 when the accumulator and every
+        per-step partial sum stay below 2^24; else float64.
+        """
         w = self.w_acc.get(path)
         if w is None:
-            ql, q = self.qp.linears[path], self.qp.quants[in_point]
+            ql = self.qp.linears[path]
             # |acc| <= max|count|·max row L1; a step's delta can swing the count by up to (hi − lo)
-            bound = float(q.hi - q.lo) * float(ql.w_int.abs().sum(1).max())
-            dtype = torch.float32 if bound < _EXACT32 else torch.float64
-            w = self.w_acc[path] = ql.w_int.T.to(dtype).contiguous()
+            bound = self._level_span(in_point) * float(ql.w_int.abs().sum(1).max())
+            if (_HAS_INT_MM and self._max_step(in_point) <= 127 and float(ql.w_int.abs().max()) <= 127
+                    and bound < 2 ** 31):
+                w = ql.w_int.T.to(torch.int8).contiguous()
+            else:
+                w = ql.w_int.T.to(torch.float32 if bound < _EXACT32 else torch.float64).contiguous()
+            self.w_acc[path] = w
         return w
+
+    def _level_span(self, point: str) -> float:
+        q = self.qp.quants.get(point)
+        return float(q.hi - q.lo) if q is not None else float("inf")
+
+    @staticmethod
+    def _matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return torch._int_mm(x, w) if w.dtype == torch.int8 else x @ w
 
     def linear(self, node: N.Linear, c: torch.Tensor) -> torch.Tensor:
         ql = self.qp.linears[node.path]
@@ -141,15 +159,16 @@ class SNNStepOps:
         flat = fired.delta.reshape(-1, fired.delta.shape[-1]).to(w.dtype)
         acc = self.acc.get(node.path)
         if acc is None:
-            acc = self.acc[node.path] = torch.zeros(flat.shape[0], w.shape[1], dtype=w.dtype)
+            acc_dtype = torch.int32 if w.dtype == torch.int8 else w.dtype
+            acc = self.acc[node.path] = torch.zeros(flat.shape[0], w.shape[1], dtype=acc_dtype)
         if fired.events * 2 > flat.numel():  # over half the inputs spiked: one dense product (exact zeros elsewhere)
-            acc.addmm_(flat, w)
+            acc += self._matmul(flat, w)
         elif fired.events:
             active = flat.any(-1)
             if int(active.sum()) * 2 > flat.shape[0]:
-                acc.addmm_(flat, w)
+                acc += self._matmul(flat, w)
             else:  # only the rows that received spikes add their weights
-                acc[active] += flat[active] @ w
+                acc[active] += self._matmul(flat[active], w)
         self.rec.synapse_step(node.path, self.t, fired.delta, fired.spikes, fired.events, ql.w_int,
                               self._max_step(fired.point))
         out = ql.affine(acc.reshape(*fired.delta.shape[:-1], -1))
