@@ -52,6 +52,22 @@ def _time(fn, reps: int = 2) -> float:
     return best
 
 
+class Timer:
+    """Times a method next to the FP32 forward, measured again right before and after it (the machine's
+    speed drifts over a long run; a ratio against one FP32 time taken at the start would drift with it)."""
+
+    def __init__(self, fp32_forward) -> None:
+        self.fp32 = fp32_forward
+
+    @torch.no_grad()
+    def row(self, fn, steps: int | str, reps: int = 2) -> dict:
+        before = _time(self.fp32, 5)
+        t = _time(fn, reps)
+        t_fp32 = min(before, _time(self.fp32, 5))
+        return {"sim_s_per_100": round(t, 4), "fp32_s_per_100": round(t_fp32, 4),
+                "sim_over_T_x_fp32": round(t / ((steps if steps != "-" else 1) * t_fp32), 2)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n-test", type=int, default=1000)
@@ -74,34 +90,32 @@ def main() -> None:
     ours = variants[0][1]
     t_max = max(args.timesteps)
     with torch.no_grad():
-        t_fp32 = _time(lambda: model.visual(xs[0]), 5)
+        timer = Timer(lambda: model.visual(xs[0]))
         rows = [{"method": "FP32 ANN", "T": "-", "top1": float(_accuracy(lambda x: model.visual(x)[None], xs, ys, clf)[0]),
-                 "sim_s_per_100": round(t_fp32, 4), "spike_driven": "no"},
+                 **timer.row(lambda: model.visual(xs[0]), "-", 5), "spike_driven": "no"},
                 {"method": f"int{args.bits} dense QANN", "T": "-",
                  "top1": float(_accuracy(lambda x: qann(x)[None], xs, ys, clf)[0]),
-                 "sim_s_per_100": round(_time(lambda: qann(xs[0])), 4), "spike_driven": "no"}]
+                 **timer.row(lambda: qann(xs[0]), "-"), "spike_driven": "no"}]
     naive = (f"naive rate-coded (unsigned IF, {args.bits}-bit, " +
              (f"<={args.max_spikes[0]} spikes/step)" if args.max_spikes[0] else "graded spikes)"))
     for name, snn in variants + [(naive, naive_unsigned(ours))]:
         acc = _accuracy(lambda x: simulate(snn, x, t_max).outputs, tqdm(xs, desc=name[:24]), ys, clf)
         for t in args.timesteps:
             rows.append({"method": name, "T": t, "top1": float(acc[t - 1]),
-                         "sim_s_per_100": round(_time(lambda: simulate(snn, xs[0], t)), 4),
+                         **timer.row(lambda: simulate(snn, xs[0], t), t),
                          "spike_driven": "neurons, synapses, Q·Kᵀ, A·V, GELU; float softmax/LayerNorm"})
     for mode in ("equivalent", "spiking_encoder"):
         for t in args.timesteps:
             sta = sta_convert(ours.graph, calib, t, mode)
             acc = _accuracy(lambda x: sta_outputs(sta, x, t), xs, ys, clf)
             rows.append({"method": f"spikingjelly STA ({mode})", "T": t, "top1": float(acc[-1]),
-                         "sim_s_per_100": round(_time(lambda: sta_outputs(sta, xs[0], t)), 4),
+                         **timer.row(lambda: sta_outputs(sta, xs[0], t), t),
                          "spike_driven": "no (accumulated-output equivalent)" if mode == "equivalent"
                          else "spike encoders after LayerNorm/GELU/attention; float affine"})
     extra = {}
     if args.spikezip_epochs >= 0:
-        sz_rows, extra["spikezip_qat"] = spikezip_rows(model, ours.graph, clf, calib, xs, ys, args)
+        sz_rows, extra["spikezip_qat"] = spikezip_rows(model, ours.graph, clf, calib, xs, ys, args, timer)
         rows += sz_rows
-    for r in rows:
-        r["sim_over_T_x_fp32"] = round(r["sim_s_per_100"] / ((r["T"] if r["T"] != "-" else 1) * t_fp32), 2)
     out = Path(args.out)
     print(save_table(out, "baselines", rows, vars(args),
                      f"Baselines on the tiny-CLIP image tower: zero-shot top-1 on {args.n_test} Fashion-MNIST test "
@@ -111,7 +125,7 @@ def main() -> None:
               out / "speed_vs_T.png")
 
 
-def spikezip_rows(model, graph, clf, calib, xs, ys, args) -> tuple[list[dict], dict]:
+def spikezip_rows(model, graph, clf, calib, xs, ys, args, timer: Timer) -> tuple[list[dict], dict]:
     """SpikeZIP-TF (QAT'd ReLU QANN → spikingjelly STBIF SNN) and spikemfm on the same fine-tuned weights."""
     level, ts = args.spikezip_level, args.spikezip_timesteps
     bits = max(2, (level - 1).bit_length())
@@ -124,14 +138,14 @@ def spikezip_rows(model, graph, clf, calib, xs, ys, args) -> tuple[list[dict], d
     with torch.no_grad():
         rows = [{"method": f"SpikeZIP QANN ({tag}, dense)", "T": "-",
                  "top1": float(_accuracy(lambda x: qann(x)[None], xs, ys, clf)[0]),
-                 "sim_s_per_100": round(_time(lambda: qann(xs[0])), 4), "spike_driven": "no"}]
+                 **timer.row(lambda: qann(xs[0]), "-"), "spike_driven": "no"}]
     info = {"qat_seconds": round(qat_s, 1), "epoch_losses": [round(v, 4) for v in losses], "level": level,
             "train_images": len(y_tr)}
     snn = spikezip_convert(qann, max(ts))
     acc = _accuracy(lambda x: spikezip_outputs(snn, x, max(ts)), tqdm(xs, desc="SpikeZIP-TF SNN"), ys, clf)
     for t in ts:
         rows.append({"method": f"spikingjelly SpikeZIP-TF ({tag})", "T": t, "top1": float(acc[t - 1]),
-                     "sim_s_per_100": round(_time(lambda: spikezip_outputs(snn, xs[0], t), 1), 4),
+                     **timer.row(lambda: spikezip_outputs(snn, xs[0], t), t, 1),
                      "spike_driven": "STBIF neurons (1 spike/step), TD linear/Q·Kᵀ/A·V; float softmax/LayerNorm"})
     for b in sorted({bits, args.bits}):  # the SpikeZIP bit width, and the width of the main rows
         ours = convert(quantize(relu_graph(qann, graph), QuantConfig(bits=b), calib),
@@ -140,7 +154,7 @@ def spikezip_rows(model, graph, clf, calib, xs, ys, args) -> tuple[list[dict], d
         acc = _accuracy(lambda x: simulate(ours, x, max(ts)).outputs, tqdm(xs, desc=f"spikemfm on ReLU {b}b"), ys, clf)
         for t in ts:
             rows.append({"method": name, "T": t, "top1": float(acc[t - 1]),
-                         "sim_s_per_100": round(_time(lambda: simulate(ours, xs[0], t)), 4),
+                         **timer.row(lambda: simulate(ours, xs[0], t), t),
                          "spike_driven": "neurons, synapses, Q·Kᵀ, A·V; float softmax/LayerNorm"})
     return rows, info
 
