@@ -9,8 +9,6 @@ Run: ``python benchmarks/simulation_speed.py``
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 
 import torch
@@ -22,15 +20,7 @@ from spikemfm.models.tiny_clip import load_tiny_clip
 from spikemfm.pipeline import calibration_images
 from spikemfm.report import draw_plot
 from spikemfm.snn import simulate
-
-
-def median_time(fn, reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from spikemfm.timing import median_time
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from spikemfm.models.tiny_clip import load_tiny_clip
 from spikemfm.pipeline import calibration_images
 from spikemfm.report import draw_plot
 from spikemfm.snn import simulate
+from spikemfm.timing import best_time
 
 
 def _accuracy(outputs_fn, xs: list[torch.Tensor], ys: list[torch.Tensor], clf: torch.Tensor) -> torch.Tensor:
@@ -43,15 +44,6 @@ def _accuracy(outputs_fn, xs: list[torch.Tensor], ys: list[torch.Tensor], clf: t
     return correct / sum(len(y) for y in ys)
 
 
-def _time(fn, reps: int = 2) -> float:
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 class Timer:
     """Times a method next to the FP32 forward, measured again right before and after it (the machine's
     speed drifts over a long run; a ratio against one FP32 time taken at the start would drift with it)."""
@@ -61,9 +53,9 @@ class Timer:
 
     @torch.no_grad()
     def row(self, fn, steps: int | str, reps: int = 2) -> dict:
-        before = _time(self.fp32, 5)
-        t = _time(fn, reps)
-        t_fp32 = min(before, _time(self.fp32, 5))
+        before = best_time(self.fp32, 5)
+        t = best_time(fn, reps)
+        t_fp32 = min(before, best_time(self.fp32, 5))
         return {"sim_s_per_100": round(t, 4), "fp32_s_per_100": round(t_fp32, 4),
                 "sim_over_T_x_fp32": round(t / ((steps if steps != "-" else 1) * t_fp32), 2)}
 

@@ -14,7 +14,6 @@ Run: ``python experiments/baselines_text.py``
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import torch
@@ -26,15 +25,7 @@ from spikemfm.data import load_sentences
 from spikemfm.io import save_figure, save_table
 from spikemfm.models.text import load_minilm
 from spikemfm.snn import simulate
-
-
-def _time(fn, reps: int = 2) -> float:
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+from spikemfm.timing import best_time
 
 
 def _neighbours(emb: torch.Tensor) -> torch.Tensor:
@@ -61,17 +52,17 @@ def main() -> None:
     evals, calib = sentences[: args.n_sentences], sentences[args.n_sentences: args.n_sentences + 128]
     tok = enc.tokenize(evals)
     calib_batches = [enc.tokenize(calib[i:i + 32]) for i in range(0, len(calib), 32)]
-    def fp32_time() -> float:
+    def fp32best_time() -> float:
         with torch.no_grad():
-            return _time(lambda: enc(tok["input_ids"], tok["attention_mask"]), 3)
+            return best_time(lambda: enc(tok["input_ids"], tok["attention_mask"]), 3)
 
     with torch.no_grad():
         ref = enc(tok["input_ids"], tok["attention_mask"]).double()
-    t_fp32 = fp32_time()
+    t_fp32 = fp32best_time()
     ref_nn = _neighbours(ref)
     qann = quantize(enc, QuantConfig(bits=args.bits), calib_batches)
-    t_q = _time(lambda: qann(tok))
-    t_fp32 = min(t_fp32, fp32_time())
+    t_q = best_time(lambda: qann(tok))
+    t_fp32 = min(t_fp32, fp32best_time())
     rows = [{"method": "FP32 ANN", "T": "-", **_metrics(ref, ref, ref_nn), "sim_s": round(t_fp32, 4),
              "fp32_s": round(t_fp32, 4), "sim_over_T_x_fp32": 1.0},
             {"method": f"int{args.bits} dense QANN", "T": "-", **_metrics(qann(tok), ref, ref_nn),
@@ -84,9 +75,9 @@ def main() -> None:
     for name, snn in variants:
         res = simulate(snn, tok, max(args.timesteps))
         for t in args.timesteps:
-            before = fp32_time()  # FP32 re-timed next to each row: the machine's speed drifts over a run
-            sim_s = _time(lambda: simulate(snn, tok, t), 1)
-            t_fp32 = min(before, fp32_time())
+            before = fp32best_time()  # FP32 re-timed next to each row: the machine's speed drifts over a run
+            sim_s = best_time(lambda: simulate(snn, tok, t), 1)
+            t_fp32 = min(before, fp32best_time())
             rows.append({"method": name, "T": t, **_metrics(res.outputs[t - 1], ref, ref_nn),
                          "sim_s": round(sim_s, 4), "fp32_s": round(t_fp32, 4),
                          "sim_over_T_x_fp32": round(sim_s / (t * t_fp32), 2)})

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from spikemfm.baselines.spikingjelly_sta import impulse_outputs
 from spikemfm.baselines.torch_tower import to_torch_module
 from spikemfm.ir import nodes as N
 
@@ -189,15 +190,10 @@ def spikezip_convert(qann: SpikeZIPViT, time_steps: int) -> nn.Module:
     return snn.eval()
 
 
-@torch.no_grad()
 def spikezip_outputs(snn: nn.Module, x: torch.Tensor, time_steps: int) -> torch.Tensor:
-    """Accumulated outputs (T, B, D): the image at step 1 and zeros after, as the recipe's ViT expects."""
-    from spikingjelly.activation_based import functional
-
-    functional.reset_net(snn)
-    seq = torch.zeros(time_steps, *x.shape, dtype=torch.float32)
-    seq[0] = x
-    return snn(seq).cumsum(0)
+    """Accumulated outputs (T, B, D): the image at step 1 and zeros after, as the recipe's ViT expects
+    (float32: STBIF's registered CPU kernel takes no other dtype)."""
+    return impulse_outputs(snn, x.float(), time_steps)
 
 
 def relu_graph(qann: SpikeZIPViT, graph: N.EncoderGraph) -> N.EncoderGraph:

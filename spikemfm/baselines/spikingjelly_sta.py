@@ -35,11 +35,19 @@ def sta_convert(graph: N.EncoderGraph, calib: Iterable[torch.Tensor], time_steps
 
 
 @torch.no_grad()
-def sta_outputs(snn: nn.Module, x: torch.Tensor, time_steps: int) -> torch.Tensor:
-    """Accumulated outputs (T, B, ...) of an STA-converted tower: ``out[:t+1].sum(0)`` after each step."""
+def impulse_outputs(snn: nn.Module, x: torch.Tensor, time_steps: int) -> torch.Tensor:
+    """Accumulated outputs (T, B, ...) of a multi-step spikingjelly model fed ``x`` at step 1 and zeros after.
+
+    ``out[t]`` = the model's outputs summed over steps 1..t+1 (how spikingjelly's transformer recipes read out).
+    """
     from spikingjelly.activation_based import functional
 
     functional.reset_net(snn)
     seq = torch.zeros(time_steps, *x.shape, dtype=x.dtype)
     seq[0] = x
     return snn(seq).cumsum(0)
+
+
+def sta_outputs(snn: nn.Module, x: torch.Tensor, time_steps: int) -> torch.Tensor:
+    """Accumulated outputs (T, B, ...) of an STA-converted tower: ``out[:t+1].sum(0)`` after each step."""
+    return impulse_outputs(snn, x, time_steps)
