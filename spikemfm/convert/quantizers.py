@@ -30,8 +30,8 @@ class ActQuant:
         return max(abs(self.lo), abs(self.hi))
 
     def level(self, x: torch.Tensor) -> torch.Tensor:
-        """Integer level (as float64 values) of x."""
-        return torch.clamp(torch.floor(x / self.step + 0.5), self.lo, self.hi)
+        """Integer level (in x's float dtype) of x; in place after the division (it runs every SNN step)."""
+        return (x / self.step).add_(0.5).floor_().clamp_(self.lo, self.hi)
 
 
 @dataclass(frozen=True)

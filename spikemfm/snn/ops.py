@@ -113,13 +113,8 @@ class SNNStepOps:
         rest = self._at_rest(point, x)
         return rest if rest is not None else self._fire(point, target(), x)
 
-    def _level(self, point: str, x: torch.Tensor) -> torch.Tensor:
-        """ActQuant.level(x) computed in place (same operations, same order), as float32 integers."""
-        q = self.qp.quants[point]
-        return (x / q.step).add_(0.5).floor_().clamp_(q.lo, q.hi).to(torch.float32)
-
     def neuron(self, point: str, x: torch.Tensor) -> torch.Tensor:
-        return self._neuron(point, x, lambda: self._level(point, x))
+        return self._neuron(point, x, lambda: self.qp.quants[point].level(x).to(torch.float32))
 
     def _weights(self, path: str, in_point: str) -> torch.Tensor:
         """W_intᵀ for the accumulation ΔC·W_intᵀ, in the cheapest exact arithmetic.
