@@ -60,6 +60,15 @@ class Timer:
                 "sim_over_T_x_fp32": round(t / ((steps if steps != "-" else 1) * t_fp32), 2)}
 
 
+def _curve_rows(method: str, outputs_fn, xs, ys, clf, ts: list[int], timer: Timer, spike_driven: str,
+                reps: int = 2) -> list[dict]:
+    """Rows per T of a method read out at every step: accuracy from one run of max(ts) steps over all batches,
+    time of a run of T steps on one batch. ``outputs_fn(x, T) -> (T, B, D)`` accumulated outputs."""
+    acc = _accuracy(lambda x: outputs_fn(x, max(ts)), tqdm(xs, desc=method[:24]), ys, clf)
+    return [{"method": method, "T": t, "top1": float(acc[t - 1]),
+             **timer.row(lambda: outputs_fn(xs[0], t), t, reps), "spike_driven": spike_driven} for t in ts]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n-test", type=int, default=1000)
@@ -80,7 +89,6 @@ def main() -> None:
     variants = [(f"spikemfm SNN ({args.bits}-bit, " + (f"<={b} spikes/step)" if b else "graded spikes)"),
                  convert(qann, ConvertConfig(max_spikes_per_step=b or None))) for b in args.max_spikes]
     ours = variants[0][1]
-    t_max = max(args.timesteps)
     with torch.no_grad():
         timer = Timer(lambda: model.visual(xs[0]))
         rows = [{"method": "FP32 ANN", "T": "-", "top1": float(_accuracy(lambda x: model.visual(x)[None], xs, ys, clf)[0]),
@@ -91,11 +99,8 @@ def main() -> None:
     naive = (f"naive rate-coded (unsigned IF, {args.bits}-bit, " +
              (f"<={args.max_spikes[0]} spikes/step)" if args.max_spikes[0] else "graded spikes)"))
     for name, snn in variants + [(naive, naive_unsigned(ours))]:
-        acc = _accuracy(lambda x: simulate(snn, x, t_max).outputs, tqdm(xs, desc=name[:24]), ys, clf)
-        for t in args.timesteps:
-            rows.append({"method": name, "T": t, "top1": float(acc[t - 1]),
-                         **timer.row(lambda: simulate(snn, xs[0], t), t),
-                         "spike_driven": "neurons, synapses, Q·Kᵀ, A·V, GELU; float softmax/LayerNorm"})
+        rows += _curve_rows(name, lambda x, t: simulate(snn, x, t).outputs, xs, ys, clf, args.timesteps, timer,
+                            "neurons, synapses, Q·Kᵀ, A·V, GELU; float softmax/LayerNorm")
     for mode in ("equivalent", "spiking_encoder"):
         for t in args.timesteps:
             sta = sta_convert(ours.graph, calib, t, mode)
@@ -134,20 +139,14 @@ def spikezip_rows(model, graph, clf, calib, xs, ys, args, timer: Timer) -> tuple
     info = {"qat_seconds": round(qat_s, 1), "epoch_losses": [round(v, 4) for v in losses], "level": level,
             "train_images": len(y_tr)}
     snn = spikezip_convert(qann, max(ts))
-    acc = _accuracy(lambda x: spikezip_outputs(snn, x, max(ts)), tqdm(xs, desc="SpikeZIP-TF SNN"), ys, clf)
-    for t in ts:
-        rows.append({"method": f"spikingjelly SpikeZIP-TF ({tag})", "T": t, "top1": float(acc[t - 1]),
-                     **timer.row(lambda: spikezip_outputs(snn, xs[0], t), t, 1),
-                     "spike_driven": "STBIF neurons (1 spike/step), TD linear/Q·Kᵀ/A·V; float softmax/LayerNorm"})
+    rows += _curve_rows(f"spikingjelly SpikeZIP-TF ({tag})", lambda x, t: spikezip_outputs(snn, x, t), xs, ys, clf,
+                        ts, timer, "STBIF neurons (1 spike/step), TD linear/Q·Kᵀ/A·V; float softmax/LayerNorm", 1)
     for b in sorted({bits, args.bits}):  # the SpikeZIP bit width, and the width of the main rows
         ours = convert(quantize(relu_graph(qann, graph), QuantConfig(bits=b), calib),
                        ConvertConfig(max_spikes_per_step=args.max_spikes[0] or None))
-        name = f"spikemfm SNN on the same ReLU weights ({b}-bit PTQ, <={args.max_spikes[0]} spikes/step)"
-        acc = _accuracy(lambda x: simulate(ours, x, max(ts)).outputs, tqdm(xs, desc=f"spikemfm on ReLU {b}b"), ys, clf)
-        for t in ts:
-            rows.append({"method": name, "T": t, "top1": float(acc[t - 1]),
-                         **timer.row(lambda: simulate(ours, xs[0], t), t),
-                         "spike_driven": "neurons, synapses, Q·Kᵀ, A·V; float softmax/LayerNorm"})
+        rows += _curve_rows(f"spikemfm SNN on the same ReLU weights ({b}-bit PTQ, <={args.max_spikes[0]} spikes/step)",
+                            lambda x, t: simulate(ours, x, t).outputs, xs, ys, clf, ts, timer,
+                            "neurons, synapses, Q·Kᵀ, A·V; float softmax/LayerNorm")
     return rows, info
 
 
