@@ -1,14 +1,19 @@
 """SNN simulation speed: wall time of T steps divided by (T × FP32 ANN forward time), same batch, one run.
 
-Model: the bundled tiny-clip-fmnist image tower; batch: real Fashion-MNIST test images. The FP32
-time is the median of repeated timm forwards, measured right before and after each SNN row (mean of the two). Target: ratio ≤ 1.0. Writes results/benchmarks/simulation_speed.*
-(json, csv, md, png).
+Model: the bundled tiny-clip-fmnist image tower; batch: real Fashion-MNIST test images. Each repetition
+times the FP32 timm forward (median of 5) and then one T-step simulation, and takes their ratio; a row
+reports the median ratio over the repetitions (the machine's speed drifts, so the two are measured next
+to each other rather than minutes apart). Rows: float path precision (float64 reference / float32) ×
+spike mode × T, with the step runtime (fused kernels, the default), plus the time-batched runtime for
+comparison. Target: ratio ≤ 1.0. Writes results/benchmarks/simulation_speed.* (json, csv, md, png).
 
 Run: ``python benchmarks/simulation_speed.py``
 """
 from __future__ import annotations
 
 import argparse
+import statistics
+import time
 from pathlib import Path
 
 import torch
@@ -23,36 +28,51 @@ from spikemfm.snn import simulate
 from spikemfm.timing import median_time
 
 
+def _ratio_row(model, snn, x, steps: int, runtime: str, reps: int) -> dict:
+    """Median over ``reps`` of (one T-step simulation) / (T × FP32 forward timed right before it)."""
+    simulate(snn, x, 1, runtime=runtime)  # warm caches and compiled kernels
+    fp32, snn_t = [], []
+    for _ in range(reps):
+        with torch.no_grad():
+            fp32.append(median_time(lambda: model.visual(x), 5))
+        t0 = time.perf_counter()
+        simulate(snn, x, steps, runtime=runtime)
+        snn_t.append(time.perf_counter() - t0)
+    ratios = [s / (steps * f) for s, f in zip(snn_t, fp32)]
+    return {"T": steps, "runtime": runtime, "fp32_forward_ms": round(1e3 * statistics.median(fp32), 2),
+            "snn_T_steps_ms": round(1e3 * statistics.median(snn_t), 1),
+            "ratio_snn_over_T_x_fp32": round(statistics.median(ratios), 3),
+            "ratio_min": round(min(ratios), 3), "ratio_max": round(max(ratios), 3)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--timesteps", type=int, nargs="+", default=[8, 16, 32])
     p.add_argument("--max-spikes", type=str, nargs="+", default=["1", "4", "16", "graded"])
+    p.add_argument("--precisions", nargs="+", default=["float32", "float64"], choices=["float32", "float64"])
+    p.add_argument("--time-runtime", type=str, nargs="*", default=["1", "graded"],
+                   help="spike modes also timed with the time-batched runtime (float32, every T)")
     p.add_argument("--bits", type=int, default=8)
-    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--reps", type=int, default=5)
     p.add_argument("--out", default="results/benchmarks")
     args = p.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
     model = load_tiny_clip()
     x = load_fashion_mnist("test").subset(args.batch_size, seed=0).tensors()[0]
-    qann = quantize(model.visual, QuantConfig(bits=args.bits), calibration_images())
-    def fp32_time() -> float:  # re-measured next to every row: the machine's speed drifts over a run
-        with torch.no_grad():
-            return median_time(lambda: model.visual(x), args.reps * 5)
-
-    with torch.no_grad():
-        t_qann = median_time(lambda: qann(x), args.reps)
     rows = []
-    for ms in args.max_spikes:
-        spikes = parse_max_spikes(ms)
-        snn = convert(qann, ConvertConfig(max_spikes_per_step=spikes))
-        for steps in args.timesteps:
-            before = fp32_time()
-            t_snn = median_time(lambda: simulate(snn, x, steps), args.reps)
-            t_fp32 = (before + fp32_time()) / 2
-            rows.append({"max_spikes_per_step": ms, "T": steps, "fp32_forward_ms": round(1e3 * t_fp32, 2),
-                         "qann_forward_ms": round(1e3 * t_qann, 2), "snn_T_steps_ms": round(1e3 * t_snn, 1),
-                         "ratio_snn_over_T_x_fp32": round(t_snn / (steps * t_fp32), 3)})
+    for precision in args.precisions:
+        qann = quantize(model.visual, QuantConfig(bits=args.bits, precision=precision), calibration_images())
+        with torch.no_grad():
+            t_qann = median_time(lambda: qann(x), args.reps)
+        for ms in args.max_spikes:
+            snn = convert(qann, ConvertConfig(max_spikes_per_step=parse_max_spikes(ms)))
+            runtimes = ["step"] + (["time"] if precision == "float32" and ms in args.time_runtime else [])
+            for runtime in runtimes:
+                for steps in args.timesteps:
+                    row = _ratio_row(model, snn, x, steps, runtime, args.reps)
+                    rows.append({"precision": precision, "max_spikes_per_step": ms, **row,
+                                 "qann_forward_ms": round(1e3 * t_qann, 2)})
+                    print(rows[-1], flush=True)
     title = (f"SNN simulation time / (T × FP32 forward), tiny-clip image tower, batch {args.batch_size}, "
              f"{args.bits}-bit, {torch.get_num_threads()} threads")
     print(save_table(Path(args.out), "simulation_speed", rows, vars(args), title))

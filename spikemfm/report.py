@@ -49,12 +49,18 @@ def _plot_lava(rows: list[dict], ax: Any) -> None:
 
 
 def _plot_sim_speed(rows: list[dict], ax: Any) -> None:
-    for mode in dict.fromkeys(str(r["max_spikes_per_step"]) for r in rows):
-        sel = [r for r in rows if str(r["max_spikes_per_step"]) == mode]
+    def key(r: dict) -> tuple[str, str, str]:  # tables written before precision/runtime columns lack them
+        return str(r["max_spikes_per_step"]), r.get("precision", "float64"), r.get("runtime", "step")
+
+    for mode, precision, runtime in dict.fromkeys(key(r) for r in rows):
+        sel = [r for r in rows if key(r) == (mode, precision, runtime)]
+        name = f"<= {mode} spikes/step" if mode != "graded" else "graded spikes"
         ax.plot([r["T"] for r in sel], [r["ratio_snn_over_T_x_fp32"] for r in sel], marker="o",
-                label=f"<= {mode} spikes/step" if mode != "graded" else "graded spikes")
+                ls="-" if precision == "float32" else ":", alpha=1.0 if runtime == "step" else 0.5,
+                label=f"{name}, {precision}" + (", time-batched" if runtime == "time" else ""))
     ax.axhline(1.0, ls="--", lw=0.8, color="gray", label="target: T FP32 forwards")
     ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
     ax.set_xlabel("T")
     ax.set_ylabel("SNN time / (T × FP32 forward)")
 

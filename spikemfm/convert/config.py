@@ -10,6 +10,13 @@ from spikemfm.errors import ConfigError
 
 MIN_BITS, MAX_BITS = 2, 16
 CLIP_METHODS = ("max", "mse", "percentile")
+PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
+
+
+def check_precision(owner: str, precision: str) -> None:
+    """Raises ConfigError unless ``precision`` names a supported float path precision."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"{owner}.precision={precision!r}: choose one of {tuple(PRECISIONS)}")
 
 
 def _check_bits(field: str, bits: int | None) -> None:
@@ -34,6 +41,9 @@ class QuantConfig:
         channel_overrides: (Linear path, output channel indices, bits) triples: bits of a channel group
             (outlier channels), applied over the layer's bits.
         max_calib_batches: calibration batches consumed at most.
+        precision: dtype of the float path (currents, LayerNorm, softmax, scales) of the QANN and of the
+            SNN converted from it: ``float64`` (reference) or ``float32`` (about 2× faster). Integer
+            accumulations are exact either way, and the SNN equals the QANN of the same precision.
     """
 
     bits: int = 8
@@ -45,9 +55,11 @@ class QuantConfig:
     weight_overrides: tuple[tuple[str, int], ...] = ()
     channel_overrides: tuple[tuple[str, tuple[int, ...], int], ...] = ()
     max_calib_batches: int = 16
+    precision: str = "float64"
 
     def __post_init__(self) -> None:
         _check_bits("bits", self.bits)
+        check_precision("QuantConfig", self.precision)
         _check_bits("weight_bits", self.weight_bits)
         _check_bits("attn_bits", self.attn_bits)
         for field in ("act_overrides", "weight_overrides"):
@@ -92,6 +104,11 @@ class QuantConfig:
                 raise ConfigError(f"QuantConfig.channel_overrides[{path!r}]: channel {max(channels)} >= {n_out} rows")
             bits[list(channels)] = b
         return bits
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The torch dtype of :attr:`precision`."""
+        return PRECISIONS[self.precision]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikemfm.convert.config import CLIP_METHODS, MAX_BITS, MIN_BITS, QuantConfig
+from spikemfm.convert.config import CLIP_METHODS, MAX_BITS, MIN_BITS, QuantConfig, check_precision
 from spikemfm.convert.sensitivity import Knob, Sensitivity
 from spikemfm.errors import ConfigError
 
@@ -40,6 +40,7 @@ class MixedPrecisionConfig:
         outlier_fraction: share of a layer's output channels that may form an outlier group.
         outlier_share: a weight gets its own outlier group (own bits) when its top ``outlier_fraction``
             channels carry at least this share of the layer's quantization error.
+        precision: float path precision of the QANN and its SNN (as in :class:`QuantConfig`).
     """
 
     budget: float | None = 6.0
@@ -51,8 +52,10 @@ class MixedPrecisionConfig:
     sensitivity_batches: int = 2
     outlier_fraction: float = 0.125
     outlier_share: float = 0.5
+    precision: str = "float64"
 
     def __post_init__(self) -> None:
+        check_precision("MixedPrecisionConfig", self.precision)
         c = self.candidates
         if not c or any(not isinstance(b, int) or not MIN_BITS <= b <= MAX_BITS for b in c) or len(set(c)) != len(c):
             raise ConfigError(f"MixedPrecisionConfig.candidates={c!r}: distinct integers in [{MIN_BITS}, {MAX_BITS}]")
@@ -133,7 +136,7 @@ class BitAllocation:
                        if key[0] == "weight" and knobs[key].channels is not None)
         return QuantConfig(bits=max(self.config.candidates), clip=self.config.clip, act_overrides=acts,
                            weight_overrides=weights, channel_overrides=groups,
-                           max_calib_batches=self.config.max_calib_batches)
+                           max_calib_batches=self.config.max_calib_batches, precision=self.config.precision)
 
     def save(self, out_dir: str | Path, stem: str = "bit_report") -> str:
         """Writes the per-layer bit report as ``stem``.json (with summary, config, git commit), .csv and .md."""

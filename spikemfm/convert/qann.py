@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from spikemfm.convert import exact
 from spikemfm.convert.config import QuantConfig
 from spikemfm.convert.mixed import BitAllocation, MixedPrecisionConfig, allocate
 from spikemfm.convert.quantizers import ActQuant, QLinear, calibrate_step, make_qlinear, signed_range
@@ -108,10 +109,16 @@ def build_qparams(graph: N.EncoderGraph, res: _Reservoir, cfg: QuantConfig) -> Q
 
 
 class QANNOps(DirectUnits):
-    """Integer QANN semantics: each neuron is its quantizer, each synaptic layer an exact integer matmul."""
+    """Integer QANN semantics: each neuron is its quantizer, each synaptic layer an exact integer matmul.
 
-    def __init__(self, qp: QParams) -> None:
+    Integer products are exact (:mod:`spikemfm.convert.exact`); scales, biases and the float units run
+    in ``dtype`` (the QANN's precision).
+    """
+
+    def __init__(self, qp: QParams, dtype: torch.dtype = torch.float64) -> None:
         self.qp = qp
+        self.dtype = dtype
+        self.weights: dict[tuple[str, torch.dtype], torch.Tensor] = {}
 
     def inject(self, x: torch.Tensor) -> torch.Tensor:
         return x
@@ -121,23 +128,32 @@ class QANNOps(DirectUnits):
 
     def linear(self, node: N.Linear, c: torch.Tensor) -> torch.Tensor:
         ql = self.qp.linears[node.path]
-        return ql.affine(c @ ql.w_int.T)
+        hi = float(c.abs().amax()) if c.numel() else 0.0  # the representation only affects speed, never values
+        kind = exact.weight_dtype(ql.w_int, hi, hi)
+        w = self.weights.get((node.path, kind))
+        if w is None:
+            w = self.weights[(node.path, kind)] = ql.w_int.T.to(kind).contiguous()
+        acc = exact.matmul(c.reshape(-1, c.shape[-1]), w).reshape(*c.shape[:-1], -1)
+        return ql.affine(acc, self.dtype)
 
     def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        return (q @ k.transpose(-1, -2)) * self.qp.score_scales[attn.path]
+        bound = self.qp.quants[f"{attn.path}.q"].hi_abs * self.qp.quants[f"{attn.path}.k"].hi_abs * q.shape[-1]
+        return exact.product(q, k.transpose(-1, -2), bound).to(self.dtype) * self.qp.score_scales[attn.path]
 
     def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return (p @ v) * self.qp.ctx_scales[attn.path]
+        bound = self.qp.quants[f"{attn.path}.probs"].hi_abs * self.qp.quants[f"{attn.path}.v"].hi_abs * p.shape[-1]
+        return exact.product(p, v, bound).to(self.dtype) * self.qp.ctx_scales[attn.path]
 
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
         c = self.neuron(f"{mlp.path}.hidden", z)
-        return self.qp.luts[mlp.path][(c - self.qp.quants[f"{mlp.path}.hidden"].lo).long()]
+        return self.qp.luts[mlp.path].to(self.dtype)[(c - self.qp.quants[f"{mlp.path}.hidden"].lo).long()]
 
 
 class QuantizedModel(nn.Module):
     """A QANN: the tower's graph (float64) with integer weights and calibrated activation steps.
 
-    ``forward(x)`` returns the QANN output (float64); ``float_forward(x)`` the float reference.
+    ``forward(x)`` returns the QANN output (in ``config.precision``); ``float_forward(x)`` the float64
+    float reference.
     ``allocation``: the mixed-precision bit allocation it was built from (None for uniform bits).
     """
 
@@ -151,7 +167,8 @@ class QuantizedModel(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: Any) -> torch.Tensor:
-        return engine.run(self.graph, engine.as_inputs(self.graph, x), QANNOps(self.qparams), torch.float64)
+        dtype = self.config.dtype
+        return engine.run(self.graph, engine.as_inputs(self.graph, x), QANNOps(self.qparams, dtype), dtype)
 
     @torch.no_grad()
     def float_forward(self, x: Any) -> torch.Tensor:

@@ -57,10 +57,10 @@ class QLinear:
             return self.w_int.numel() * self.bits
         return int(self.row_bits.sum()) * self.w_int.shape[1]
 
-    def affine(self, acc: torch.Tensor) -> torch.Tensor:
-        """Scales an integer accumulation to the output current."""
-        y = acc * self.out_scale
-        return y + self.bias if self.bias is not None else y
+    def affine(self, acc: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """Scales an integer accumulation to the output current, in ``dtype``."""
+        y = acc.to(dtype, copy=True).mul_(self.out_scale.to(dtype))  # in place: one allocation, same values
+        return y.add_(self.bias.to(dtype)) if self.bias is not None else y
 
 
 def signed_range(bits: int) -> tuple[int, int]:

@@ -260,6 +260,10 @@ def export_lava(snn: SpikingModel, inputs: Any, part: Part | None = None, timest
         raise ConfigError(f"export_lava: precision={precision!r}; choose one of {PRECISIONS}")
     if not isinstance(timesteps, int) or timesteps < 1:
         raise ConfigError(f"export_lava: timesteps={timesteps!r} must be a positive integer")
+    if snn.quant_config.precision != "float64":
+        raise ConfigError(f"export_lava: the model was quantized with precision={snn.quant_config.precision!r}; "
+                          "the Lava models and their reference run in float64: quantize with "
+                          "QuantConfig(precision='float64')")
     part = part or Part()
     x = engine.as_inputs(snn.graph, inputs)
     fp = fixed_params(snn.graph, snn.qparams, fixed or FixedPointConfig())

@@ -13,12 +13,12 @@ synaptic layer, the running operands of each spike×spike product. Per step:
 - softmax / LayerNorm evaluate their float function on the accumulated input; a unit whose input
   did not change since the last step is not re-evaluated (its output cannot change either).
 
-Speed without changing a single value: counts, spike deltas and synaptic accumulators are integers;
-bounded spikes and ≤ 8-bit weights accumulate through an int8 × int8 → int32 GEMM, otherwise the
-integers are held in float32 wherever every value and partial sum provably stays below 2^24 (exact),
-else in float64; the float path (currents, LayerNorm, softmax) stays float64 like the QANN it must equal.
-A neuron layer counts its spikes once per step and every consumer (settling test, synapse and
-product work, sparse row gathering) reuses those counts instead of scanning the tensors again.
+Speed without changing a single value: each neuron layer's step is one fused pass
+(:mod:`spikemfm.snn.kernels`: target level, bounded move, new count and its int8 copy, spike totals per
+column and active rows), which every consumer (settling test, synapse and product work, sparse rows)
+reuses; synaptic layers use int8 × int8 → int32 GEMMs where counts/deltas and weights fit, otherwise
+exact float32/float64 (:mod:`spikemfm.convert.exact`); the float path (currents, LayerNorm, softmax,
+scales) runs in the QANN's precision, float64 or float32, exactly as the QANN does.
 """
 from __future__ import annotations
 
@@ -26,29 +26,32 @@ from typing import Callable, NamedTuple
 
 import torch
 
+from spikemfm.convert import exact
 from spikemfm.convert.qann import QParams
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
+from spikemfm.snn import kernels
 from spikemfm.snn.record import Recorder
 
-_EXACT32 = 2 ** 24  # float32 holds every integer of magnitude below this exactly
-_HAS_INT_MM = hasattr(torch, "_int_mm")  # int8 GEMM with int32 accumulation (private but long-standing API)
 
 
 class _Fired(NamedTuple):
-    """What a neuron layer emitted this step: its spike delta, layer name and counts."""
+    """What a neuron layer emitted this step (see :class:`~spikemfm.snn.kernels.Fired`) and its name."""
 
-    delta: torch.Tensor
+    step: kernels.Fired
     point: str
-    spikes: float
-    events: float
+
+
+_FEEDS_SYNAPSES = (".in", ".ctx", ".act")  # neuron points read by a synaptic layer (want int8 counts)
 
 
 class SNNStepOps:
     """Engine ops for one time step at a time; call :meth:`next_step` before each engine run."""
 
-    def __init__(self, qp: QParams, max_spikes: int | None, recorder: Recorder) -> None:
+    def __init__(self, qp: QParams, max_spikes: int | None, recorder: Recorder,
+                 dtype: torch.dtype = torch.float64) -> None:
         self.qp = qp
+        self.dtype = dtype  # precision of the float path (the QANN's)
         self.max_spikes = max_spikes
         self.rec = recorder
         self.t = -1
@@ -57,7 +60,7 @@ class SNNStepOps:
         self.step_activity: dict[str, tuple[float, float]] = {}  # point -> (spikes, events) this step
         self.acc: dict[str, torch.Tensor] = {}
         self.cache: dict[str, tuple[tuple[torch.Tensor, ...], torch.Tensor]] = {}
-        self.w_acc: dict[str, torch.Tensor] = {}  # path -> W_intᵀ in the accumulator's dtype
+        self.w_acc: dict[tuple[str, bool], torch.Tensor] = {}  # (path, for counts) -> W_intᵀ
         self.luts32: dict[str, torch.Tensor] = {}
         self.settled: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # point -> (input, count) at rest
         self.outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # synapse path -> (count, current)
@@ -85,22 +88,20 @@ class SNNStepOps:
         rest = self.settled.get(point)
         return rest[1] if rest is not None and rest[0] is x else None
 
-    def _fire(self, point: str, target: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Moves the layer's count toward ``target`` (a fresh float32 tensor this method may overwrite)."""
+    def _fire(self, point: str, x: torch.Tensor, step: Callable[[torch.Tensor | None, bool], kernels.Fired]
+              ) -> torch.Tensor:
+        """Moves the layer's count toward its target by one step of the fused kernel ``step(prev, int8)``."""
         prev = self.counts.get(point)
-        delta = target if prev is None else target.sub_(prev)
-        if self.max_spikes is not None:
-            delta.clamp_(-self.max_spikes, self.max_spikes)
-        spikes, events = self.rec.neuron_step(point, self.t, delta, self._max_step(point))
-        self.step_activity[point] = (spikes, events)
-        if prev is not None and events == 0:
+        fired = step(prev, point.endswith(_FEEDS_SYNAPSES) and self.qp.quants[point].hi_abs <= 127)
+        self.rec.neuron_totals(point, self.t, fired.spikes, fired.events, fired.count.numel())
+        self.step_activity[point] = (fired.spikes, fired.events)
+        if prev is not None and fired.events == 0:
             self.settled[point] = (x, prev)  # same input next step => same count, no spikes
             return prev
         self.settled.pop(point, None)
-        count = delta.clone() if prev is None else prev + delta
-        self.counts[point] = count
-        self.fired[id(count)] = _Fired(delta, point, spikes, events)
-        return count
+        self.counts[point] = fired.count
+        self.fired[id(fired.count)] = _Fired(fired, point)
+        return fired.count
 
     def _max_step(self, point: str) -> float:
         """Bound on |spikes| of one neuron in one step: B, or the whole level range when graded."""
@@ -108,41 +109,29 @@ class SNNStepOps:
             return float(self.max_spikes)
         return self._level_span(point)
 
-    def _neuron(self, point: str, x: torch.Tensor, target: Callable[[], torch.Tensor]) -> torch.Tensor:
-        """A neuron layer on input x; ``target`` (its integer level) is only evaluated when not at rest."""
-        rest = self._at_rest(point, x)
-        return rest if rest is not None else self._fire(point, target(), x)
-
     def neuron(self, point: str, x: torch.Tensor) -> torch.Tensor:
-        return self._neuron(point, x, lambda: self.qp.quants[point].level(x).to(torch.float32))
+        rest = self._at_rest(point, x)
+        if rest is not None:
+            return rest
+        q = self.qp.quants[point]
+        return self._fire(point, x, lambda prev, int8: kernels.fire_quant(x, q.step, q.lo, q.hi, self.max_spikes,
+                                                                          prev, int8))
 
-    def _weights(self, path: str, in_point: str) -> torch.Tensor:
-        """W_intᵀ for the accumulation ΔC·W_intᵀ, in the cheapest exact arithmetic.
-
-        int8 × int8 → int32 (``torch._int_mm``, VNNI on x86: ~5× a float32 GEMM here) when spike deltas
-        and weights fit in int8 and the accumulator in int32; else float32 when the accumulator and every
-        per-step partial sum stay below 2^24; else float64.
-        """
-        w = self.w_acc.get(path)
+    def _weights(self, path: str, in_point: str, counts: bool) -> torch.Tensor:
+        """W_intᵀ in the cheapest exact arithmetic (:mod:`spikemfm.convert.exact`) for C·W_intᵀ (``counts``,
+        |C| <= max|level|) or for ΔC·W_intᵀ accumulated into C·W_intᵀ (a step's delta can swing a count
+        by up to hi − lo)."""
+        key = (path, counts)
+        w = self.w_acc.get(key)
         if w is None:
-            ql = self.qp.linears[path]
-            # |acc| <= max|count|·max row L1; a step's delta can swing the count by up to (hi − lo)
-            bound = self._level_span(in_point) * float(ql.w_int.abs().sum(1).max())
-            if (_HAS_INT_MM and self._max_step(in_point) <= 127 and float(ql.w_int.abs().max()) <= 127
-                    and bound < 2 ** 31):
-                w = ql.w_int.T.to(torch.int8).contiguous()
-            else:
-                w = ql.w_int.T.to(torch.float32 if bound < _EXACT32 else torch.float64).contiguous()
-            self.w_acc[path] = w
+            q, w_int = self.qp.quants[in_point], self.qp.linears[path].w_int
+            w = self.w_acc[key] = (exact.weight_operand(w_int, q.hi_abs, q.hi_abs) if counts else
+                                   exact.weight_operand(w_int, self._level_span(in_point), self._max_step(in_point)))
         return w
 
     def _level_span(self, point: str) -> float:
         q = self.qp.quants.get(point)
         return float(q.hi - q.lo) if q is not None else float("inf")
-
-    @staticmethod
-    def _matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        return torch._int_mm(x, w) if w.dtype == torch.int8 else x @ w
 
     def linear(self, node: N.Linear, c: torch.Tensor) -> torch.Tensor:
         ql = self.qp.linears[node.path]
@@ -150,25 +139,37 @@ class SNNStepOps:
         if last is not None and last[0] is c:  # the input neuron layer did not spike: same current
             return last[1]
         fired = self.fired[id(c)]  # synaptic layers are always fed by a neuron layer
-        w = self._weights(node.path, fired.point)
-        flat = fired.delta.reshape(-1, fired.delta.shape[-1]).to(w.dtype)
-        acc = self.acc.get(node.path)
-        if acc is None:
-            acc_dtype = torch.int32 if w.dtype == torch.int8 else w.dtype
-            acc = self.acc[node.path] = torch.zeros(flat.shape[0], w.shape[1], dtype=acc_dtype)
-        if fired.events * 2 > flat.numel():  # over half the inputs spiked: one dense product (exact zeros elsewhere)
-            acc += self._matmul(flat, w)
-        elif fired.events:
-            active = flat.any(-1)
-            if int(active.sum()) * 2 > flat.shape[0]:
-                acc += self._matmul(flat, w)
-            else:  # only the rows that received spikes add their weights
-                acc[active] += self._matmul(flat[active], w)
-        self.rec.synapse_step(node.path, self.t, fired.delta, fired.spikes, fired.events, ql.w_int,
-                              self._max_step(fired.point))
-        out = ql.affine(acc.reshape(*fired.delta.shape[:-1], -1))
+        f = fired.step
+        self.rec.synapse_totals(node.path, self.t, f.spikes, f.events, f.col_spikes, f.col_events, ql.w_int)
+        acc = self._accumulate(node.path, fired)
+        out = kernels.affine(acc, ql.out_scale, ql.bias, self.dtype).view(*c.shape[:-1], -1)
         self.outputs[node.path] = (c, out)
         return out
+
+    def _accumulate(self, path: str, fired: _Fired) -> torch.Tensor:
+        """The synaptic layer's accumulated integer current Σ ΔC·W_intᵀ = C·W_intᵀ after this step.
+
+        Hardware adds a weight column per input spike (what the recorder charges); the simulator
+        adds ΔC·W_intᵀ for the rows that received spikes, or, when about every row did, recomputes
+        C·W_intᵀ in one GEMM (from the kernel's int8 counts where they fit) — the same integers.
+        """
+        f = fired.step
+        rows = f.count.numel() // f.count.shape[-1]
+        acc = self.acc.get(path)
+        if acc is None or f.events >= rows:
+            w = self._weights(path, fired.point, True)
+            c = f.count8 if f.count8 is not None and w.dtype == torch.int8 else f.count
+            acc = self.acc[path] = exact.matmul(c.reshape(rows, -1), w)
+        elif f.events:
+            w = self._weights(path, fired.point, False)
+            if acc.dtype != exact.accumulator_dtype(w):
+                acc = self.acc[path] = acc.to(exact.accumulator_dtype(w))
+            flat = f.delta.reshape(rows, -1)
+            if int(f.row_active.sum()) * 2 > rows:
+                acc += exact.matmul(flat, w)
+            else:  # only the rows that received spikes add their weights
+                acc[f.row_active] += exact.matmul(flat[f.row_active], w)
+        return acc
 
     def _product(self, key: str, points: tuple[str, str], a: torch.Tensor, b: torch.Tensor,
                  scale: float) -> torch.Tensor:
@@ -179,11 +180,9 @@ class SNNStepOps:
         self.rec.product_step(key, self.t, (sa, na), (sb, nb), fan_a=b.shape[-1], fan_b=a.shape[-2])
         if prev is not None and na == 0 and nb == 0:
             out = prev[1]
-        else:  # integer product, exact in float32 below 2^24, then scaled in float64 like the QANN
-            exact32 = (float(self.qp.quants[points[0]].hi_abs) * self.qp.quants[points[1]].hi_abs
-                       * a.shape[-1] < _EXACT32)
-            prod = a @ b if exact32 else a.double() @ b.double()
-            out = prod.to(torch.float64) * scale
+        else:  # exact integer product, then scaled in the QANN's precision like the QANN
+            bound = float(self.qp.quants[points[0]].hi_abs) * self.qp.quants[points[1]].hi_abs * a.shape[-1]
+            out = exact.product(a, b, bound).to(self.dtype).mul_(scale)  # in place: same values as the QANN's
         self.cache[key] = ((a, b), out)
         return out
 
@@ -197,11 +196,15 @@ class SNNStepOps:
 
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
         c = self.neuron(f"{mlp.path}.hidden", z)
+        point = f"{mlp.path}.act"
+        rest = self._at_rest(point, c)
+        if rest is not None:
+            return rest
         lo = self.qp.quants[f"{mlp.path}.hidden"].lo
         if mlp.path not in self.luts32:
-            self.luts32[mlp.path] = self.qp.luts[mlp.path].to(torch.float32)
+            self.luts32[mlp.path] = self.qp.luts[mlp.path].to(torch.float32).contiguous()
         lut = self.luts32[mlp.path]
-        return self._neuron(f"{mlp.path}.act", c, lambda: lut[(c - lo).long()])
+        return self._fire(point, c, lambda prev, int8: kernels.fire_lut(c, lut, lo, self.max_spikes, prev, int8))
 
     def norm(self, node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:
         return self._float_unit(node.path, "layernorm", x, lambda: engine.layer_norm(node, x))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 
@@ -69,52 +70,110 @@ def _int_sum(t: torch.Tensor, bound: float, dim: int | None = None) -> torch.Ten
     return t.sum(dtype=torch.float64) if dim is None else t.sum(dim, dtype=torch.float64)
 
 
+def _step_sums(a: torch.Tensor, max_step: float) -> torch.Tensor:
+    """Per-step totals (L,) float64 of non-negative integers a (L, ..., D), each at most ``max_step``."""
+    steps = a.shape[0]
+    if a[0].numel() * max_step < 2 ** 24:
+        return a.reshape(steps, -1).sum(1, dtype=torch.float32).to(torch.float64)
+    rows = a.reshape(steps, -1, a.shape[-1])  # a float64 reduction over float32 is ~30× slower on CPU:
+    if rows.shape[2] * max_step < 2 ** 24:     # exact float32 row sums, then float64 over rows
+        return rows.sum(2, dtype=torch.float32).sum(1, dtype=torch.float64)
+    return rows.sum((1, 2), dtype=torch.float64)
+
+
 @dataclass
 class Recorder:
     """Collects per-step activity keyed by layer name; :meth:`finish` turns it into stats."""
 
     batch_size: int
     timesteps: int
-    _neurons: dict[str, tuple[torch.Tensor, torch.Tensor, int]] = field(default_factory=dict)
-    _synapses: dict[str, tuple[torch.Tensor, ...]] = field(default_factory=dict)
-    _floats: dict[str, tuple[torch.Tensor, int, str]] = field(default_factory=dict)
+    _neurons: dict[str, tuple[np.ndarray, np.ndarray, int]] = field(default_factory=dict)
+    _synapses: dict[str, tuple[np.ndarray, ...]] = field(default_factory=dict)
+    _floats: dict[str, tuple[np.ndarray, int, str]] = field(default_factory=dict)
     _nnz_col: dict[str, tuple[torch.Tensor, bool]] = field(default_factory=dict)
 
     def _slot(self, table: dict, key: str, extra, n: int = 2) -> tuple:
+        # numpy, not torch, while recording: a scalar store into a torch tensor costs ~5 µs, into numpy ~0.1 µs
         if key not in table:
-            table[key] = (*(torch.zeros(self.timesteps, dtype=torch.float64) for _ in range(n)), extra)
+            table[key] = (*(np.zeros(self.timesteps) for _ in range(n)), extra)
         return table[key]
 
-    def neuron_step(self, point: str, t: int, delta: torch.Tensor, max_step: float) -> tuple[float, float]:
-        """Records a neuron layer's spikes; returns (unit spikes, firing neurons) of ``delta``.
-
-        ``max_step`` bounds |delta| (1: binary spikes, so spikes = events).
-        """
-        spikes, events, _ = self._slot(self._neurons, point, delta.numel() // self.batch_size)
-        # |delta| then a float sum, exact below 2^24 (count_nonzero / ne().sum() are 5-20× slower on CPU)
-        a = delta.abs()
-        s = float(_int_sum(a, delta.numel() * max_step))
-        n = s if max_step == 1 else float(_int_sum(a.clamp_(max=1), delta.numel()))
-        spikes[t], events[t] = s, n
-        return s, n
-
-    def synapse_step(self, path: str, t: int, delta: torch.Tensor, spikes: float, events: float,
-                     w_int: torch.Tensor, max_step: float) -> None:
-        """Records a synaptic layer's work for input spikes ``delta`` (whose totals the neuron layer counted)."""
-        ops, ev, eff, eff_ev, _ = self._slot(self._synapses, path, "synapse", 4)
-        if path not in self._nnz_col:  # nnz_col[j] = non-zero weights fed by input j
+    def _weights_per_input(self, path: str, w_int: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        """(nnz_col, dense): nnz_col[j] = non-zero weights fed by input j; dense: no zero weight."""
+        if path not in self._nnz_col:
             nnz = (w_int != 0).sum(0).to(torch.float64)
             self._nnz_col[path] = (nnz, bool((nnz == w_int.shape[0]).all()))
-        nnz_col, dense = self._nnz_col[path]
+        return self._nnz_col[path]
+
+    def neuron_steps(self, point: str, t0: int, delta: torch.Tensor,
+                     max_step: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Records a neuron layer's spikes ``delta`` (L, ...) of steps t0 … t0+L−1.
+
+        Returns (unit spikes, firing neurons) per step, (L,) float64. ``max_step`` bounds |delta|
+        (1: binary spikes, so spikes = events).
+        """
+        steps = delta.shape[0]
+        spikes, events, _ = self._slot(self._neurons, point, delta[0].numel() // self.batch_size)
+        # |delta| then float sums, exact below 2^24 (count_nonzero / ne().sum() are 5-20× slower on CPU)
+        a = delta.abs()
+        s = _step_sums(a, max_step)
+        n = s if max_step == 1 else _step_sums(a.clamp_(max=1), 1.0)
+        spikes[t0:t0 + steps], events[t0:t0 + steps] = s.numpy(), n.numpy()
+        return s, n
+
+    def synapse_steps(self, path: str, t0: int, delta: torch.Tensor, spikes: torch.Tensor, events: torch.Tensor,
+                      w_int: torch.Tensor, max_step: float) -> None:
+        """Records a synaptic layer's work for input spikes ``delta`` (L, ..., in) of steps t0 … t0+L−1,
+        whose per-step totals (spikes, events) the neuron layer counted."""
+        steps = delta.shape[0]
+        ops, ev, eff, eff_ev, _ = self._slot(self._synapses, path, "synapse", 4)
+        nnz_col, dense = self._weights_per_input(path, w_int)
+        fan_out = w_int.shape[0]
+        span = slice(t0, t0 + steps)
+        ops[span], ev[span] = (spikes * fan_out).numpy(), (events * fan_out).numpy()
+        if dense or not bool(events.any()):
+            eff[span], eff_ev[span] = ops[span], ev[span]
+            return
+        a = delta.reshape(steps, -1, delta.shape[-1]).abs()
+        eff[span] = (_int_sum(a, a.shape[1] * max_step, dim=1).to(torch.float64) @ nnz_col).numpy()
+        eff_ev[span] = eff[span] if max_step == 1 else \
+            (_int_sum(a.clamp_(max=1), a.shape[1], dim=1).to(torch.float64) @ nnz_col).numpy()
+
+    def product_steps(self, key: str, t0: int, a: tuple[torch.Tensor, torch.Tensor],
+                      b: tuple[torch.Tensor, torch.Tensor], fan_a: int, fan_b: int) -> None:
+        """Records a spike×spike product from its operands' per-step (spikes, events), steps t0 … t0+L−1."""
+        ops, ev, eff, eff_ev, _ = self._slot(self._synapses, key, "spike_product", 4)
+        span = slice(t0, t0 + a[0].shape[0])
+        ops[span] = eff[span] = (a[0] * fan_a + b[0] * fan_b).numpy()
+        ev[span] = eff_ev[span] = (a[1] * fan_a + b[1] * fan_b).numpy()
+
+    def float_steps(self, key: str, t0: int, elements: list[int], row: int, kind: str) -> None:
+        """Records a float unit's evaluations at steps t0 … (``elements`` = 0 where its input did not change)."""
+        el, _ = self._slot(self._floats, key, (row, kind), 1)
+        el[t0:t0 + len(elements)] = elements
+
+    def neuron_totals(self, point: str, t: int, spikes: float, events: float, neurons: int) -> None:
+        """Records a neuron layer's step from its totals: unit spikes and firing neurons over the batch.
+
+        ``neurons``: neurons of the layer over the whole batch.
+        """
+        s, e, _ = self._slot(self._neurons, point, neurons // self.batch_size)
+        s[t], e[t] = spikes, events
+
+    def synapse_totals(self, path: str, t: int, spikes: float, events: float, col_spikes: torch.Tensor,
+                       col_events: torch.Tensor, w_int: torch.Tensor) -> None:
+        """Records a synaptic layer's step from its input layer's totals.
+
+        ``col_spikes`` / ``col_events`` (in,): unit spikes / firing neurons per input column, over rows.
+        """
+        ops, ev, eff, eff_ev, _ = self._slot(self._synapses, path, "synapse", 4)
+        nnz_col, dense = self._weights_per_input(path, w_int)
         fan_out = w_int.shape[0]
         ops[t], ev[t] = spikes * fan_out, events * fan_out
         if dense or events == 0:
             eff[t], eff_ev[t] = ops[t], ev[t]
-            return
-        a = delta.reshape(-1, delta.shape[-1]).abs()
-        eff[t] = float(_int_sum(a, a.shape[0] * max_step, dim=0).to(torch.float64) @ nnz_col)
-        eff_ev[t] = eff[t] if max_step == 1 else float(
-            _int_sum(a.clamp_(max=1), a.shape[0], dim=0).to(torch.float64) @ nnz_col)
+        else:
+            eff[t], eff_ev[t] = float(col_spikes @ nnz_col), float(col_events @ nnz_col)
 
     def product_step(self, key: str, t: int, a: tuple[float, float], b: tuple[float, float],
                      fan_a: int, fan_b: int) -> None:
@@ -129,7 +188,8 @@ class Recorder:
         el[t] = float(elements)
 
     def finish(self) -> tuple[dict[str, NeuronStats], dict[str, SynapseStats], dict[str, FloatUnitStats]]:
-        neurons = {k: NeuronStats(s, e, n) for k, (s, e, n) in self._neurons.items()}
-        synapses = {k: SynapseStats(*v) for k, v in self._synapses.items()}
-        floats = {k: FloatUnitStats(el, row, kind) for k, (el, (row, kind)) in self._floats.items()}
+        t = torch.from_numpy
+        neurons = {k: NeuronStats(t(s), t(e), n) for k, (s, e, n) in self._neurons.items()}
+        synapses = {k: SynapseStats(*map(t, v[:4]), v[4]) for k, v in self._synapses.items()}
+        floats = {k: FloatUnitStats(t(el), row, kind) for k, (el, (row, kind)) in self._floats.items()}
         return neurons, synapses, floats

@@ -8,8 +8,10 @@ import torch
 
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
+from spikemfm.ir import nodes as N
 from spikemfm.snn.ops import SNNStepOps
 from spikemfm.snn.record import FloatUnitStats, NeuronStats, Recorder, SynapseStats
+from spikemfm.snn.timebatch import TimeBatchOps
 
 
 @dataclass
@@ -17,7 +19,7 @@ class SimResult:
     """Outcome of :func:`simulate`.
 
     Attributes:
-        outputs: (T, B, ...) float64; ``outputs[t]`` is the accumulated output after step t+1.
+        outputs: (T, B, ...) in the QANN's precision; ``outputs[t]`` is the accumulated output after step t+1.
         neuron_stats: per neuron layer, spikes / firing neurons per step and neurons per sample.
         synapse_stats: per synaptic layer / spike×spike product, operations per step.
         float_stats: per softmax / LayerNorm unit, elements evaluated per step.
@@ -71,26 +73,66 @@ class SimResult:
         return t + 1
 
 
-def simulate(snn: Any, inputs: Any, timesteps: int) -> SimResult:
+RUNTIMES = ("auto", "step", "time")
+_CHUNK_ELEMENTS = 1 << 23  # largest per-chunk tensor of the time-batched runtime (32 MiB of float32)
+
+
+def chunk_steps(graph: N.EncoderGraph, batch_size: int, tokens: int, timesteps: int) -> int:
+    """Steps per chunk of the time-batched runtime: as many as keep its largest tensor under budget."""
+    per_step = max(max(tokens * max(b.mlp.fc1.weight.shape[0], b.attn.q.weight.shape[0]),
+                       b.attn.num_heads * tokens * tokens) for b in graph.blocks) if graph.blocks else tokens
+    return max(1, min(timesteps, _CHUNK_ELEMENTS // max(1, batch_size * per_step)))
+
+
+def simulate(snn: Any, inputs: Any, timesteps: int, runtime: str = "auto") -> SimResult:
     """Runs a converted :class:`~spikemfm.convert.spiking.SpikingModel` for ``timesteps`` steps.
 
     Args:
         snn: the spiking model from :func:`spikemfm.convert`.
         inputs: image tensor (B, C, H, W), token ids (B, N) or a tokenizer output mapping.
         timesteps: number of simulation steps T >= 1.
+        runtime: ``step`` (:class:`~spikemfm.snn.ops.SNNStepOps`: the whole tower once per step with fused
+            neuron kernels, settled layers skipped) or ``time`` (:class:`~spikemfm.snn.timebatch.TimeBatchOps`:
+            every layer over a chunk of steps at once, plain torch). Both give identical outputs and
+            statistics. ``auto`` = ``step``, the faster on CPU for every spike mode
+            (``benchmarks/simulation_speed.py`` times both side by side).
     """
     if not isinstance(timesteps, int) or timesteps < 1:
         raise ConfigError(f"simulate: timesteps={timesteps!r} must be a positive integer")
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"simulate: runtime={runtime!r}; choose one of {RUNTIMES}")
     graph = snn.graph
     x = engine.as_inputs(graph, inputs)
     rec = Recorder(x.batch_size, timesteps)
-    ops = SNNStepOps(snn.qparams, snn.config.max_spikes_per_step, rec)
-    outputs = []
+    dtype = snn.quant_config.dtype
+    max_spikes = snn.config.max_spikes_per_step
     with torch.no_grad():
-        x0 = engine.embed(graph.embed, x, torch.float64)  # the encoding layer runs once, at step 1
-        for _ in range(timesteps):
-            ops.next_step()
-            outputs.append(engine.run(graph, x, ops, torch.float64, x0=x0))
+        x0 = engine.embed(graph.embed, x, dtype)  # the encoding layer runs once, at step 1
+        if runtime in ("auto", "step"):
+            outputs = _run_steps(SNNStepOps(snn.qparams, max_spikes, rec, dtype), graph, x, x0, timesteps, dtype)
+        else:
+            ops = TimeBatchOps(snn.qparams, max_spikes, rec, dtype)
+            outputs = _run_chunks(ops, graph, x, x0, timesteps, dtype)
     neuron_stats, synapse_stats, float_stats = rec.finish()
-    return SimResult(torch.stack(outputs), neuron_stats, synapse_stats, float_stats, timesteps, x.batch_size,
-                     snn.config.max_spikes_per_step, graph, snn.qparams)
+    return SimResult(outputs, neuron_stats, synapse_stats, float_stats, timesteps, x.batch_size,
+                     max_spikes, graph, snn.qparams)
+
+
+def _run_steps(ops: SNNStepOps, graph: N.EncoderGraph, x: engine.Inputs, x0: torch.Tensor, timesteps: int,
+               dtype: torch.dtype) -> torch.Tensor:
+    outputs = []
+    for _ in range(timesteps):
+        ops.next_step()
+        outputs.append(engine.run(graph, x, ops, dtype, x0=x0))
+    return torch.stack(outputs)
+
+
+def _run_chunks(ops: TimeBatchOps, graph: N.EncoderGraph, x: engine.Inputs, x0: torch.Tensor, timesteps: int,
+                dtype: torch.dtype) -> torch.Tensor:
+    chunk = chunk_steps(graph, x.batch_size, x0.shape[1], timesteps)
+    outputs = []
+    for t0 in range(0, timesteps, chunk):
+        ops.next_chunk(t0, min(chunk, timesteps - t0))
+        out = engine.run(graph, x, ops, dtype, x0=x0)
+        outputs.append(out.expand(ops.steps, *out.shape[1:]))  # (1, ...) when the output never changed
+    return torch.cat(outputs)

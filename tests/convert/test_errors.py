@@ -10,7 +10,8 @@ from spikemfm.snn import simulate
 
 
 @pytest.mark.parametrize("kwargs", [dict(bits=1), dict(bits=17), dict(weight_bits=0), dict(clip="minmax"),
-                                    dict(percentile=10.0), dict(act_overrides=(("blocks.*", 20),))])
+                                    dict(percentile=10.0), dict(act_overrides=(("blocks.*", 20),)),
+                                    dict(precision="float16")])
 def test_bad_quant_config(kwargs):
     with pytest.raises(ValueError, match="QuantConfig"):
         QuantConfig(**kwargs)
@@ -68,3 +69,15 @@ def test_parse_max_spikes():
     for bad in ("0", "four", "-1"):
         with pytest.raises(ConfigError, match="max"):
             parse_max_spikes(bad)
+
+
+def test_bad_mixed_precision_precision_and_lava_needs_float64(tiny_clip):
+    from spikemfm.convert import MixedPrecisionConfig
+    from spikemfm.neuromorphic.export import export_lava
+
+    with pytest.raises(ValueError, match="MixedPrecisionConfig.precision"):
+        MixedPrecisionConfig(precision="bf16")
+    x = torch.randn(2, 1, 28, 28)
+    snn = convert(quantize(tiny_clip.visual, QuantConfig(bits=4, precision="float32"), [x]))
+    with pytest.raises(ConfigError, match="precision='float64'"):
+        export_lava(snn, x)

@@ -76,12 +76,23 @@ def test_snn_equals_qann_binary_spikes(family, bits):
         assert float(err[0]) > 0 and t_exact > 1
 
 
-@pytest.mark.parametrize("bits,max_spikes,timesteps", [(2, 1, 40), (4, 2, 60), (8, 16, 120)])
-def test_real_minilm_snn_equals_qann(minilm, bits, max_spikes, timesteps):
+@pytest.mark.parametrize("family", FAMILIES)
+def test_snn_equals_qann_in_float32_precision(family):
+    # float32 float path on both sides; integer accumulations stay exact, so the SNN still lands on the QANN
+    model, x, calib = _family(family)
+    qann = quantize(model, QuantConfig(bits=4, precision="float32"), calib)
+    assert qann(x).dtype == torch.float32
+    _check(qann, x, 4, max_spikes=1, timesteps=80)
+
+
+@pytest.mark.parametrize("bits,max_spikes,timesteps,precision",
+                         [(2, 1, 40, "float64"), (4, 2, 60, "float64"), (8, 16, 120, "float64"),
+                          (8, 16, 120, "float32")])
+def test_real_minilm_snn_equals_qann(minilm, bits, max_spikes, timesteps, precision):
     tok = minilm.tokenize(["A man is playing a guitar on the street.", "The weather is lovely today.",
                            "Stocks fell sharply."])
     calib = [minilm.tokenize(["Two dogs run across a green field.", "She reads the newspaper every morning."])]
-    qann = quantize(minilm, QuantConfig(bits=bits), calib)
+    qann = quantize(minilm, QuantConfig(bits=bits, precision=precision), calib)
     _check(qann, tok, bits, max_spikes, timesteps)
 
 

@@ -1,0 +1,53 @@
+"""Exact integer products in the cheapest arithmetic: shared by the QANN and the SNN runtimes.
+
+Integer levels (spike counts) times integer weights, or two spike counts, are computed exactly:
+int8 × int8 → int32 (``torch._int_mm``, VNNI on x86: ~5× a float32 GEMM) when both operands fit in
+int8 and the sums in int32; else float32 when every value and partial sum stays below 2^24 (float32
+holds every such integer exactly, so summation order cannot matter); else float64. The QANN and the
+SNN pick the representation by the same bounds, so both see bit-identical integers before their float
+path (scales, biases, LayerNorm, softmax) runs in the chosen precision.
+"""
+from __future__ import annotations
+
+import torch
+
+EXACT32 = 2 ** 24  # float32 holds every integer of magnitude below this exactly
+HAS_INT_MM = hasattr(torch, "_int_mm")  # int8 GEMM with int32 accumulation (private but long-standing API)
+
+
+def weight_dtype(w_int: torch.Tensor, max_in: float, max_step: float) -> torch.dtype:
+    """The dtype in which x·W_intᵀ is exact: int8 (int32 sums), float32 or float64.
+
+    Args:
+        w_int: (out, in) integer-valued weights.
+        max_in: bound on |x| of the accumulated inputs (a count's level span, in the SNN).
+        max_step: bound on |x| of one operand (a count, or a step's spike delta).
+    """
+    bound = max_in * float(w_int.abs().sum(1).max())
+    if HAS_INT_MM and max_step <= 127 and float(w_int.abs().max()) <= 127 and bound < 2 ** 31:
+        return torch.int8
+    return torch.float32 if bound < EXACT32 else torch.float64
+
+
+def weight_operand(w_int: torch.Tensor, max_in: float, max_step: float) -> torch.Tensor:
+    """W_intᵀ (contiguous) in the dtype of :func:`weight_dtype`."""
+    return w_int.T.to(weight_dtype(w_int, max_in, max_step)).contiguous()
+
+
+def matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """x (M, K) integer-valued floats @ w from :func:`weight_operand`, exact (int32 / float result)."""
+    if w.dtype == torch.int8:
+        return torch._int_mm(x.to(torch.int8), w)
+    return x.to(w.dtype) @ w
+
+
+def accumulator_dtype(w: torch.Tensor) -> torch.dtype:
+    """dtype of the running sums of :func:`matmul` with weights ``w``."""
+    return torch.int32 if w.dtype == torch.int8 else w.dtype
+
+
+def product(a: torch.Tensor, b: torch.Tensor, bound: float) -> torch.Tensor:
+    """a @ b of two integer-valued float tensors whose every partial sum is at most ``bound``, exact."""
+    if bound < EXACT32:
+        return a.float() @ b.float()
+    return a.double() @ b.double()

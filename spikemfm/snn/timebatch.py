@@ -1,0 +1,184 @@
+"""Time-batched simulation: every layer runs all steps of a chunk of time steps at once.
+
+The same neurons, values and per-step statistics as the step-by-step runtime
+(:class:`~spikemfm.snn.ops.SNNStepOps`), computed layer by layer over a chunk of L steps instead of
+step by step over the whole tower (the multi-step mode of spikingjelly): a tensor carries a leading
+time axis of L steps, or of 1 when it is constant over the chunk (the analog input current).
+
+- a neuron layer computes its targets level(S[t]) for all L steps in one pass, then follows them
+  with at most B spikes per step (:func:`~spikemfm.snn.neuron.bounded_follow`, carried over chunks);
+- a synaptic layer's accumulated current after step t is Σ_{τ≤t} ΔC[τ]·W_intᵀ = C[t]·W_intᵀ: one exact
+  integer GEMM over all L steps (int8 × int8 → int32 where it fits), the work charged per spike
+  event as in the step runtime;
+- spike×spike products, softmax and LayerNorm run over all steps at once; a step whose operands did
+  not change is not recomputed (it repeats the previous step's output) and is not charged.
+
+Fewer, larger kernels and no per-step Python — but on a CPU the chunk's tensors fall out of cache and
+each op is a separate memory pass, so the step runtime with its fused neuron kernels is faster here
+(``benchmarks/simulation_speed.py`` times both). It stays as the second, independent implementation
+the step runtime is tested against (same outputs and statistics), and as the formulation that suits
+wide accelerators.
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import torch
+
+from spikemfm.convert import exact
+from spikemfm.convert.qann import QParams
+from spikemfm.ir import engine
+from spikemfm.ir import nodes as N
+from spikemfm.snn.record import Recorder
+
+Slices = Callable[[list[int] | None], torch.Tensor]  # fn(step indices, or None for all) -> output slices
+
+
+class _Fired(NamedTuple):
+    """A neuron layer's spikes over a chunk: delta (L, ...), its name, per-step (spikes, events) (L,)."""
+
+    delta: torch.Tensor
+    point: str
+    spikes: torch.Tensor
+    events: torch.Tensor
+
+
+class TimeBatchOps:
+    """Engine ops over a chunk of steps; call :meth:`next_chunk` before each engine run."""
+
+    def __init__(self, qp: QParams, max_spikes: int | None, recorder: Recorder,
+                 dtype: torch.dtype = torch.float64) -> None:
+        self.qp = qp
+        self.max_spikes = max_spikes
+        self.rec = recorder
+        self.dtype = dtype
+        self.t0, self.steps = 0, 0
+        self.counts: dict[str, torch.Tensor] = {}  # point -> count after the last step of the previous chunk
+        self.fired: dict[int, _Fired] = {}  # id(count tensor) -> what the layer fired this chunk
+        self.activity: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # point -> (spikes, events) (L,)
+        self.last_in: dict[str, torch.Tensor] = {}  # float unit -> its input at the previous step
+        self.last_out: dict[str, torch.Tensor] = {}  # unit -> its output at the previous step
+        self.weights: dict[str, torch.Tensor] = {}
+        self.luts: dict[str, torch.Tensor] = {}
+
+    def next_chunk(self, t0: int, steps: int) -> None:
+        """Starts the chunk of steps t0 … t0+steps−1."""
+        self.t0, self.steps = t0, steps
+        self.fired.clear()
+        self.activity.clear()
+
+    def inject(self, x: torch.Tensor) -> torch.Tensor:
+        return x[None]  # the analog input current arrives at step 1 and stays: constant over every chunk
+
+    def _max_step(self, point: str) -> float:
+        """Bound on |spikes| of one neuron in one step: B, or the whole level range when graded."""
+        q = self.qp.quants[point]
+        return float(self.max_spikes) if self.max_spikes is not None else float(q.hi - q.lo)
+
+    def _follow(self, point: str, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Counts (L, ...) following ``target`` (L or 1, ...) from the carried count, and their deltas."""
+        shape = (self.steps, *target.shape[1:])
+        prev = self.counts.get(point)
+        if self.max_spikes is None:  # graded: the count jumps to its target
+            counts = target.expand(shape)
+            delta = torch.empty(shape)
+            torch.sub(counts[0], prev, out=delta[0]) if prev is not None else delta[0].copy_(counts[0])
+            torch.sub(counts[1:], counts[:-1], out=delta[1:])
+            return counts, delta
+        counts, delta = torch.empty(shape), torch.empty(shape)
+        c = prev if prev is not None else torch.zeros(shape[1:])
+        for t in range(self.steps):  # c[t] = c[t−1] + clip(target[t] − c[t−1], −B, B)
+            torch.sub(target[t if target.shape[0] > 1 else 0], c, out=delta[t]).clamp_(-self.max_spikes,
+                                                                                     self.max_spikes)
+            c = torch.add(c, delta[t], out=counts[t])
+        return counts, delta
+
+    def _neuron(self, point: str, target: torch.Tensor) -> torch.Tensor:
+        counts, delta = self._follow(point, target)
+        self.counts[point] = counts[-1].clone()
+        spikes, events = self.rec.neuron_steps(point, self.t0, delta, self._max_step(point))
+        self.activity[point] = (spikes, events)
+        self.fired[id(counts)] = _Fired(delta, point, spikes, events)
+        return counts
+
+    def neuron(self, point: str, x: torch.Tensor) -> torch.Tensor:
+        return self._neuron(point, self.qp.quants[point].level(x).to(torch.float32))
+
+    def _fill(self, key: str, changed: list[bool], fn: Slices) -> torch.Tensor:
+        """fn on the steps whose flag is set; every other step repeats the previous step's output."""
+        last = self.last_out.get(key)
+        if last is None:
+            changed = [True, *changed[1:]]  # nothing to repeat before the first evaluation
+        if all(changed):
+            out = fn(None)
+        else:
+            idx = [i for i, c in enumerate(changed) if c]
+            pos = torch.tensor(changed).cumsum(0)  # 0 = the previous chunk's last output
+            if last is None:
+                out = fn(idx)[pos - 1]
+            else:
+                out = torch.cat([last[None], fn(idx)])[pos] if idx else last[None].expand(len(changed), *last.shape)
+        self.last_out[key] = out[-1]
+        return out
+
+    def linear(self, node: N.Linear, c: torch.Tensor) -> torch.Tensor:
+        ql = self.qp.linears[node.path]
+        fired = self.fired[id(c)]  # synaptic layers are always fed by a neuron layer
+        self.rec.synapse_steps(node.path, self.t0, fired.delta, fired.spikes, fired.events, ql.w_int,
+                               self._max_step(fired.point))
+        w = self.weights.get(node.path)
+        if w is None:  # C[t]·W_intᵀ: operands bounded by the count range
+            hi = float(self.qp.quants[fired.point].hi_abs)
+            w = self.weights[node.path] = exact.weight_operand(ql.w_int, hi, hi)
+
+        def acc(idx: list[int] | None) -> torch.Tensor:
+            sel = c if idx is None else c[idx]
+            out = exact.matmul(sel.reshape(-1, sel.shape[-1]), w).reshape(*sel.shape[:-1], -1)
+            return ql.affine(out, self.dtype)
+        return self._fill(node.path, (fired.events > 0).tolist(), acc)
+
+    def _product(self, key: str, points: tuple[str, str], a: torch.Tensor, b: torch.Tensor,
+                 scale: float) -> torch.Tensor:
+        (sa, na), (sb, nb) = (self.activity[p] for p in points)
+        self.rec.product_steps(key, self.t0, (sa, na), (sb, nb), fan_a=b.shape[-1], fan_b=a.shape[-2])
+        bound = float(self.qp.quants[points[0]].hi_abs) * self.qp.quants[points[1]].hi_abs * a.shape[-1]
+
+        def prod(idx: list[int] | None) -> torch.Tensor:
+            pa, pb = (a, b) if idx is None else (a[idx], b[idx])
+            return exact.product(pa, pb, bound).to(self.dtype) * scale
+        return self._fill(key, ((na + nb) > 0).tolist(), prod)
+
+    def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        return self._product(f"{attn.path}.qk", (f"{attn.path}.q", f"{attn.path}.k"), q, k.transpose(-1, -2),
+                             self.qp.score_scales[attn.path])
+
+    def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return self._product(f"{attn.path}.av", (f"{attn.path}.probs", f"{attn.path}.v"), p, v,
+                             self.qp.ctx_scales[attn.path])
+
+    def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
+        c = self.neuron(f"{mlp.path}.hidden", z)
+        lut = self.luts.get(mlp.path)
+        if lut is None:
+            lut = self.luts[mlp.path] = self.qp.luts[mlp.path].to(torch.float32)
+        idx = (c - self.qp.quants[f"{mlp.path}.hidden"].lo).to(torch.int32)
+        return self._neuron(f"{mlp.path}.act", lut.index_select(0, idx.view(-1)).view(c.shape))
+
+    def _float_unit(self, key: str, kind: str, x: torch.Tensor,
+                    fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """A float unit on accumulated input x (L or 1, ...), evaluated where x changed since the step before."""
+        prev = self.last_in.get(key)
+        # torch.equal stops at the first difference: nearly free where the input changed
+        changed = [not torch.equal(x[i], x[i - 1] if i else prev) if (i or prev is not None) else True
+                   for i in range(x.shape[0])]
+        self.last_in[key] = x[-1]
+        per_step = x[0].numel()
+        elements = [per_step if c else 0 for c in changed] + [0] * (self.steps - x.shape[0])
+        self.rec.float_steps(key, self.t0, elements, x.shape[-1], kind)
+        return self._fill(key, changed, lambda idx: fn(x if idx is None else x[idx]))
+
+    def norm(self, node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+        return self._float_unit(node.path, "layernorm", x, lambda s: engine.layer_norm(node, s))
+
+    def softmax(self, attn: N.Attention, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return self._float_unit(f"{attn.path}.softmax", "softmax", s, lambda v: engine.masked_softmax(v, mask))

@@ -1,0 +1,68 @@
+"""The step runtime (fused kernels) and the time-batched runtime (torch, whole chunks of steps) are
+independent implementations of the same SNN: they must agree on every output and every statistic."""
+import importlib
+
+import pytest
+import torch
+
+import spikemfm
+from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
+from spikemfm.errors import ConfigError
+from spikemfm.ir import OpenClipTextTower
+from spikemfm.snn import simulate
+
+sim = importlib.import_module("spikemfm.snn.simulate")  # the module (the package exports the function)
+
+
+def _stats_equal(a, b):
+    assert torch.equal(a.outputs, b.outputs), float((a.outputs - b.outputs).abs().max())
+    for name in ("neuron_stats", "synapse_stats", "float_stats"):
+        sa, sb = getattr(a, name), getattr(b, name)
+        assert sa.keys() == sb.keys(), name
+        for key in sa:
+            for field, va in vars(sa[key]).items():
+                vb = vars(sb[key])[field]
+                same = torch.equal(va, vb) if isinstance(va, torch.Tensor) else va == vb
+                assert same, (name, key, field)
+
+
+def _towers():
+    torch.manual_seed(0)
+    clip = spikemfm.load("open_clip:ViT-B-32", embed_dim=16,
+                         vision_cfg=dict(image_size=8, patch_size=4, width=32, layers=2, head_width=16),
+                         text_cfg=dict(context_length=10, vocab_size=200, width=32, heads=2, layers=2))
+    ids = torch.randint(1, 199, (3, 10))
+    ids[torch.arange(3), torch.tensor([4, 7, 9])] = 199
+    from spikemfm.models.text import small_bert
+
+    mask = torch.ones(3, 9, dtype=torch.long)
+    mask[1, 6:], mask[2, 3:] = 0, 0
+    bert_x = {"input_ids": torch.randint(0, 1000, (3, 9)), "attention_mask": mask}
+    return {"image": (clip.visual, torch.randn(4, 3, 8, 8)),
+            "text_causal": (OpenClipTextTower(clip), ids),
+            "bert_padding": (small_bert(hidden=32, layers=2, heads=2), bert_x)}
+
+
+TOWERS = _towers()
+
+
+@pytest.mark.parametrize("tower", list(TOWERS))
+@pytest.mark.parametrize("max_spikes", [1, 3, None])
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+def test_step_and_time_runtimes_agree(tower, max_spikes, precision, monkeypatch):
+    model, x = TOWERS[tower]
+    qann = quantize(model, QuantConfig(bits=4, precision=precision), [x])
+    snn = convert(qann, ConvertConfig(max_spikes_per_step=max_spikes))
+    step = simulate(snn, x, 11, runtime="step")
+    monkeypatch.setattr(sim, "_CHUNK_ELEMENTS", 1)  # one step per chunk: state carried across chunks
+    _stats_equal(step, simulate(snn, x, 11, runtime="time"))
+    monkeypatch.setattr(sim, "_CHUNK_ELEMENTS", 1 << 30)  # all 11 steps in one chunk
+    _stats_equal(step, simulate(snn, x, 11, runtime="time"))
+    assert step.outputs.dtype == qann.config.dtype
+
+
+def test_unknown_runtime_is_refused():
+    model, x = TOWERS["image"]
+    snn = convert(quantize(model, QuantConfig(bits=4), [x]))
+    with pytest.raises(ConfigError, match="runtime"):
+        simulate(snn, x, 2, runtime="fast")
