@@ -32,7 +32,7 @@ def _one_linear_run(w_bits=4):
     outs = []
     for c in COUNTS:
         ops.next_step()
-        count = ops._fire("in", torch.tensor([c], dtype=torch.float64), torch.zeros(1))
+        count = ops.neuron("in", torch.tensor([c], dtype=torch.float64))  # step 1: graded count = level = c
         outs.append(ops.linear(lin, count))
     return rec, outs
 
@@ -64,7 +64,7 @@ def test_counts_equal_neurobench_synaptic_operations():
 
     def spy(self, node, c):
         if id(c) in self.fired:
-            seen.setdefault(node.path, []).append(self.fired[id(c)].delta.clone())
+            seen.setdefault(node.path, []).append(self.fired[id(c)].step.delta.clone())
         return orig(self, node, c)
 
     SNNStepOps.linear = spy
