@@ -56,18 +56,10 @@ class FloatUnitStats:
     kind: str
 
 
-def _int_sum(t: torch.Tensor, bound: float, dim: int | None = None) -> torch.Tensor:
-    """Sum of non-negative integers whose total is at most ``bound``, exactly and fast.
-
-    float32 when the bound allows (exact below 2^24); otherwise a whole-tensor sum is taken per last-axis
-    row in float32 (each row's bound is far smaller) and the row sums in float64 — a float64 reduction
-    over a float32 tensor is ~30× slower on CPU.
-    """
-    if bound < 2 ** 24:
-        return t.sum(dtype=torch.float32) if dim is None else t.sum(dim, dtype=torch.float32)
-    if dim is None and t.dim() > 1 and bound / (t.numel() // t.shape[-1]) < 2 ** 24:
-        return t.sum(-1, dtype=torch.float32).sum(dtype=torch.float64)
-    return t.sum(dtype=torch.float64) if dim is None else t.sum(dim, dtype=torch.float64)
+def _int_sum(t: torch.Tensor, bound: float, dim: int) -> torch.Tensor:
+    """Sums over ``dim`` of non-negative integers, each sum at most ``bound``, exactly: in float32 below 2^24
+    (a float64 reduction over a float32 tensor is ~30× slower on CPU), else in float64."""
+    return t.sum(dim, dtype=torch.float32 if bound < 2 ** 24 else torch.float64)
 
 
 def _step_sums(a: torch.Tensor, max_step: float) -> torch.Tensor:
