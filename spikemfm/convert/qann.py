@@ -33,6 +33,10 @@ class QParams:
     score_scales: dict[str, float] = field(default_factory=dict)
     ctx_scales: dict[str, float] = field(default_factory=dict)
 
+    def product_bound(self, a_point: str, b_point: str, inner: int) -> float:
+        """Bound on every partial sum of a product of the integer levels at two points over ``inner`` terms."""
+        return float(self.quants[a_point].hi_abs) * self.quants[b_point].hi_abs * inner
+
 
 class _Reservoir:
     """Keeps a bounded random sample of every observed tensor, per quantization point."""
@@ -137,11 +141,11 @@ class QANNOps(DirectUnits):
         return ql.affine(acc, self.dtype)
 
     def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        bound = self.qp.quants[f"{attn.path}.q"].hi_abs * self.qp.quants[f"{attn.path}.k"].hi_abs * q.shape[-1]
+        bound = self.qp.product_bound(f"{attn.path}.q", f"{attn.path}.k", q.shape[-1])
         return exact.product(q, k.transpose(-1, -2), bound).to(self.dtype) * self.qp.score_scales[attn.path]
 
     def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        bound = self.qp.quants[f"{attn.path}.probs"].hi_abs * self.qp.quants[f"{attn.path}.v"].hi_abs * p.shape[-1]
+        bound = self.qp.product_bound(f"{attn.path}.probs", f"{attn.path}.v", p.shape[-1])
         return exact.product(p, v, bound).to(self.dtype) * self.qp.ctx_scales[attn.path]
 
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:

@@ -45,7 +45,37 @@ class _Fired(NamedTuple):
 _FEEDS_SYNAPSES = (".in", ".ctx", ".act")  # neuron points read by a synaptic layer (want int8 counts)
 
 
-class SNNStepOps:
+class SpikeOpsBase:
+    """What both runtimes (this one and :class:`~spikemfm.snn.timebatch.TimeBatchOps`) share: per-step spike
+    bounds and the two spike×spike products, which each runtime's ``_product`` evaluates."""
+
+    qp: QParams
+    max_spikes: int | None
+
+    def _level_span(self, point: str) -> float:
+        q = self.qp.quants.get(point)
+        return float(q.hi - q.lo) if q is not None else float("inf")
+
+    def _max_step(self, point: str) -> float:
+        """Bound on |spikes| of one neuron in one step: B, or the whole level range when graded."""
+        if self.max_spikes is not None:
+            return float(self.max_spikes)
+        return self._level_span(point)
+
+    def _product(self, key: str, points: tuple[str, str], a: torch.Tensor, b: torch.Tensor,
+                 scale: float) -> torch.Tensor:
+        raise NotImplementedError
+
+    def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        return self._product(f"{attn.path}.qk", (f"{attn.path}.q", f"{attn.path}.k"), q, k.transpose(-1, -2),
+                             self.qp.score_scales[attn.path])
+
+    def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return self._product(f"{attn.path}.av", (f"{attn.path}.probs", f"{attn.path}.v"), p, v,
+                             self.qp.ctx_scales[attn.path])
+
+
+class SNNStepOps(SpikeOpsBase):
     """Engine ops for one time step at a time; call :meth:`next_step` before each engine run."""
 
     def __init__(self, qp: QParams, max_spikes: int | None, recorder: Recorder,
@@ -103,12 +133,6 @@ class SNNStepOps:
         self.fired[id(fired.count)] = _Fired(fired, point)
         return fired.count
 
-    def _max_step(self, point: str) -> float:
-        """Bound on |spikes| of one neuron in one step: B, or the whole level range when graded."""
-        if self.max_spikes is not None:
-            return float(self.max_spikes)
-        return self._level_span(point)
-
     def neuron(self, point: str, x: torch.Tensor) -> torch.Tensor:
         rest = self._at_rest(point, x)
         if rest is not None:
@@ -128,10 +152,6 @@ class SNNStepOps:
             w = self.w_acc[key] = (exact.weight_operand(w_int, q.hi_abs, q.hi_abs) if counts else
                                    exact.weight_operand(w_int, self._level_span(in_point), self._max_step(in_point)))
         return w
-
-    def _level_span(self, point: str) -> float:
-        q = self.qp.quants.get(point)
-        return float(q.hi - q.lo) if q is not None else float("inf")
 
     def linear(self, node: N.Linear, c: torch.Tensor) -> torch.Tensor:
         ql = self.qp.linears[node.path]
@@ -181,18 +201,10 @@ class SNNStepOps:
         if prev is not None and na == 0 and nb == 0:
             out = prev[1]
         else:  # exact integer product, then scaled in the QANN's precision like the QANN
-            bound = float(self.qp.quants[points[0]].hi_abs) * self.qp.quants[points[1]].hi_abs * a.shape[-1]
+            bound = self.qp.product_bound(*points, a.shape[-1])
             out = exact.product(a, b, bound).to(self.dtype).mul_(scale)  # in place: same values as the QANN's
         self.cache[key] = ((a, b), out)
         return out
-
-    def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        return self._product(f"{attn.path}.qk", (f"{attn.path}.q", f"{attn.path}.k"), q, k.transpose(-1, -2),
-                             self.qp.score_scales[attn.path])
-
-    def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return self._product(f"{attn.path}.av", (f"{attn.path}.probs", f"{attn.path}.v"), p, v,
-                             self.qp.ctx_scales[attn.path])
 
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
         c = self.neuron(f"{mlp.path}.hidden", z)

@@ -29,6 +29,7 @@ from spikemfm.convert import exact
 from spikemfm.convert.qann import QParams
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
+from spikemfm.snn.ops import SpikeOpsBase
 from spikemfm.snn.record import Recorder
 
 Slices = Callable[[list[int] | None], torch.Tensor]  # fn(step indices, or None for all) -> output slices
@@ -43,7 +44,7 @@ class _Fired(NamedTuple):
     events: torch.Tensor
 
 
-class TimeBatchOps:
+class TimeBatchOps(SpikeOpsBase):
     """Engine ops over a chunk of steps; call :meth:`next_chunk` before each engine run."""
 
     def __init__(self, qp: QParams, max_spikes: int | None, recorder: Recorder,
@@ -69,11 +70,6 @@ class TimeBatchOps:
 
     def inject(self, x: torch.Tensor) -> torch.Tensor:
         return x[None]  # the analog input current arrives at step 1 and stays: constant over every chunk
-
-    def _max_step(self, point: str) -> float:
-        """Bound on |spikes| of one neuron in one step: B, or the whole level range when graded."""
-        q = self.qp.quants[point]
-        return float(self.max_spikes) if self.max_spikes is not None else float(q.hi - q.lo)
 
     def _follow(self, point: str, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Counts (L, ...) following ``target`` (L or 1, ...) from the carried count, and their deltas."""
@@ -141,20 +137,12 @@ class TimeBatchOps:
                  scale: float) -> torch.Tensor:
         (sa, na), (sb, nb) = (self.activity[p] for p in points)
         self.rec.product_steps(key, self.t0, (sa, na), (sb, nb), fan_a=b.shape[-1], fan_b=a.shape[-2])
-        bound = float(self.qp.quants[points[0]].hi_abs) * self.qp.quants[points[1]].hi_abs * a.shape[-1]
+        bound = self.qp.product_bound(*points, a.shape[-1])
 
         def prod(idx: list[int] | None) -> torch.Tensor:
             pa, pb = (a, b) if idx is None else (a[idx], b[idx])
             return exact.product(pa, pb, bound).to(self.dtype) * scale
         return self._fill(key, ((na + nb) > 0).tolist(), prod)
-
-    def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        return self._product(f"{attn.path}.qk", (f"{attn.path}.q", f"{attn.path}.k"), q, k.transpose(-1, -2),
-                             self.qp.score_scales[attn.path])
-
-    def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return self._product(f"{attn.path}.av", (f"{attn.path}.probs", f"{attn.path}.v"), p, v,
-                             self.qp.ctx_scales[attn.path])
 
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
         c = self.neuron(f"{mlp.path}.hidden", z)
