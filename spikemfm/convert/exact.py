@@ -46,8 +46,17 @@ def accumulator_dtype(w: torch.Tensor) -> torch.dtype:
     return torch.int32 if w.dtype == torch.int8 else w.dtype
 
 
+def _dense(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """t in ``dtype`` laid out as a GEMM reads it without a copy (row-major, or the transpose of row-major, as
+    Kᵀ is), in one conversion pass where ``.to`` then the copy bmm makes of a strided operand would take two."""
+    if t.ndim >= 2 and not t.is_contiguous() and t.transpose(-1, -2).is_contiguous():
+        return _dense(t.transpose(-1, -2), dtype).transpose(-1, -2)
+    if t.dtype == dtype and t.is_contiguous():
+        return t
+    return torch.empty(t.shape, dtype=dtype).copy_(t)
+
+
 def product(a: torch.Tensor, b: torch.Tensor, bound: float) -> torch.Tensor:
-    """a @ b of two integer-valued float tensors whose every partial sum is at most ``bound``, exact."""
-    if bound < EXACT32:
-        return a.float() @ b.float()
-    return a.double() @ b.double()
+    """a @ b of two integer-valued tensors (any dtype) whose every partial sum is at most ``bound``, exact."""
+    dtype = torch.float32 if bound < EXACT32 else torch.float64
+    return _dense(a, dtype) @ _dense(b, dtype)

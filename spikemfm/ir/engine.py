@@ -13,6 +13,10 @@ An ops object provides:
     activation(mlp, z)              the MLP nonlinearity (a LUT neuron in QANN/SNN)
     norm(node, x)                   LayerNorm (a float unit on accumulated input in the SNN)
     softmax(attn, s, mask)          masked softmax of attention scores (float unit in the SNN)
+
+and may provide fused forms (the engine falls back to the composition where it does not):
+    linear_heads(node, c, point, h) an attention operand: neuron(point, linear(node, c)) split into h heads
+    linear_activation(mlp, c)       activation(mlp, linear(mlp.fc1, c))
 """
 from __future__ import annotations
 
@@ -121,26 +125,38 @@ def _heads(x: torch.Tensor, h: int) -> torch.Tensor:
     return x.unflatten(-1, (h, x.shape[-1] // h)).transpose(-3, -2)  # (..., N, D) -> (..., H, N, d)
 
 
-def _merge(x: torch.Tensor) -> torch.Tensor:
-    return x.transpose(-3, -2).flatten(-2)  # (..., H, N, d) -> (..., N, D)
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(..., H, N, d) -> (..., N, D), the inverse of the split into attention heads."""
+    return x.transpose(-3, -2).flatten(-2)
+
+
+def linear_heads(ops: Ops, node: N.Linear, c: torch.Tensor, point: str, heads: int) -> torch.Tensor:
+    """The neuron at ``point`` driven by synaptic layer ``node`` on input c, split into attention heads
+    (..., H, N, d): the ops' fused form if it has one."""
+    fused = getattr(ops, "linear_heads", None)
+    if fused is not None:
+        return fused(node, c, point, heads)
+    return _heads(ops.neuron(point, ops.linear(node, c)), heads)
 
 
 def attention(a: N.Attention, h: torch.Tensor, mask: torch.Tensor | None, ops: Ops) -> torch.Tensor:
     """Self-attention with every operand that becomes spikes passed through a neuron."""
     c = ops.neuron(f"{a.path}.in", h)
-    q = _heads(ops.neuron(f"{a.path}.q", ops.linear(a.q, c)), a.num_heads)
-    k = _heads(ops.neuron(f"{a.path}.k", ops.linear(a.k, c)), a.num_heads)
-    v = _heads(ops.neuron(f"{a.path}.v", ops.linear(a.v, c)), a.num_heads)
+    q = linear_heads(ops, a.q, c, f"{a.path}.q", a.num_heads)
+    k = linear_heads(ops, a.k, c, f"{a.path}.k", a.num_heads)
+    v = linear_heads(ops, a.v, c, f"{a.path}.v", a.num_heads)
     if a.causal and (mask is None or mask.shape[-1] != q.shape[-2]):
         raise ValueError(f"{a.path}: causal attention needs the causal mask")
     p = ops.neuron(f"{a.path}.probs", ops.softmax(a, ops.scores(a, q, k), mask))
-    ctx = ops.neuron(f"{a.path}.ctx", _merge(ops.context(a, p, v)))
+    ctx = ops.neuron(f"{a.path}.ctx", merge_heads(ops.context(a, p, v)))
     return ops.linear(a.o, ctx)
 
 
 def mlp(m: N.MLP, h: torch.Tensor, ops: Ops) -> torch.Tensor:
     """fc1 → activation → fc2 with neurons on the spiking operands."""
-    return ops.linear(m.fc2, ops.activation(m, ops.linear(m.fc1, ops.neuron(f"{m.path}.in", h))))
+    c = ops.neuron(f"{m.path}.in", h)
+    fused = getattr(ops, "linear_activation", None)
+    return ops.linear(m.fc2, fused(m, c) if fused is not None else ops.activation(m, ops.linear(m.fc1, c)))
 
 
 def attention_half(b: N.Block, x: torch.Tensor, mask: torch.Tensor | None, ops: Ops) -> torch.Tensor:

@@ -157,6 +157,10 @@ class FixedStepOps:
         self.counts: dict[str, torch.Tensor] = {}
         self.limit = 2 ** (fp.cfg.value_bits - 1)
 
+    def layer_counts(self) -> dict[str, torch.Tensor]:
+        """Every neuron layer's running counts (engine layout)."""
+        return dict(self.counts)
+
     def next_step(self) -> None:
         """Nothing to reset: every stage recomputes from the accumulated counts."""
 

@@ -99,7 +99,7 @@ def _trace(graph: N.EncoderGraph, part: Part, x: torch.Tensor, inputs: engine.In
         for _ in range(timesteps):
             ops.next_step()
             outputs.append(part_step(graph, part, x, mask, inputs, ops, fixed))
-            history.append({k: v.to(torch.int64).clone() for k, v in ops.counts.items()})
+            history.append({k: v.to(torch.int64, copy=True) for k, v in ops.layer_counts().items()})
     spikes = {}
     for point in history[-1]:
         counts = torch.stack([h[point] for h in history])

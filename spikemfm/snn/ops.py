@@ -42,7 +42,12 @@ class _Fired(NamedTuple):
     point: str
 
 
-_FEEDS_SYNAPSES = (".in", ".ctx", ".act")  # neuron points read by a synaptic layer (want int8 counts)
+_FEEDS_SYNAPSES = frozenset(("in", "ctx", "act"))  # neuron points read by a synaptic layer
+
+
+def _columns(point: str) -> bool:
+    """Whether the kernel must return per-column totals and active rows (what a synaptic layer reads)."""
+    return point.rsplit(".", 1)[-1] in _FEEDS_SYNAPSES
 
 
 class SpikeOpsBase:
@@ -91,9 +96,17 @@ class SNNStepOps(SpikeOpsBase):
         self.acc: dict[str, torch.Tensor] = {}
         self.cache: dict[str, tuple[tuple[torch.Tensor, ...], torch.Tensor]] = {}
         self.w_acc: dict[tuple[str, bool], torch.Tensor] = {}  # (path, for counts) -> W_intᵀ
-        self.luts32: dict[str, torch.Tensor] = {}
+        self.luts: dict[str, torch.Tensor] = {}  # MLP path -> output levels per input level (float32)
         self.settled: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # point -> (input, count) at rest
         self.outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # synapse path -> (count, current)
+        self.inputs: dict[str, torch.Tensor] = {}  # synapse path -> the input counts its ``acc`` is for
+        self.affines: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}  # path -> (scale, bias)
+        self.head_major: set[str] = set()  # points whose counts are kept as (..., H, N, d)
+
+    def layer_counts(self) -> dict[str, torch.Tensor]:
+        """Every neuron layer's running counts, in the engine's layout (..., N, D) (attention operands are
+        kept split into heads (..., H, N, d) and merged back here)."""
+        return {k: engine.merge_heads(v) if k in self.head_major else v for k, v in self.counts.items()}
 
     def next_step(self) -> None:
         self.t += 1
@@ -118,11 +131,11 @@ class SNNStepOps(SpikeOpsBase):
         rest = self.settled.get(point)
         return rest[1] if rest is not None and rest[0] is x else None
 
-    def _fire(self, point: str, x: torch.Tensor, step: Callable[[torch.Tensor | None, bool], kernels.Fired]
+    def _fire(self, point: str, x: torch.Tensor, step: Callable[[torch.Tensor | None], kernels.Fired]
               ) -> torch.Tensor:
-        """Moves the layer's count toward its target by one step of the fused kernel ``step(prev, int8)``."""
+        """Moves the layer's count toward its target by one step of the fused kernel ``step(prev)``."""
         prev = self.counts.get(point)
-        fired = step(prev, point.endswith(_FEEDS_SYNAPSES) and self.qp.quants[point].hi_abs <= 127)
+        fired = step(prev)
         self.rec.neuron_totals(point, self.t, fired.spikes, fired.events, fired.count.numel())
         self.step_activity[point] = (fired.spikes, fired.events)
         if prev is not None and fired.events == 0:
@@ -138,8 +151,8 @@ class SNNStepOps(SpikeOpsBase):
         if rest is not None:
             return rest
         q = self.qp.quants[point]
-        return self._fire(point, x, lambda prev, int8: kernels.fire_quant(x, q.step, q.lo, q.hi, self.max_spikes,
-                                                                          prev, int8))
+        return self._fire(point, x, lambda prev: kernels.fire_quant(x, q.step, q.lo, q.hi, self.max_spikes, prev,
+                                                                    _columns(point)))
 
     def _weights(self, path: str, in_point: str, counts: bool) -> torch.Tensor:
         """W_intᵀ in the cheapest exact arithmetic (:mod:`spikemfm.convert.exact`) for C·W_intᵀ (``counts``,
@@ -153,18 +166,57 @@ class SNNStepOps(SpikeOpsBase):
                                    exact.weight_operand(w_int, self._level_span(in_point), self._max_step(in_point)))
         return w
 
-    def linear(self, node: N.Linear, c: torch.Tensor) -> torch.Tensor:
-        ql = self.qp.linears[node.path]
-        last = self.outputs.get(node.path)
-        if last is not None and last[0] is c:  # the input neuron layer did not spike: same current
-            return last[1]
+    def _affine_params(self, path: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A synaptic layer's output scale and bias in the float path's dtype (converted once)."""
+        p = self.affines.get(path)
+        if p is None:
+            ql = self.qp.linears[path]
+            p = self.affines[path] = (ql.out_scale.to(self.dtype).contiguous(),
+                                      None if ql.bias is None else ql.bias.to(self.dtype).contiguous())
+        return p
+
+    def _synapse(self, node: N.Linear, c: torch.Tensor) -> torch.Tensor:
+        """The layer's accumulated integer current for input counts ``c`` (recording this step's work)."""
+        if self.inputs.get(node.path) is c:  # the input neuron layer did not spike: same current
+            return self.acc[node.path]
         fired = self.fired[id(c)]  # synaptic layers are always fed by a neuron layer
         f = fired.step
-        self.rec.synapse_totals(node.path, self.t, f.spikes, f.events, f.col_spikes, f.col_events, ql.w_int)
-        acc = self._accumulate(node.path, fired)
-        out = kernels.affine(acc, ql.out_scale, ql.bias, self.dtype).view(*c.shape[:-1], -1)
+        self.rec.synapse_totals(node.path, self.t, f.spikes, f.events, f.col_spikes, f.col_events,
+                                self.qp.linears[node.path].w_int)
+        self.inputs[node.path] = c
+        return self._accumulate(node.path, fired)
+
+    def linear(self, node: N.Linear, c: torch.Tensor) -> torch.Tensor:
+        last = self.outputs.get(node.path)
+        if last is not None and last[0] is c:
+            return last[1]
+        acc = self._synapse(node, c)
+        scale, bias = self._affine_params(node.path)
+        out = kernels.affine(acc, scale, bias, self.dtype).view(*c.shape[:-1], -1)
         self.outputs[node.path] = (c, out)
         return out
+
+    def linear_neuron(self, node: N.Linear, c: torch.Tensor, point: str, heads: int | None = None) -> torch.Tensor:
+        """``neuron(point, linear(node, c))`` in one fused pass that never writes the float current; with
+        ``heads``, the counts come split into attention heads (..., H, N, d), written in that layout."""
+        rest = self._at_rest(point, c)  # same input counts => same current => the settled count
+        if rest is not None:
+            return rest
+        acc = self._synapse(node, c)
+        scale, bias = self._affine_params(node.path)
+        q, width = self.qp.quants[point], scale.shape[0]
+        if heads is None:
+            shape = torch.Size((*c.shape[:-1], width))
+        else:
+            shape = torch.Size((*c.shape[:-2], heads, c.shape[-2], width // heads))
+            self.head_major.add(point)
+        return self._fire(point, c, lambda prev: kernels.fire_affine(
+            acc, scale, bias, q.step, q.lo, q.hi, self.max_spikes, prev, shape, heads is None and _columns(point),
+            heads))
+
+    def linear_heads(self, node: N.Linear, c: torch.Tensor, point: str, heads: int) -> torch.Tensor:
+        """An attention operand (q, k or v) as counts (..., H, N, d), fused as in :meth:`linear_neuron`."""
+        return self.linear_neuron(node, c, point, heads)
 
     def _accumulate(self, path: str, fired: _Fired) -> torch.Tensor:
         """The synaptic layer's accumulated integer current Σ ΔC·W_intᵀ = C·W_intᵀ after this step.
@@ -178,8 +230,7 @@ class SNNStepOps(SpikeOpsBase):
         acc = self.acc.get(path)
         if acc is None or f.events >= rows:
             w = self._weights(path, fired.point, True)
-            c = f.count8 if f.count8 is not None and w.dtype == torch.int8 else f.count
-            acc = self.acc[path] = exact.matmul(c.reshape(rows, -1), w)
+            acc = self.acc[path] = exact.matmul(f.count.reshape(rows, -1), w)
         elif f.events:
             w = self._weights(path, fired.point, False)
             if acc.dtype != exact.accumulator_dtype(w):
@@ -207,16 +258,23 @@ class SNNStepOps(SpikeOpsBase):
         return out
 
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
-        c = self.neuron(f"{mlp.path}.hidden", z)
+        return self._lookup(mlp, self.neuron(f"{mlp.path}.hidden", z))
+
+    def linear_activation(self, mlp: N.MLP, c: torch.Tensor) -> torch.Tensor:
+        """``activation(mlp, linear(mlp.fc1, c))`` with fc1 fused into the hidden neuron layer."""
+        return self._lookup(mlp, self.linear_neuron(mlp.fc1, c, f"{mlp.path}.hidden"))
+
+    def _lookup(self, mlp: N.MLP, c: torch.Tensor) -> torch.Tensor:
+        """The activation's LUT neuron layer on the hidden counts c."""
         point = f"{mlp.path}.act"
         rest = self._at_rest(point, c)
         if rest is not None:
             return rest
         lo = self.qp.quants[f"{mlp.path}.hidden"].lo
-        if mlp.path not in self.luts32:
-            self.luts32[mlp.path] = self.qp.luts[mlp.path].to(torch.float32).contiguous()
-        lut = self.luts32[mlp.path]
-        return self._fire(point, c, lambda prev, int8: kernels.fire_lut(c, lut, lo, self.max_spikes, prev, int8))
+        if mlp.path not in self.luts:
+            self.luts[mlp.path] = self.qp.luts[mlp.path].to(torch.float32).contiguous()
+        lut = self.luts[mlp.path]
+        return self._fire(point, c, lambda prev: kernels.fire_lut(c, lut, lo, self.max_spikes, prev))
 
     def norm(self, node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:
         return self._float_unit(node.path, "layernorm", x, lambda: engine.layer_norm(node, x))
