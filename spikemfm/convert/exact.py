@@ -34,11 +34,12 @@ def weight_operand(w_int: torch.Tensor, max_in: float, max_step: float) -> torch
     return w_int.T.to(weight_dtype(w_int, max_in, max_step)).contiguous()
 
 
-def matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """x (M, K) integer-valued floats @ w from :func:`weight_operand`, exact (int32 / float result)."""
+def matmul(x: torch.Tensor, w: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """x (M, K) integer values (any dtype) @ w from :func:`weight_operand`, exact (int32 / float result);
+    written into ``out`` (dtype :func:`accumulator_dtype` (w), shape (M, N)) when given."""
     if w.dtype == torch.int8:
-        return torch._int_mm(x.to(torch.int8), w)
-    return x.to(w.dtype) @ w
+        return torch._int_mm(x.to(torch.int8), w, out=out)
+    return torch.matmul(x.to(w.dtype), w, out=out)
 
 
 def accumulator_dtype(w: torch.Tensor) -> torch.dtype:

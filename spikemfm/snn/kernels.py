@@ -19,6 +19,7 @@ exactly as torch divides a tensor by a Python float, followed by +½ and floor i
 """
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numba
@@ -54,6 +55,7 @@ class Fired(NamedTuple):
         return count if self.prev is None else count - self.prev.to(wide)
 
 
+@functools.lru_cache(maxsize=None)
 def count_dtype(lo: float, hi: float) -> torch.dtype:
     """Narrowest integer dtype holding every count lo … hi (counts start at 0, so 0 is included).
 

@@ -122,6 +122,8 @@ class SNNStepOps(SpikeOpsBase):
             self.rec.float_step(key, self.t, 0, x.shape[-1], kind)
             return hit[1]
         self.rec.float_step(key, self.t, x.numel(), x.shape[-1], kind)
+        hit = self.cache.pop(key, None)  # let go of the old output before making the new one: the
+        del hit  # allocator then reuses its memory instead of growing the heap (page faults)
         out = fn()
         self.cache[key] = ((x,), out)
         return out
@@ -192,6 +194,7 @@ class SNNStepOps(SpikeOpsBase):
             return last[1]
         acc = self._synapse(node, c)
         scale, bias = self._affine_params(node.path)
+        self.outputs.pop(node.path, None)
         out = kernels.affine(acc, scale, bias, self.dtype).view(*c.shape[:-1], -1)
         self.outputs[node.path] = (c, out)
         return out
@@ -230,7 +233,8 @@ class SNNStepOps(SpikeOpsBase):
         acc = self.acc.get(path)
         if acc is None or f.events >= rows:
             w = self._weights(path, fired.point, True)
-            acc = self.acc[path] = exact.matmul(f.count.reshape(rows, -1), w)
+            same = acc is not None and acc.dtype == exact.accumulator_dtype(w)  # recompute into it, in place
+            acc = self.acc[path] = exact.matmul(f.count.reshape(rows, -1), w, out=acc if same else None)
         elif f.events:
             w = self._weights(path, fired.point, False)
             if acc.dtype != exact.accumulator_dtype(w):
@@ -252,6 +256,8 @@ class SNNStepOps(SpikeOpsBase):
         if prev is not None and na == 0 and nb == 0:
             out = prev[1]
         else:  # exact integer product, then scaled in the QANN's precision like the QANN
+            self.cache.pop(key, None)  # let go of the old product before making the new one
+            prev = None
             bound = self.qp.product_bound(*points, a.shape[-1])
             out = exact.product(a, b, bound).to(self.dtype).mul_(scale)  # in place: same values as the QANN's
         self.cache[key] = ((a, b), out)
