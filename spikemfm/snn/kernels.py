@@ -103,7 +103,7 @@ def _totals(spk, evt):  # pragma: no cover - compiled
         for j in range(spk.shape[1]):
             col_s[j] += spk[k, j]
             col_e[j] += evt[k, j]
-    return col_s, col_e
+    return col_s, col_e, col_s.sum(), col_e.sum()
 
 
 @numba.njit(inline="always")
@@ -243,9 +243,10 @@ def _run(kernel, inputs: tuple, params: tuple, prev: torch.Tensor | None, shape:
         spikes, events = kernel[1](*inputs, *params, np.float32(bound), prev_np, _threads(rows), count)
         return Fired(torch.from_numpy(count).view(out_shape), prev, float(spikes), float(events), None, None, None)
     rows = _empty((shape[0],), torch.bool)
-    col_s, col_e = kernel[0](*inputs, *params, np.float32(bound), prev_np, _chunks(shape[0], bound), count, rows)
+    col_s, col_e, spikes, events = kernel[0](*inputs, *params, np.float32(bound), prev_np, _chunks(shape[0], bound),
+                                             count, rows)
     t = torch.from_numpy
-    return Fired(t(count).view(out_shape), prev, float(col_s.sum()), float(col_e.sum()), t(col_s), t(col_e), t(rows))
+    return Fired(t(count).view(out_shape), prev, float(spikes), float(events), t(col_s), t(col_e), t(rows))
 
 
 def _threads(rows: int) -> int:

@@ -14,11 +14,16 @@ synaptic layer, the running operands of each spike×spike product. Per step:
   did not change since the last step is not re-evaluated (its output cannot change either).
 
 Speed without changing a single value: each neuron layer's step is one fused pass
-(:mod:`spikemfm.snn.kernels`: target level, bounded move, new count and its int8 copy, spike totals per
-column and active rows), which every consumer (settling test, synapse and product work, sparse rows)
-reuses; synaptic layers use int8 × int8 → int32 GEMMs where counts/deltas and weights fit, otherwise
-exact float32/float64 (:mod:`spikemfm.convert.exact`); the float path (currents, LayerNorm, softmax,
-scales) runs in the QANN's precision, float64 or float32, exactly as the QANN does.
+(:mod:`spikemfm.snn.kernels`: target level, bounded move, new count in the narrowest integer dtype — int8 at
+8 bits —, spike totals, and per-column totals and active rows only where a synaptic layer reads the layer),
+which every consumer (settling test, synapse and product work, sparse rows) reuses. A synaptic layer that
+drives a neuron layer directly (q, k, v, fc1) is fused into it (:meth:`SNNStepOps.linear_neuron`: the float
+current is never written), and q/k/v counts are written split into heads, as Q·Kᵀ and A·V read them.
+Synaptic layers use int8 × int8 → int32 GEMMs where counts/deltas and weights fit, otherwise exact
+float32/float64 (:mod:`spikemfm.convert.exact`); the float path (currents, LayerNorm, softmax, scales) runs
+in the QANN's precision, float64 or float32, exactly as the QANN does. A cached output is released before its
+replacement is computed, so the allocator reuses the memory instead of growing the heap (page faults cost
+about as much as the neuron passes did on this 2-core machine).
 """
 from __future__ import annotations
 
