@@ -2,10 +2,11 @@
 
 Model: the bundled tiny-clip-fmnist image tower; batch: real Fashion-MNIST test images. After one untimed
 T-step warm-up run, each repetition times the FP32 timm forward (median of 5) and then one T-step simulation,
-and takes their ratio; a row reports the median ratio over the repetitions (7 by default) (the machine's speed drifts, so the two are measured next
-to each other rather than minutes apart). Rows: float path precision (float64 reference / float32) ×
-spike mode × T, with the step runtime (fused kernels, the default), plus the time-batched runtime for
-comparison. Target: ratio ≤ 1.0. Writes results/benchmarks/simulation_speed.* (json, csv, md, png).
+and takes their ratio; a row reports the median ratio over the repetitions (7 by default; the machine's
+speed drifts, so the two are measured next to each other rather than minutes apart). Rows: float path
+precision (float64 reference / float32) × spike mode × T, with the step runtime (fused kernels, the
+default), plus the time-batched runtime for comparison. Target: ratio ≤ 1.0. Writes
+results/benchmarks/simulation_speed.* (json, csv, md, png).
 
 Run: ``python benchmarks/simulation_speed.py``
 """
