@@ -144,57 +144,41 @@ def _quant_sum(x, step, lo, hi, bound, prev, chunks, count):  # pragma: no cover
     return spk.sum(), evt.sum()
 
 
+@numba.njit(inline="always")
+def _affine_x(acc, scale, bias, r, j):  # pragma: no cover - compiled
+    return scale.dtype.type(acc[r, j]) * scale[j] + bias[j]  # two roundings, as torch's mul then add
+
+
 @numba.njit(parallel=True, error_model="numpy", cache=True)
 def _affine_quant_step(acc, scale, bias, step, lo, hi, bound, prev, chunks, count, rows):  # pragma: no cover
     n_rows, width = acc.shape
     spk, evt = np.zeros((chunks, width), np.int32), np.zeros((chunks, width), np.int32)
-    typ = scale.dtype.type
-    half = typ(0.5)
+    half = scale.dtype.type(0.5)
     for k in numba.prange(chunks):
         for r in range(k * n_rows // chunks, (k + 1) * n_rows // chunks):
             active = 0
             for j in range(width):
-                x = typ(acc[r, j]) * scale[j] + bias[j]  # two roundings, as torch's mul then add
+                x = _affine_x(acc, scale, bias, r, j)
                 active += _update(r, j, _level(x, step, half, lo, hi), prev, count, spk, evt, k, bound)
             rows[r] = active > 0
     return _totals(spk, evt)
 
 
 @numba.njit(parallel=True, error_model="numpy", cache=True)
-def _affine_quant_sum(acc, scale, bias, step, lo, hi, bound, prev, chunks, count):  # pragma: no cover
-    n_rows, width = acc.shape
-    spk, evt = np.zeros(chunks, np.int64), np.zeros(chunks, np.int64)
-    typ = scale.dtype.type
-    half = typ(0.5)
-    for k in numba.prange(chunks):
-        s, e = 0, 0
-        for r in range(k * n_rows // chunks, (k + 1) * n_rows // chunks):
-            for j in range(width):
-                x = typ(acc[r, j]) * scale[j] + bias[j]  # two roundings, as torch's mul then add
-                c, a = _move(_level(x, step, half, lo, hi), np.float32(prev[r, j]), bound)
-                count[r, j] = c
-                s += a
-                e += np.int32(a > 0)
-        spk[k], evt[k] = s, e
-    return spk.sum(), evt.sum()
-
-
-@numba.njit(parallel=True, error_model="numpy", cache=True)
 def _affine_quant_heads(acc, scale, bias, step, lo, hi, bound, prev, chunks, count):  # pragma: no cover
-    # as _affine_quant_sum, counts written head-major: row r = (b, n), column j = (h, e) -> count[b, h, n, e]
-    n_rows, width = acc.shape
+    # totals only, counts written head-major: row r = (b, n), column j = (h, e) -> count[b, h, n, e]
+    # (a (1, 1, rows, width) count is the plain row-major layout)
     _, heads, tokens, size = count.shape
+    n_rows = acc.shape[0]
     spk, evt = np.zeros(chunks, np.int64), np.zeros(chunks, np.int64)
-    typ = scale.dtype.type
-    half = typ(0.5)
+    half = scale.dtype.type(0.5)
     for k in numba.prange(chunks):
         s, e = 0, 0
         for r in range(k * n_rows // chunks, (k + 1) * n_rows // chunks):
             b, n = r // tokens, r % tokens
             for h in range(heads):
                 for i in range(size):
-                    j = h * size + i
-                    x = typ(acc[r, j]) * scale[j] + bias[j]  # two roundings, as torch's mul then add
+                    x = _affine_x(acc, scale, bias, r, h * size + i)
                     c, a = _move(_level(x, step, half, lo, hi), np.float32(prev[b, h, n, i]), bound)
                     count[b, h, n, i] = c
                     s += a
@@ -302,15 +286,19 @@ def fire_affine(acc: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | Non
     typ = np.float32 if scale.dtype == torch.float32 else np.float64
     b = torch.zeros_like(scale) if bias is None else bias  # x·s + 0 has x·s's level (±0 both give 0)
     params = (typ(step), typ(lo), typ(hi))
+    inputs = (a.numpy(), scale.numpy(), b.numpy())
     if heads is None:
-        return _run((_affine_quant_step, _affine_quant_sum), (a.numpy(), scale.numpy(), b.numpy()), params, prev,
-                    (a.shape[0], a.shape[1]), int(lo), int(hi), max_spikes, columns, shape)
-    h, n, d = shape[-3:]
-    if columns or h != heads or a.shape[0] % n or h * d != a.shape[1]:
-        raise ValueError(f"head-major counts {tuple(shape)} with {heads} heads do not fit a current "
-                         f"({a.shape[0]}, {a.shape[1]}), or per-column totals were asked for")
-    return _run((None, _affine_quant_heads), (a.numpy(), scale.numpy(), b.numpy()), params, prev,
-                (a.shape[0] // n, h, n, d), int(lo), int(hi), max_spikes, False, shape)
+        if columns:
+            return _run((_affine_quant_step, None), inputs, params, prev, (a.shape[0], a.shape[1]), int(lo), int(hi),
+                        max_spikes, True, shape)
+        buf = (1, 1, a.shape[0], a.shape[1])  # one head over all rows: plain row-major counts
+    else:
+        h, n, d = shape[-3:]
+        if columns or h != heads or a.shape[0] % n or h * d != a.shape[1]:
+            raise ValueError(f"head-major counts {tuple(shape)} with {heads} heads do not fit a current "
+                             f"({a.shape[0]}, {a.shape[1]}), or per-column totals were asked for")
+        buf = (a.shape[0] // n, h, n, d)
+    return _run((None, _affine_quant_heads), inputs, params, prev, buf, int(lo), int(hi), max_spikes, False, shape)
 
 
 def fire_lut(c_in: torch.Tensor, lut: torch.Tensor, lo_in: int, max_spikes: int | None,
@@ -331,7 +319,7 @@ def _affine(acc, scale, bias, out):  # pragma: no cover - compiled
     n_rows, width = acc.shape
     for r in numba.prange(n_rows):
         for j in range(width):
-            out[r, j] = out.dtype.type(acc[r, j]) * scale[j] + bias[j]  # two roundings, as torch's mul then add
+            out[r, j] = _affine_x(acc, scale, bias, r, j)
 
 
 def affine(acc: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
