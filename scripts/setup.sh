@@ -5,6 +5,8 @@
 #   - removes torchaudio (a CUDA build on PyPI that breaks `import transformers` beside CPU torch)
 #   - installs lava-nc 0.10.0 / lava-dl 0.6.0 (they declare Python < 3.11) and patches them for 3.11
 #   - installs the Debian packages dataset-fashion-mnist and fortunes-min (real sentences) when missing
+#   - arms spikemfm/torchvision_shim.py at interpreter start-up (a .pth line in the venv), so `import timm` /
+#     `import open_clip` work in any order in any Python started from the venv
 # A second run with unchanged inputs only re-checks the data and exits in about a second.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -46,7 +48,8 @@ ensure_data() {
 ensure_data
 
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "$PYTHON is older than 3.11"
-STAMP_INPUT="$(cat pyproject.toml scripts/setup.sh scripts/constraints.txt scripts/patch_lava.py | sha256sum | cut -c1-16)"
+STAMP_INPUT="$(cat pyproject.toml scripts/setup.sh scripts/constraints.txt scripts/patch_lava.py spikemfm/torchvision_shim.py \
+    | sha256sum | cut -c1-16)"
 if [ -f "$VENV/.setup-stamp" ] && [ "$(cat "$VENV/.setup-stamp")" = "$STAMP_INPUT" ]; then
     exit 0
 fi
@@ -65,6 +68,11 @@ say "installing lava-nc 0.10.0 and lava-dl 0.6.0 (--no-deps --ignore-requires-py
 "${PIP[@]}" install -q -c scripts/constraints.txt --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0 \
     2>&1 | grep -v "^WARNING: Location" || true
 "$VENV/bin/python" scripts/patch_lava.py
+say "arming the torchvision start-up shim (import timm / open_clip in any order beside CPU torch)"
+SITE="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+cp spikemfm/torchvision_shim.py "$SITE/spikemfm_torchvision_shim.py"
+echo "import spikemfm_torchvision_shim; spikemfm_torchvision_shim.install()" > "$SITE/spikemfm-torchvision-shim.pth"
+"$VENV/bin/python" -c 'import timm, open_clip; import spikemfm' || die "import timm, open_clip failed in the venv"
 "$VENV/bin/python" - <<'PY'
 import torch, numpy
 assert torch.__version__.startswith("2.13.0"), torch.__version__

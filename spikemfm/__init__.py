@@ -6,7 +6,8 @@ are imported only by the functions that need them.
 from spikemfm.convert import (ConvertConfig, MixedPrecisionConfig, PruneConfig, QuantConfig, QuantizedModel,
                               SpikingModel, convert, distill, prune, quantize)
 from spikemfm.energy import EnergyReport, estimate_energy, load_profile
-from spikemfm.errors import ConfigError, DataError, ModelLoadError, SpikeMFMError, UnsupportedModuleError
+from spikemfm.errors import (ConfigError, DataError, FidelityError, ModelLoadError, SpikeMFMError,
+                             UnsupportedModuleError)
 from spikemfm.models import load
 from spikemfm.neuromorphic import FixedPointConfig, Part, export_lava, export_nir
 from spikemfm.snn import SimResult, simulate
@@ -14,7 +15,7 @@ from spikemfm.snn import SimResult, simulate
 __version__ = "0.1.0"
 
 __all__ = ["ConfigError", "convert", "ConvertConfig", "DataError", "distill", "EnergyReport",
-           "estimate_energy", "export_lava", "export_nir", "FixedPointConfig", "load", "load_profile",
+           "estimate_energy", "export_lava", "export_nir", "FidelityError", "FixedPointConfig", "load", "load_profile",
            "MixedPrecisionConfig", "ModelLoadError", "Part", "prune", "PruneConfig", "QuantConfig",
            "quantize", "QuantizedModel", "SimResult", "simulate", "SpikeMFMError", "SpikingModel",
            "UnsupportedModuleError", "__version__"]

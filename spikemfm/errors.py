@@ -23,3 +23,7 @@ class UnsupportedModuleError(SpikeMFMError):
 
 class ConfigError(SpikeMFMError, ValueError):
     """A configuration field holds an invalid value."""
+
+
+class FidelityError(UnsupportedModuleError):
+    """The graph extracted from a module does not compute what the module computes."""

@@ -164,7 +164,8 @@ def run_convert(job: ConvertJob, progress: bool = True) -> dict[str, Any]:
                "weight_bytes": sum(ql.total_bits for ql in qann.qparams.linears.values()) / 8,
                "neurons_per_input": res.total_neurons(), "spikes_per_input": res.total_spikes() / res.batch_size,
                "t_exact": res.t_exact(ref), "max_rel_error_at_T": float(res.max_error(ref)[-1] / ref.abs().max()),
-               "qann_vs_float_cosine": float(F.cosine_similarity(ref, qann.float_forward(x), dim=-1).mean())}
+               "qann_vs_module_cosine": _cosine_vs_module(tower, graph, ref, x),
+               "graph_vs_module_rel_l2": qann.fidelity.output_error if qann.fidelity is not None else None}
     if qann.allocation is not None:
         summary["allocation"] = qann.allocation.summary
         qann.allocation.save(out)
@@ -173,16 +174,40 @@ def run_convert(job: ConvertJob, progress: bool = True) -> dict[str, Any]:
     return summary
 
 
+def _cosine_vs_module(tower: Any, graph: Any, out: Any, x: Any) -> float:
+    """Mean cosine of ``out`` with the user's own float module on ``x`` (not the library's graph of it)."""
+    import torch
+
+    from spikemfm.ir import as_inputs, extractor_for
+
+    with torch.no_grad():
+        ref = extractor_for(tower).reference(tower, as_inputs(graph, x))
+    return float(F.cosine_similarity(out, ref.to(out.dtype), dim=-1).mean())
+
+
+def load_saved(model_file: str | Path) -> tuple[Any, Any, ConvertJob]:
+    """A model written by ``spikemfm convert``: (SpikingModel, tokenizer or None, the job that made it)."""
+    from spikemfm.serialize import load_converted
+
+    snn, meta = load_converted(model_file)
+    known = {f.name for f in fields(ConvertJob)}
+    job = replace(ConvertJob(), **{k: v for k, v in meta.get("job", {}).items() if k in known})
+    tokenizer = load_tower(job)[1] if snn.graph.input_kind == "tokens" else None
+    return snn, tokenizer, job
+
+
+def saved_test_inputs(model_file: str | Path, n_inputs: int) -> tuple[Any, Any, ConvertJob]:
+    """(SpikingModel, one batch of ``n_inputs`` real test inputs for it, its job) of a saved model."""
+    snn, tokenizer, job = load_saved(model_file)
+    return snn, real_batches(snn.graph, tokenizer, "test", n_inputs, n_inputs)[0], job
+
+
 def run_simulate(model_file: str | Path, n_inputs: int, timesteps: int, out: str | Path) -> list[dict[str, Any]]:
     """Reloads a converted model, simulates real test inputs and writes per-step rows (JSON + CSV + MD)."""
     from spikemfm.io import save_table
-    from spikemfm.serialize import load_converted
     from spikemfm.snn import simulate
 
-    snn, meta = load_converted(model_file)
-    job = replace(ConvertJob(), **{k: v for k, v in meta.get("job", {}).items() if k in {f.name for f in fields(ConvertJob)}})
-    tokenizer = load_tower(job)[1] if snn.graph.input_kind == "tokens" else None
-    x = real_batches(snn.graph, tokenizer, "test", n_inputs, n_inputs)[0]
+    snn, x, _ = saved_test_inputs(model_file, n_inputs)
     qann_out = torch_qann(snn, x)
     res = simulate(snn, x, timesteps)
     err = res.max_error(qann_out) / qann_out.abs().max()
@@ -192,6 +217,16 @@ def run_simulate(model_file: str | Path, n_inputs: int, timesteps: int, out: str
     save_table(Path(out), "simulate", rows, {"model_file": str(model_file), "n_inputs": n_inputs,
                                              "timesteps": timesteps}, f"simulate {model_file}")
     return rows
+
+
+def run_energy_saved(model_file: str | Path, profiles: list[Any], n_inputs: int, timesteps: int) -> list[Any]:
+    """Energy reports, one per profile, of a saved model simulated on ``n_inputs`` real test inputs."""
+    from spikemfm.energy import estimate_energy
+    from spikemfm.snn import simulate
+
+    snn, x, _ = saved_test_inputs(model_file, n_inputs)
+    sim = simulate(snn, x, timesteps)
+    return [estimate_energy(sim, p) for p in profiles]
 
 
 def torch_qann(snn, x: Any):

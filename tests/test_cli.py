@@ -162,3 +162,59 @@ def test_toml_config_error_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["simulate", "model.snn.pt", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "bad.toml" in err and "inputs" in err
+
+
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory):
+    """Saved SNNs of two families: MiniLM through `spikemfm convert`, a small timm ViT through the API."""
+    import torch
+
+    import spikemfm
+    from spikemfm.serialize import save_converted
+
+    root = tmp_path_factory.mktemp("saved")
+    assert main(["convert", "--model", "minilm", "--bits", "8", "--max-spikes", "0", "-T", "2", "--calib-samples",
+                 "32", "--eval-samples", "4", "--out", str(root / "minilm"), "--no-progress"]) == 0
+    torch.manual_seed(0)
+    vit = spikemfm.load("timm:vit_small_patch16_224", img_size=28, patch_size=7, depth=2, embed_dim=32, num_heads=2,
+                        num_classes=8, class_token=False, global_pool="avg")
+    from spikemfm.jobs import real_batches
+
+    qann = spikemfm.quantize(vit, spikemfm.QuantConfig(bits=6), real_batches(spikemfm.ir.extract(vit), None,
+                                                                              "train", 64, 32))
+    save_converted(spikemfm.convert(qann), root / "vit" / "model.snn.pt",
+                   {"job": {"model": "timm:vit_small_patch16_224", "bits": 6}})
+    return {"minilm": root / "minilm", "timm": root / "vit"}
+
+
+def test_convert_summary_compares_with_the_users_module(saved_models):
+    import json
+
+    summary = json.loads((saved_models["minilm"] / "summary.json").read_text())
+    assert summary["graph_vs_module_rel_l2"] < 1e-5  # the fidelity guard's figure (float64)
+    assert summary["qann_vs_module_cosine"] > 0.95 and summary["t_exact"] == 1
+
+
+@pytest.mark.parametrize("family", ["minilm", "timm"])
+def test_energy_of_a_saved_model(saved_models, family, tmp_path, capsys):
+    import json
+
+    out = tmp_path / "energy"
+    assert main(["energy", str(saved_models[family] / "model.snn.pt"), "--inputs", "2", "-T", "2",
+                 "--profile", "horowitz45", "--out", str(out)]) == 0
+    table = [line for line in capsys.readouterr().out.splitlines() if line[:1] in "┃│┏┡└"]
+    assert table and max(len(line) for line in table) <= 80
+    row = json.loads((out / "energy_summary.json").read_text())["rows"][0]
+    assert row["complete"] == "yes" and row["snn_nJ"] > 0 and row["int8_nJ"] > 0
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("family", ["minilm", "timm"])
+def test_lava_on_a_saved_model(saved_models, family, tmp_path):
+    import json
+
+    out = tmp_path / "lava"
+    assert main(["lava", str(saved_models[family] / "model.snn.pt"), "--part", "block", "--block", "1", "-T", "4",
+                 "--inputs", "1", "--frac-bits", "14", "--out", str(out)]) == 0
+    rows = json.loads((out / "lava_agreement.json").read_text())["rows"]
+    assert [r["spike_mismatches"] for r in rows] == [0, 0] and rows[0]["spikes_compared"] > 0

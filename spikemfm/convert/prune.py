@@ -17,6 +17,8 @@ dropped channels: the Linear layers and the head count really shrink.
 """
 from __future__ import annotations
 
+import itertools
+
 from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
@@ -167,14 +169,12 @@ def prune(model: nn.Module | N.EncoderGraph, config: PruneConfig, data: Iterable
     """
     if not isinstance(config, PruneConfig):
         raise ConfigError(f"prune: config must be a PruneConfig, got {type(config).__name__}")
-    graph = as_graph(model)
-    batches = []
-    for b in data:
-        batches.append(engine.as_inputs(graph, b))
-        if len(batches) >= config.max_batches:
-            break
-    if not batches:
+    data = iter(data)
+    first = next(data, None)
+    if first is None:
         raise ConfigError("prune: data yielded no batch; pass real input batches to measure importance")
+    graph = as_graph(model, first)
+    batches = [engine.as_inputs(graph, b) for b in itertools.islice(itertools.chain([first], data), config.max_batches)]
     ratios = [config.ratios(i) for i in range(len(graph.blocks))]
     # measure only what will be pruned (head ablation costs one forward per head)
     h_imp = head_importance(graph, batches) if any(h for h, _ in ratios) else None
@@ -195,10 +195,11 @@ def distill(student: GraphModel, teacher: nn.Module | N.EncoderGraph, data: Iter
     """
     from tqdm.auto import tqdm
 
-    t_graph = as_graph(teacher)
-    batches = [engine.as_inputs(t_graph, b) for b in data]
-    if not batches:
+    data = list(data)
+    if not data:
         raise ConfigError("distill: data yielded no batch; pass real input batches")
+    t_graph = as_graph(teacher, data[0])
+    batches = [engine.as_inputs(t_graph, b) for b in data]
     with torch.no_grad():
         targets = [engine.run(t_graph, b, FloatOps()) for b in batches]
     opt = torch.optim.Adam(student.parameters(), lr=lr)

@@ -1,6 +1,7 @@
 """The quantized ANN (QANN): calibration, integer parameters, and its forward ops."""
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -17,6 +18,7 @@ from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
 from spikemfm.ir.extract import extract
+from spikemfm.ir.fidelity import Fidelity, check_fidelity
 from spikemfm.ir.engine import DirectUnits
 from spikemfm.ir.float_ops import FloatOps
 
@@ -159,15 +161,18 @@ class QuantizedModel(nn.Module):
     ``forward(x)`` returns the QANN output (in ``config.precision``); ``float_forward(x)`` the float64
     float reference.
     ``allocation``: the mixed-precision bit allocation it was built from (None for uniform bits).
+    ``fidelity``: how closely the extracted float graph reproduced the user's module on the first calibration
+    batch (:mod:`spikemfm.ir.fidelity`; None when quantized from a graph or a pruned model).
     """
 
     def __init__(self, graph: N.EncoderGraph, qparams: QParams, config: QuantConfig,
-                 allocation: BitAllocation | None = None) -> None:
+                 allocation: BitAllocation | None = None, fidelity: Fidelity | None = None) -> None:
         super().__init__()
         self.graph = graph
         self.qparams = qparams
         self.config = config
         self.allocation = allocation
+        self.fidelity = fidelity
 
     @torch.no_grad()
     def forward(self, x: Any) -> torch.Tensor:
@@ -180,13 +185,23 @@ class QuantizedModel(nn.Module):
         return engine.run(self.graph, engine.as_inputs(self.graph, x), FloatOps(), torch.float64)
 
 
-def as_graph(model: nn.Module | N.EncoderGraph) -> N.EncoderGraph:
-    """The graph of a tower: extracted from a supported module, or the ``graph`` of a pruned model."""
+def as_graph(model: nn.Module | N.EncoderGraph, batch: Any = None) -> N.EncoderGraph:
+    """The graph of a tower: extracted from a supported module, or the ``graph`` of a pruned model.
+
+    A graph extracted from a module is checked against it on ``batch`` (:func:`check_fidelity`): an
+    extraction that does not reproduce the module raises :class:`~spikemfm.errors.FidelityError`.
+    """
+    return graph_and_fidelity(model, batch)[0]
+
+
+def graph_and_fidelity(model: nn.Module | N.EncoderGraph, batch: Any = None) -> tuple[N.EncoderGraph, Fidelity | None]:
+    """:func:`as_graph` and the fidelity measured (None for a graph or a pruned model, or without a batch)."""
     if isinstance(model, N.EncoderGraph):
-        return model
+        return model, None
     if isinstance(getattr(model, "graph", None), N.EncoderGraph):
-        return model.graph
-    return extract(model)
+        return model.graph, None
+    graph = extract(model)
+    return graph, None if batch is None else check_fidelity(model, graph, batch)
 
 
 @dataclass
@@ -196,15 +211,22 @@ class Analysis:
     graph: N.EncoderGraph
     calibration: Calibration
     sensitivity: Sensitivity | None
+    fidelity: Fidelity | None = None
 
 
 def _calibrate(model: nn.Module | N.EncoderGraph, calib_batches: Iterable[Any], max_batches: int, keep: int,
-               progress: bool) -> tuple[N.EncoderGraph, Calibration]:
-    graph = _graph64(as_graph(model))
+               progress: bool) -> tuple[N.EncoderGraph, Calibration, Fidelity | None]:
+    batches = iter(calib_batches)
+    first = next(batches, None)
+    if first is None:
+        raise ConfigError("quantize: calib_batches yielded no batch; pass real calibration data")
+    graph, fidelity = graph_and_fidelity(model, first)
+    graph = _graph64(graph)
     cal = Calibration(_Reservoir(), [])
     seen = 0
     with torch.no_grad():
-        for batch in tqdm(calib_batches, desc="calibrate", disable=not progress, total=max_batches):
+        for batch in tqdm(itertools.chain([first], batches), desc="calibrate", disable=not progress,
+                          total=max_batches):
             x = engine.as_inputs(graph, batch)
             observe = cal.reservoir if keep == 0 else \
                 (lambda p, t, n=x.batch_size: (cal.reservoir(p, t), cal.observe_moments(p, t, n)))
@@ -214,17 +236,16 @@ def _calibrate(model: nn.Module | N.EncoderGraph, calib_batches: Iterable[Any], 
             seen += 1
             if seen >= max_batches:
                 break
-    if seen == 0:
-        raise ConfigError("quantize: calib_batches yielded no batch; pass real calibration data")
-    return graph, cal
+    return graph, cal, fidelity
 
 
 def analyze(model: nn.Module | N.EncoderGraph, config: MixedPrecisionConfig, calib_batches: Iterable[Any],
             progress: bool = False) -> Analysis:
     """Calibrates ``model`` and measures its quantization sensitivity at every level (for several budgets)."""
-    graph, cal = _calibrate(model, calib_batches, config.max_calib_batches, config.sensitivity_batches, progress)
+    graph, cal, fid = _calibrate(model, calib_batches, config.max_calib_batches, config.sensitivity_batches,
+                                 progress)
     return Analysis(graph, cal, measure_sensitivity(graph, cal, config.candidates, config.clip, _act_quant,
-                                                    config.outlier_fraction, config.outlier_share))
+                                                    config.outlier_fraction, config.outlier_share), fid)
 
 
 def quantize(model: nn.Module | N.EncoderGraph, config: QuantConfig | MixedPrecisionConfig,
@@ -248,10 +269,10 @@ def quantize(model: nn.Module | N.EncoderGraph, config: QuantConfig | MixedPreci
         alloc = allocate(analysis.sensitivity, config)
         qcfg = alloc.quant_config()
         return QuantizedModel(analysis.graph, build_qparams(analysis.graph, analysis.calibration.reservoir, qcfg),
-                              qcfg, alloc)
+                              qcfg, alloc, analysis.fidelity)
     if analysis is not None:
-        graph, res = analysis.graph, analysis.calibration.reservoir
+        graph, res, fid = analysis.graph, analysis.calibration.reservoir, analysis.fidelity
     else:
-        graph, cal = _calibrate(model, calib_batches, config.max_calib_batches, 0, progress)
+        graph, cal, fid = _calibrate(model, calib_batches, config.max_calib_batches, 0, progress)
         res = cal.reservoir
-    return QuantizedModel(graph, build_qparams(graph, res, config), config)
+    return QuantizedModel(graph, build_qparams(graph, res, config), config, fidelity=fid)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Iterator, Mapping, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -32,15 +32,21 @@ from spikemfm.ir import nodes as N
 
 @dataclass(frozen=True)
 class Inputs:
-    """A batch for a tower: ``pixels`` (B, C, H, W) for images, or ``ids`` (B, N) + ``mask`` (B, N)."""
+    """A batch for a tower: ``pixels`` (B, C, H, W) for images, or ``ids`` (B, N) + ``mask`` (B, N)
+    (+ ``types`` (B, N), the token-type / segment ids of sentence pairs)."""
 
     pixels: torch.Tensor | None = None
     ids: torch.Tensor | None = None
     mask: torch.Tensor | None = None
+    types: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
         return int((self.pixels if self.pixels is not None else self.ids).shape[0])
+
+    def head(self, n: int) -> "Inputs":
+        """The first ``n`` inputs of the batch."""
+        return Inputs(*(None if t is None else t[:n] for t in (self.pixels, self.ids, self.mask, self.types)))
 
 
 def as_inputs(graph: N.EncoderGraph, x: Any) -> Inputs:
@@ -51,14 +57,17 @@ def as_inputs(graph: N.EncoderGraph, x: Any) -> Inputs:
         if not isinstance(x, torch.Tensor) or x.ndim != 4:
             raise ValueError(f"{graph.name}: image input must be a (B, C, H, W) tensor, got {type(x).__name__}")
         return Inputs(pixels=x)
+    types = None
     if isinstance(x, Mapping):
         ids = x["input_ids"]
         mask = x.get("attention_mask")
+        types = x.get("token_type_ids")
     elif isinstance(x, torch.Tensor) and x.ndim == 2:
         ids, mask = x, None
     else:
         raise ValueError(f"{graph.name}: token input must be (B, N) ids or a mapping with input_ids")
-    return Inputs(ids=ids.long(), mask=None if mask is None else mask.long())
+    return Inputs(ids=ids.long(), mask=None if mask is None else mask.long(),
+                  types=None if types is None else types.long())
 
 
 class Ops(Protocol):
@@ -94,13 +103,21 @@ def embed(node: N.PatchEmbed | N.TokenEmbed, inputs: Inputs, dtype: torch.dtype)
     else:
         if inputs.ids is None:
             raise ValueError(f"{node.path}: this tower takes token ids")
-        n = inputs.ids.shape[1]
-        if n > node.pos.shape[0]:
-            raise ValueError(f"{node.path}: {n} tokens exceed the {node.pos.shape[0]} positions")
-        x = node.word.to(dtype)[inputs.ids] + node.pos[:n].to(dtype)
-        if node.type_row is not None:
-            x = x + node.type_row.to(dtype)
+        pos = positions(node, inputs.ids)
+        if int(pos.max()) >= node.pos.shape[0]:
+            raise ValueError(f"{node.path}: {inputs.ids.shape[1]} tokens exceed the {node.pos.shape[0]} positions")
+        x = node.word.to(dtype)[inputs.ids] + node.pos.to(dtype)[pos]
+        if node.types is not None:
+            x = x + node.types.to(dtype)[inputs.types if inputs.types is not None else 0]
     return layer_norm(node.norm, x) if node.norm is not None else x
+
+
+def positions(node: N.TokenEmbed, ids: torch.Tensor) -> torch.Tensor:
+    """Position ids of a token batch: 0 … N−1, or RoBERTa's pad-aware numbering when ``node.pad_id`` is set."""
+    if node.pad_id is None:
+        return torch.arange(ids.shape[-1])
+    real = (ids != node.pad_id).long()
+    return real.cumsum(-1) * real + node.pad_id
 
 
 def attention_mask(graph: N.EncoderGraph, inputs: Inputs, n: int) -> torch.Tensor | None:
@@ -183,7 +200,7 @@ def pool(r: N.Readout, x: torch.Tensor, inputs: Inputs) -> torch.Tensor:
     if r.pool == "cls":
         return x[..., 0, :]
     if r.pool == "avg_tokens":
-        return x[..., 1:, :].mean(-2)
+        return x[..., r.prefix_tokens:, :].mean(-2)
     if r.pool == "eot":
         idx = inputs.ids.argmax(-1)
         return x[..., torch.arange(idx.shape[0]), idx, :]
@@ -204,15 +221,25 @@ def readout(r: N.Readout, x: torch.Tensor, inputs: Inputs, ops: Ops,
     return ops.linear(r.proj, ops.neuron(f"{r.path}.in", y)) if r.proj is not None else y
 
 
-def run(graph: N.EncoderGraph, inputs: Inputs, ops: Ops, dtype: torch.dtype = torch.float32,
-        x0: torch.Tensor | None = None) -> torch.Tensor:
-    """Executes the whole tower with ``ops``; ``x0`` is a precomputed :func:`embed` output."""
+def stages(graph: N.EncoderGraph, inputs: Inputs, ops: Ops, dtype: torch.dtype = torch.float32,
+           x0: torch.Tensor | None = None) -> Iterator[tuple[str, torch.Tensor]]:
+    """Executes the whole tower with ``ops``, yielding (node path, output) after the embedding, after every
+    block and after the readout (the last item is the tower's output); ``x0`` is a precomputed :func:`embed`."""
     x0 = embed(graph.embed, inputs, dtype) if x0 is None else x0
+    yield graph.embed.path, x0
     mask = attention_mask(graph, inputs, x0.shape[1])
     x = ops.inject(x0)
     for b in graph.blocks:
         x = block(b, x, mask, ops)
-    return readout(graph.readout, x, inputs, ops)
+        yield b.path, x
+    yield graph.readout.path, readout(graph.readout, x, inputs, ops)
+
+
+def run(graph: N.EncoderGraph, inputs: Inputs, ops: Ops, dtype: torch.dtype = torch.float32,
+        x0: torch.Tensor | None = None) -> torch.Tensor:
+    """Executes the whole tower with ``ops``; ``x0`` is a precomputed :func:`embed` output."""
+    *_, (_, y) = stages(graph, inputs, ops, dtype, x0)
+    return y
 
 
 class DirectUnits:

@@ -8,14 +8,19 @@ and :class:`spikemfm.models.tiny_clip.TinyCLIP` towers. Anything else raises
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, Callable
+
 import torch
 from torch import nn
 
 from spikemfm.errors import UnsupportedModuleError
 from spikemfm.ir import nodes as N
+from spikemfm.ir.engine import Inputs
 
 SUPPORTED = ("timm VisionTransformer/DeiT", "open_clip VisionTransformer", "OpenClipTextTower",
-             "transformers BertModel", "spikemfm TextEncoder")
+             "transformers BertModel/RobertaModel/XLMRobertaModel", "spikemfm TextEncoder")
+BERT_CLASSES = ("BertModel", "RobertaModel", "XLMRobertaModel")
 
 
 def _unsupported(path: str, module: object, what: str) -> UnsupportedModuleError:
@@ -108,6 +113,7 @@ def from_timm_vit(m: nn.Module, name: str = "timm-vit") -> N.EncoderGraph:
                          _t(m.cls_token[0, 0]) if m.cls_token is not None else None, _t(m.pos_embed[0]), None)
     blocks = tuple(_timm_block(f"blocks.{i}", b) for i, b in enumerate(m.blocks))
     pool = "cls" if m.global_pool == "token" else "avg_tokens"
+    prefix = 0 if getattr(m, "pool_include_prefix", False) else int(m.num_prefix_tokens)
     after = not isinstance(m.fc_norm, nn.Identity)  # timm applies fc_norm after pooling, norm before
     if after and not isinstance(m.norm, nn.Identity):
         raise _unsupported("norm", m.norm, "both norm and fc_norm set")
@@ -115,7 +121,7 @@ def from_timm_vit(m: nn.Module, name: str = "timm-vit") -> N.EncoderGraph:
     norm = m.fc_norm if after else m.norm
     head = None if isinstance(m.head, nn.Identity) else _linear("head", m.head)
     readout = N.Readout(norm_path, None if isinstance(norm, nn.Identity) else _layernorm(norm_path, norm),
-                        pool, head, norm_after_pool=after)
+                        pool, head, norm_after_pool=after, prefix_tokens=prefix)
     return N.EncoderGraph(name, "image", embed, blocks, readout)
 
 
@@ -171,10 +177,12 @@ class OpenClipTextTower(nn.Module):
 
 
 def from_open_clip_text(tower: OpenClipTextTower, name: str = "open_clip-text") -> N.EncoderGraph:
-    """The causal CLIP text tower (token + position embeddings, causal mask, EOT pooling, projection)."""
+    """The CLIP text tower (token + position embeddings, causal mask unless ``no_causal_mask``, EOT pooling,
+    projection)."""
     c = tower.clip
     embed = N.TokenEmbed("token_embedding", _t(c.token_embedding.weight), _t(c.positional_embedding), None, None)
-    blocks = tuple(_clip_block(f"transformer.resblocks.{i}", b, True) for i, b in enumerate(c.transformer.resblocks))
+    causal = getattr(c, "attn_mask", None) is not None  # open_clip drops the mask for no_causal_mask=True
+    blocks = tuple(_clip_block(f"transformer.resblocks.{i}", b, causal) for i, b in enumerate(c.transformer.resblocks))
     readout = N.Readout("ln_final", _layernorm("ln_final", c.ln_final), "eot",
                         _proj_matrix("text_projection", c.text_projection))
     return N.EncoderGraph(name, "tokens", embed, blocks, readout)
@@ -196,30 +204,92 @@ def _bert_layer(path: str, layer: nn.Module) -> N.Block:
                    _layernorm(f"{path}.output.LayerNorm", layer.output.LayerNorm), mlp)
 
 
-def from_bert(bert: nn.Module, pool: str = "mean", name: str = "bert") -> N.EncoderGraph:
-    """A Hugging Face ``BertModel``; output = pooled last hidden state (``mean`` or ``cls``)."""
+def _roberta_pad_id(path: str, bert: nn.Module) -> int | None:
+    """RoBERTa-style embeddings number positions from ``padding_idx + 1`` (see :func:`engine.positions`)."""
     e = bert.embeddings
+    if not hasattr(e, "create_position_ids_from_input_ids"):
+        return None
+    pad = getattr(e, "padding_idx", None)
+    if pad is None:
+        raise _unsupported(path, e, "RoBERTa-style embeddings without padding_idx")
+    return int(pad)
+
+
+def from_bert(bert: nn.Module, pool: str = "mean", name: str = "bert", path: str = "") -> N.EncoderGraph:
+    """A Hugging Face ``BertModel`` (or RoBERTa / XLM-R, same layout); output = pooled last hidden state
+    (``mean`` or ``cls``). Token types (sentence pairs) and RoBERTa position numbering are kept."""
+    e = bert.embeddings
+    types = getattr(e, "token_type_embeddings", None)
     embed = N.TokenEmbed("embeddings", _t(e.word_embeddings.weight), _t(e.position_embeddings.weight),
-                         _t(e.token_type_embeddings.weight[0]), _layernorm("embeddings.LayerNorm", e.LayerNorm))
+                         None if types is None else _t(types.weight),
+                         _layernorm("embeddings.LayerNorm", e.LayerNorm), _roberta_pad_id(f"{path}embeddings", bert))
     blocks = tuple(_bert_layer(f"encoder.layer.{i}", layer) for i, layer in enumerate(bert.encoder.layer))
     return N.EncoderGraph(name, "tokens", embed, blocks, N.Readout("pooler", None, pool, None))
 
 
-def extract(model: nn.Module, name: str | None = None) -> N.EncoderGraph:
-    """Dispatches on the tower type; raises :class:`UnsupportedModuleError` for anything else."""
-    cls = type(model).__name__
-    mod = type(model).__module__
-    if mod.startswith("timm.") and cls in ("VisionTransformer", "VisionTransformerDistilled"):
-        return from_timm_vit(model, name or "timm-vit")
-    if mod.startswith("open_clip.") and cls == "VisionTransformer":
-        return from_open_clip_visual(model, name or "open_clip-visual")
-    if isinstance(model, OpenClipTextTower):
-        return from_open_clip_text(model, name or "open_clip-text")
-    if cls == "BertModel":
-        return from_bert(model, "cls", name or "bert")
-    if cls == "TextEncoder":
-        return from_bert(model.bert, "mean", name or "bert-mean")
-    if cls == "CLIP" or cls == "TinyCLIP":
+@dataclass(frozen=True)
+class Extractor:
+    """One tower family: how it maps onto the graph and what of the module the graph must reproduce.
+
+    Attributes:
+        name: the family's registry name.
+        matches: whether a module belongs to the family.
+        build: (module, graph name or None) → graph.
+        reference: (module, inputs) → the module's own output that the graph's output equals (the fidelity
+            guard, :mod:`spikemfm.ir.fidelity`, runs it on a float64 copy).
+        root: module → (the module whose submodule paths the graph's node paths are, prefix of those paths).
+    """
+
+    name: str
+    matches: Callable[[nn.Module], bool]
+    build: Callable[[nn.Module, str | None], N.EncoderGraph]
+    reference: Callable[[nn.Module, Inputs], torch.Tensor]
+    root: Callable[[nn.Module], tuple[nn.Module, str]] = lambda m: (m, "")
+
+
+def first_tensor(y: Any) -> torch.Tensor:
+    """A module's output tensor (the first item where it returns a tuple)."""
+    return y[0] if isinstance(y, (tuple, list)) else y
+
+
+def _hf_kwargs(x: Inputs) -> dict[str, torch.Tensor]:
+    kwargs = {"input_ids": x.ids, "attention_mask": x.mask if x.mask is not None else torch.ones_like(x.ids)}
+    return kwargs if x.types is None else {**kwargs, "token_type_ids": x.types}
+
+
+def _is(module_prefix: str, *classes: str) -> Callable[[nn.Module], bool]:
+    return lambda m: type(m).__module__.startswith(module_prefix) and type(m).__name__ in classes
+
+
+EXTRACTORS: tuple[Extractor, ...] = (
+    Extractor("timm-vit", _is("timm.", "VisionTransformer", "VisionTransformerDistilled"),
+              lambda m, n: from_timm_vit(m, n or "timm-vit"), lambda m, x: m(x.pixels)),
+    Extractor("open_clip-visual", _is("open_clip.", "VisionTransformer"),
+              lambda m, n: from_open_clip_visual(m, n or "open_clip-visual"), lambda m, x: first_tensor(m(x.pixels)),
+              lambda m: (m, "visual.")),
+    Extractor("open_clip-text", lambda m: isinstance(m, OpenClipTextTower),
+              lambda m, n: from_open_clip_text(m, n or "open_clip-text"), lambda m, x: m(x.ids),
+              lambda m: (m.clip, "")),
+    Extractor("hf-bert", lambda m: type(m).__name__ in BERT_CLASSES,
+              lambda m, n: from_bert(m, "cls", n or "bert"),
+              lambda m, x: m(**_hf_kwargs(x)).last_hidden_state[:, 0]),
+    Extractor("text-encoder", lambda m: type(m).__name__ == "TextEncoder",
+              lambda m, n: from_bert(m.bert, "mean", n or "bert-mean", "bert."),
+              lambda m, x: m.pooled(**_hf_kwargs(x)), lambda m: (m.bert, "")),
+)
+
+
+def extractor_for(model: nn.Module) -> Extractor:
+    """The registered family of ``model``; raises :class:`UnsupportedModuleError` for anything else."""
+    for ex in EXTRACTORS:
+        if ex.matches(model):
+            return ex
+    if type(model).__name__ in ("CLIP", "TinyCLIP"):
         raise _unsupported("", model, "a two-tower model: convert each tower (model.visual, and "
                            "OpenClipTextTower(model) for open_clip or model.text for TinyCLIP) separately")
     raise _unsupported("", model, "not a supported transformer tower")
+
+
+def extract(model: nn.Module, name: str | None = None) -> N.EncoderGraph:
+    """Dispatches on the tower type; raises :class:`UnsupportedModuleError` for anything else."""
+    return extractor_for(model).build(model, name)

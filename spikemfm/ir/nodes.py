@@ -92,13 +92,18 @@ class PatchEmbed:
 
 @dataclass(frozen=True)
 class TokenEmbed:
-    """x = E[ids] + P[0:N] (+ token-type row), then optional LayerNorm (BERT)."""
+    """x = E[ids] + P[pos] (+ S[types]), then optional LayerNorm (BERT).
+
+    pos = 0 … N−1, or with ``pad_id`` set (RoBERTa / XLM-R) pos = pad_id + cumsum(ids ≠ pad_id) on real tokens
+    and pad_id on padding; S is the token-type (segment) table, row 0 where no types are given.
+    """
 
     path: str
     word: torch.Tensor
     pos: torch.Tensor
-    type_row: torch.Tensor | None
+    types: torch.Tensor | None
     norm: LayerNorm | None
+    pad_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,8 @@ class Readout:
     """y = proj(pool(norm(x))) (or proj(norm(pool(x))) when ``norm_after_pool``); pool ∈ POOLS.
 
     cls: token 0; eot: the token at argmax(ids) (CLIP text); mean: masked mean over tokens
-    (sentence-transformers); avg_tokens: mean over tokens 1..N (ViT ``avg`` pooling).
+    (sentence-transformers); avg_tokens: mean over tokens ``prefix_tokens`` … N−1 (ViT ``avg`` pooling, which
+    skips the class/register tokens: 1 with a class token, 0 without one or with ``pool_include_prefix``).
     """
 
     path: str
@@ -114,6 +120,7 @@ class Readout:
     pool: str
     proj: Linear | None
     norm_after_pool: bool = False
+    prefix_tokens: int = 1
 
 
 @dataclass(frozen=True)

@@ -42,12 +42,19 @@ class TextEncoder(nn.Module):
         return self.tokenizer(list(texts), padding=True, truncation=True,
                               max_length=self.max_length, return_tensors="pt")
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Mean-pooled, L2-normalised embeddings (B, hidden)."""
-        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+               token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean of the last hidden states over real tokens (B, hidden), before normalisation: what the
+        converted tower computes."""
+        kwargs = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
-        return nn.functional.normalize(pooled, dim=-1)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean-pooled, L2-normalised embeddings (B, hidden)."""
+        return nn.functional.normalize(self.pooled(input_ids, attention_mask, token_type_ids), dim=-1)
 
     @torch.no_grad()
     def encode(self, texts: list[str]) -> torch.Tensor:

@@ -135,7 +135,7 @@ class _Builder:
             index = _np(inputs.ids.argmax(-1))
         elif r.pool == "avg_tokens":
             weights = np.ones((b, n), dtype=np.int64)
-            weights[:, 0] = 0
+            weights[:, :r.prefix_tokens] = 0
         else:
             weights = np.ones((b, n), np.int64) if inputs.mask is None else _np(inputs.mask.long())
         p = self._add(self.P.TokenPool(in_shape=h.shape, kind=r.pool, index=index, weights=weights,

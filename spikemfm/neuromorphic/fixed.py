@@ -214,6 +214,6 @@ def fx_pool(r: N.Readout, x: torch.Tensor, inputs: engine.Inputs) -> torch.Tenso
     if r.pool in ("cls", "eot"):
         return engine.pool(r, x, inputs)
     if r.pool == "avg_tokens":
-        return torch.div(x[..., 1:, :].sum(-2), x.shape[-2] - 1, rounding_mode="floor")
+        return torch.div(x[..., r.prefix_tokens:, :].sum(-2), x.shape[-2] - r.prefix_tokens, rounding_mode="floor")
     m = (inputs.mask if inputs.mask is not None else torch.ones_like(inputs.ids)).to(torch.int64)[..., None]
     return torch.div((x * m).sum(-2), m.sum(-2).clamp_min(1), rounding_mode="floor")

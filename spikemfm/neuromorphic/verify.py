@@ -88,7 +88,16 @@ AGREEMENT_MODELS = ("tiny-clip-image", "minilm")
 
 
 def _converted(model: str, n_inputs: int, bits: int, max_spikes: int | None, seed: int) -> tuple[SpikingModel, Any]:
-    """A converted real model and a batch of real inputs (Fashion-MNIST test images / fortunes sentences)."""
+    """A converted real model and a batch of real inputs (Fashion-MNIST test images / fortunes sentences).
+
+    ``model`` is one of :data:`AGREEMENT_MODELS` (converted here with ``bits`` / ``max_spikes``) or a file
+    written by ``spikemfm convert`` (used as saved; ``bits`` and ``max_spikes`` do not apply).
+    """
+    if model not in AGREEMENT_MODELS:
+        from spikemfm.jobs import saved_test_inputs
+
+        snn, inputs, _ = saved_test_inputs(model, n_inputs)
+        return snn, inputs
     from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
     from spikemfm.data import load_fashion_mnist, load_sentences
     from spikemfm.models.text import load_minilm
@@ -102,8 +111,6 @@ def _converted(model: str, n_inputs: int, bits: int, max_spikes: int | None, see
         text = load_minilm()
         qann = quantize(text, QuantConfig(bits=bits), [text.tokenize(load_sentences(64, seed=1))])
         inputs = text.tokenize(load_sentences(n_inputs, seed=seed + 2))
-    else:
-        raise ValueError(f"agreement model {model!r}: choose from {AGREEMENT_MODELS}")
     return convert(qann, ConvertConfig(max_spikes_per_step=max_spikes)), inputs
 
 
@@ -112,8 +119,9 @@ def agreement_job(model: str, parts: list[tuple[str, int]], precisions: list[str
                   seed: int = 0, frac_bits: int = 16) -> list[dict[str, Any]]:
     """Agreement of parts of a real converted model on real inputs, for every (part, precision).
 
-    ``model``: ``tiny-clip-image`` (the bundled tiny CLIP's ViT on Fashion-MNIST test images) or
-    ``minilm`` (all-MiniLM-L6-v2, post-LN BERT with padding, on real sentences); ``frac_bits`` sets the
+    ``model``: ``tiny-clip-image`` (the bundled tiny CLIP's ViT on Fashion-MNIST test images),
+    ``minilm`` (all-MiniLM-L6-v2, post-LN BERT with padding, on real sentences) or the path of a model
+    written by ``spikemfm convert`` (any family, on real test data fitted to it); ``frac_bits`` sets the
     fixed-point format (BERT's outlier features need F ≤ 14 to fit 24 bits). Quantized with
     calibration on training data / other sentences, then converted. Module-level and returning plain
     dicts so that :func:`~spikemfm.neuromorphic.isolate.run_isolated` can run it in a worker.

@@ -33,9 +33,13 @@ def test_burst_and_graded_neurons():
     assert if_membrane_reference([5.2, 0, 0], 1.0, -7, 7, max_step=None) == [5, 0, 0]
 
 
+# Currents on a 1/64 grid and dyadic thresholds: every sum and membrane value is exact in float64, so the two
+# formulations must agree everywhere, rounding ties (frequent on this grid) included. Arbitrary floats made
+# the comparison depend on float rounding (0.125 then −2.4e−38 vanishes in the cumulative sum, not in the
+# membrane), which is not the property under test.
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.floats(-6, 6, allow_nan=False, width=32), min_size=1, max_size=24),
-       st.sampled_from([0.25, 0.5, 1.0, 1.7]), st.integers(1, 7), st.sampled_from([1, 2, 3, None]))
+@given(st.lists(st.integers(-384, 384).map(lambda k: k / 64), min_size=1, max_size=24),
+       st.sampled_from([0.25, 0.5, 1.0, 1.75]), st.integers(1, 7), st.sampled_from([1, 2, 3, None]))
 def test_closed_form_equals_membrane_recurrence(current, theta, hi, max_step):
     lo = -hi
     spikes = if_membrane_reference(current, theta, lo, hi, max_step)
