@@ -69,7 +69,8 @@ def _cmd_energy(args: argparse.Namespace) -> int:
     summary = [r.summary() for r in reports]
     # 80 columns: the totals and ratios that answer "does the SNN pay"; every column is in the files
     short = [{"profile": r["profile"], "SNN nJ": r["snn_nJ"], "SNN/int8": r.get("snn/int8"),
-              "SNN/bit-matched": r.get("snn/qann_bitmatched"), "complete": "yes" if r["complete"] == "yes" else "no"} for r in summary]
+              "SNN/bit-matched": r.get("snn/qann_bitmatched"), "complete": "yes" if r["complete"] == "yes" else "no"}
+             for r in summary]
     _print_rows(f"energy per inference, {what}", short)
     out = Path(args.out)
     cfg = {k: v for k, v in vars(args).items() if k != "func"}
@@ -151,6 +152,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spikes_flag(text: str) -> int | str:
+    """--max-spikes of convert: a positive integer or 'graded' (validated by ConvertJob)."""
+    return text if text == "graded" else int(text) if text.lstrip("-").isdigit() else text
+
+
 _CONFIG_HELP = ("TOML file of this command's options (keys = flag names, at the top level or in a [{}] table); "
                 "flags given on the command line override it")
 
@@ -167,7 +173,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     cv.add_argument("--head-ratio", type=float)
     cv.add_argument("--mlp-ratio", type=float)
     cv.add_argument("--recovery-steps", type=int)
-    cv.add_argument("--max-spikes", type=int, help="spikes per neuron per step; 0 = graded")
+    cv.add_argument("--max-spikes", type=_spikes_flag, help="spikes per neuron per step: an integer or 'graded'")
     cv.add_argument("--timesteps", "-T", type=int)
     cv.add_argument("--calib-samples", type=int)
     cv.add_argument("--eval-samples", type=int)

@@ -32,7 +32,7 @@ class ConvertJob:
         budget: average bits for mixed precision (None: uniform ``bits``).
         head_ratio, mlp_ratio: fractions of heads / MLP channels to prune (0: no pruning).
         recovery_steps: distillation steps after pruning (0: none).
-        max_spikes: spikes per neuron per step (0 = graded, no bound).
+        max_spikes: spikes per neuron per step: a positive integer, or ``"graded"`` (no bound).
         timesteps: steps simulated for the summary's exactness check.
         calib_samples: real calibration samples (images or sentences).
         eval_samples: real test samples simulated for the summary.
@@ -47,7 +47,7 @@ class ConvertJob:
     head_ratio: float = 0.0
     mlp_ratio: float = 0.0
     recovery_steps: int = 0
-    max_spikes: int = 16
+    max_spikes: int | str = 16
     timesteps: int = 32
     calib_samples: int = 256
     eval_samples: int = 16
@@ -56,12 +56,20 @@ class ConvertJob:
     def __post_init__(self) -> None:
         if self.tower not in TOWERS:
             raise ConfigError(f"ConvertJob.tower={self.tower!r}: choose one of {TOWERS}")
-        for name in ("recovery_steps", "max_spikes"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"ConvertJob.{name}={getattr(self, name)}: must be >= 0")
+        if self.recovery_steps < 0:
+            raise ConfigError(f"ConvertJob.recovery_steps={self.recovery_steps}: must be >= 0")
+        if self.max_spikes != "graded" and (isinstance(self.max_spikes, bool) or not isinstance(self.max_spikes, int)
+                                            or self.max_spikes < 1):
+            raise ConfigError(f"ConvertJob.max_spikes={self.max_spikes!r}: give a positive integer or 'graded'")
         for name in ("timesteps", "calib_samples", "eval_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"ConvertJob.{name}={getattr(self, name)}: must be >= 1")
+
+
+    @property
+    def spikes_per_step(self) -> int | None:
+        """``max_spikes`` as :class:`~spikemfm.convert.ConvertConfig` takes it (None: graded)."""
+        return None if self.max_spikes == "graded" else int(self.max_spikes)
 
 
 def job_from_toml(path: str | Path | None, overrides: dict[str, Any]) -> ConvertJob:
@@ -155,7 +163,7 @@ def run_convert(job: ConvertJob, progress: bool = True) -> dict[str, Any]:
                     progress=progress)
     qcfg = MixedPrecisionConfig(budget=job.budget) if job.budget is not None else QuantConfig(bits=job.bits)
     qann = quantize(model, qcfg, calib, progress=progress)
-    snn = convert(qann, ConvertConfig(max_spikes_per_step=job.max_spikes or None))
+    snn = convert(qann, ConvertConfig(max_spikes_per_step=job.spikes_per_step))
     x = real_batches(graph, tokenizer, "test", job.eval_samples, job.eval_samples)[0]
     res, ref = simulate(snn, x, job.timesteps), qann(x)
     out = Path(job.out)

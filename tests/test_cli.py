@@ -62,7 +62,7 @@ def test_convert_then_simulate_from_a_toml_config(tmp_path, capsys):
     import json
 
     cfg = tmp_path / "job.toml"
-    cfg.write_text('model = "tiny-clip-fmnist"\nbits = 4\nmax_spikes = 0\ntimesteps = 4\n'
+    cfg.write_text('model = "tiny-clip-fmnist"\nbits = 4\nmax_spikes = "graded"\ntimesteps = 4\n'
                    'calib_samples = 64\neval_samples = 4\n')
     out = tmp_path / "cv"
     assert main(["convert", "--config", str(cfg), "--head-ratio", "0.25", "--out", str(out), "--no-progress"]) == 0
@@ -82,7 +82,9 @@ def test_cli_errors_are_one_clear_line(tmp_path, capsys):
              (["convert", "--config", str(bad)], "unknown field(s) ['bitz']"),
              (["convert", "--model", "timm:vit_tiny_patch16_224", "--checkpoint", str(tmp_path / "nope.pth")],
               "no such file"),
-             (["simulate", str(tmp_path / "nope.snn.pt")], "no such file")]
+             (["simulate", str(tmp_path / "nope.snn.pt")], "no such file"),
+             (["convert", "--max-spikes", "0"], "max_spikes=0: give a positive integer or 'graded'"),
+             (["convert", "--max-spikes", "few"], "max_spikes='few': give a positive integer or 'graded'")]
     for argv, message in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()
@@ -173,7 +175,7 @@ def saved_models(tmp_path_factory):
     from spikemfm.serialize import save_converted
 
     root = tmp_path_factory.mktemp("saved")
-    assert main(["convert", "--model", "minilm", "--bits", "8", "--max-spikes", "0", "-T", "2", "--calib-samples",
+    assert main(["convert", "--model", "minilm", "--bits", "8", "--max-spikes", "graded", "-T", "2", "--calib-samples",
                  "32", "--eval-samples", "4", "--out", str(root / "minilm"), "--no-progress"]) == 0
     torch.manual_seed(0)
     vit = spikemfm.load("timm:vit_small_patch16_224", img_size=28, patch_size=7, depth=2, embed_dim=32, num_heads=2,

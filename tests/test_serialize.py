@@ -34,3 +34,30 @@ def test_bad_files_fail_clearly(tmp_path):
     torch.save({"weights": torch.ones(2)}, other)
     with pytest.raises(ModelLoadError, match="not a spikemfm-snn"):
         load_converted(other)
+
+
+def test_saved_model_is_compact_and_reloads_bit_identical(tmp_path):
+    """8-bit integer weights stored as int8, float weights as float32: ~5 bytes per parameter, not ~16."""
+    from spikemfm.models.text import small_bert
+
+    bert = small_bert(hidden=64, layers=2, heads=2)
+    ids = torch.randint(0, 1000, (4, 9))
+    qann = quantize(bert, spikemfm.QuantConfig(bits=8), [ids])
+    snn = convert(qann, ConvertConfig(max_spikes_per_step=None))
+    path = save_converted(snn, tmp_path / "m.snn.pt")
+    params = sum(ql.w_int.numel() for ql in qann.qparams.linears.values())
+    embed = qann.graph.embed.word.numel() + qann.graph.embed.pos.numel()
+    assert path.stat().st_size < 5.5 * params + 4.5 * embed + 200_000
+    back, _ = load_converted(path)
+    for k, ql in qann.qparams.linears.items():
+        assert back.qparams.linears[k].w_int.dtype == torch.float64
+        assert torch.equal(back.qparams.linears[k].w_int, ql.w_int)
+    assert torch.equal(back.graph.blocks[0].mlp.fc1.weight, qann.graph.blocks[0].mlp.fc1.weight)
+    assert torch.equal(spikemfm.simulate(back, ids, 2).outputs, spikemfm.simulate(snn, ids, 2).outputs)
+
+
+def test_older_format_says_convert_again(tmp_path):
+    old = tmp_path / "old.pt"
+    torch.save({"format": "spikemfm-snn/1"}, old)
+    with pytest.raises(ModelLoadError, match="older spikemfm: convert the model again"):
+        load_converted(old)

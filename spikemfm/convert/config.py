@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from spikemfm.errors import ConfigError
+from spikemfm.ir.nodes import Point, Role
 
 MIN_BITS, MAX_BITS = 2, 16
 CLIP_METHODS = ("max", "mse", "percentile")
@@ -76,12 +77,12 @@ class QuantConfig:
         if self.max_calib_batches < 1:
             raise ConfigError("QuantConfig.max_calib_batches must be >= 1")
 
-    def act_bits(self, point: str) -> int:
-        """Bits of the activation at quantization point ``point``."""
+    def act_bits(self, point: Point) -> int:
+        """Bits of the activation at quantization point ``point`` (its role decides ``attn_bits``)."""
         for pattern, bits in self.act_overrides:
             if fnmatch.fnmatchcase(point, pattern):
                 return bits
-        if point.endswith(".probs") and self.attn_bits is not None:
+        if getattr(point, "role", None) is Role.PROBS and self.attn_bits is not None:
             return self.attn_bits
         return self.bits
 

@@ -127,7 +127,7 @@ def channel_importance(graph: N.EncoderGraph, batches: list[engine.Inputs]) -> l
     counts: dict[str, int] = {}
 
     def observe(point: str, x: torch.Tensor) -> None:
-        if point.endswith(".act"):
+        if point.role is N.Role.ACT:
             flat = x.detach().abs().reshape(-1, x.shape[-1]).to(torch.float64)
             sums[point] = sums.get(point, 0) + flat.sum(0)
             counts[point] = counts.get(point, 0) + flat.shape[0]

@@ -12,13 +12,14 @@ from tqdm.auto import tqdm
 from spikemfm.convert import exact
 from spikemfm.convert.config import QuantConfig
 from spikemfm.convert.mixed import BitAllocation, MixedPrecisionConfig, allocate
-from spikemfm.convert.quantizers import ActQuant, QLinear, calibrate_step, make_qlinear, signed_range
+from spikemfm.convert.quantizers import ActQuant, calibrate_step, make_qlinear, signed_range
 from spikemfm.convert.sensitivity import Calibration, Sensitivity, measure_sensitivity
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
 from spikemfm.ir.extract import extract
 from spikemfm.ir.fidelity import Fidelity, check_fidelity
+from spikemfm.ir.netlist import Lookup, NeuronLayer, SpikeProduct, SynapticLayer, build_netlist
 from spikemfm.ir.engine import DirectUnits
 from spikemfm.ir.float_ops import FloatOps
 
@@ -66,51 +67,39 @@ def _graph64(graph: N.EncoderGraph) -> N.EncoderGraph:
     return N.map_tensors(graph, lambda t: t.detach().to(torch.float64))
 
 
-def _act_quant(point: str, res: _Reservoir, cfg: QuantConfig) -> ActQuant:
+def _act_quant(point: N.Point, res: _Reservoir, cfg: QuantConfig) -> ActQuant:
     bits = cfg.act_bits(point)
-    if point.endswith(".probs"):  # softmax output in [0, 1]: unsigned levels, fixed step
+    if point.role.unsigned:  # softmax output in [0, 1]: unsigned levels, fixed step
         hi = 2 ** bits - 1
         return ActQuant(point, 1.0 / hi, 0, hi, bits)
     lo, hi = signed_range(bits)
     return ActQuant(point, calibrate_step(res.get(point), lo, hi, cfg.clip, cfg.percentile), lo, hi, bits)
 
 
-def _qlinear(node: N.Linear, in_step: float, cfg: QuantConfig) -> QLinear:
-    return make_qlinear(node, in_step, cfg.weight_row_bits(node.path, node.weight.shape[0]))
-
-
-def _build_attention(a: N.Attention, res: _Reservoir, cfg: QuantConfig, qp: QParams) -> None:
-    names = ("in", "q", "k", "v", "probs", "ctx")
-    q = {n: _act_quant(f"{a.path}.{n}", res, cfg) for n in names}
-    qp.quants.update({f"{a.path}.{n}": q[n] for n in names})
-    for lin in (a.q, a.k, a.v):
-        qp.linears[lin.path] = _qlinear(lin, q["in"].step, cfg)
-    qp.linears[a.o.path] = _qlinear(a.o, q["ctx"].step, cfg)
-    qp.score_scales[a.path] = q["q"].step * q["k"].step * engine.score_scale(a)
-    qp.ctx_scales[a.path] = q["probs"].step * q["v"].step
-
-
-def _build_mlp(m: N.MLP, res: _Reservoir, cfg: QuantConfig, qp: QParams) -> None:
-    q = {n: _act_quant(f"{m.path}.{n}", res, cfg) for n in ("in", "hidden", "act")}
-    qp.quants.update({f"{m.path}.{n}": q[n] for n in q})
-    qp.linears[m.fc1.path] = _qlinear(m.fc1, q["in"].step, cfg)
-    qp.linears[m.fc2.path] = _qlinear(m.fc2, q["act"].step, cfg)
-    hid = q["hidden"]
-    levels = torch.arange(hid.lo, hid.hi + 1, dtype=torch.float64)
-    qp.luts[m.path] = q["act"].level(N.activation(m.act, levels * hid.step))
-
-
 def build_qparams(graph: N.EncoderGraph, res: _Reservoir, cfg: QuantConfig) -> QParams:
-    """Quantizes every Linear and every spiking activation of a float64 graph."""
+    """Quantizes every Linear and every spiking activation of a float64 graph, iterating its netlist."""
     qp = QParams()
-    for b in graph.blocks:
-        _build_attention(b.attn, res, cfg, qp)
-        _build_mlp(b.mlp, res, cfg, qp)
-    r = graph.readout
-    if r.proj is not None:
-        qr = _act_quant(f"{r.path}.in", res, cfg)
-        qp.quants[qr.point] = qr
-        qp.linears[r.proj.path] = _qlinear(r.proj, qr.step, cfg)
+    net = build_netlist(graph)
+    linears = {lin.path: lin for lin in N.find_nodes(graph, N.Linear)}
+    attns = {a.path: a for a in N.find_nodes(graph, N.Attention)}
+    q = qp.quants
+    for r in net:  # in execution order: the reservoir is sampled in the same order as always
+        if isinstance(r, NeuronLayer):
+            if r.name not in q:  # an activation neuron is quantized with its lookup, just before
+                q[r.name] = _act_quant(r.point, res, cfg)
+        elif isinstance(r, SynapticLayer):
+            lin = linears[r.name]
+            qp.linears[r.name] = make_qlinear(lin, q[r.pre].step, cfg.weight_row_bits(r.name, lin.weight.shape[0]))
+        elif isinstance(r, SpikeProduct) and r.kind == "scores":  # Q·Kᵀ/√d
+            qp.score_scales[r.owner] = q[r.inputs[0]].step * q[r.inputs[1]].step * engine.score_scale(attns[r.owner])
+        elif isinstance(r, SpikeProduct):  # A·V
+            qp.ctx_scales[r.owner] = q[r.inputs[0]].step * q[r.inputs[1]].step
+        elif isinstance(r, Lookup):
+            hid = q[r.inputs[0]]
+            levels = torch.arange(hid.lo, hid.hi + 1, dtype=torch.float64)
+            out = net.consumers(r.name)[0]  # the activation neuron the lookup drives
+            q[out.name] = _act_quant(out.point, res, cfg)
+            qp.luts[r.owner] = q[out.name].level(N.activation(r.act, levels * hid.step))
     return qp
 
 
@@ -151,11 +140,11 @@ class QANNOps(DirectUnits):
         return exact.product(p, v, bound).to(self.dtype) * self.qp.ctx_scales[attn.path]
 
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
-        c = self.neuron(f"{mlp.path}.hidden", z)
+        c = self.neuron(N.Point(mlp.path, N.Role.HIDDEN), z)
         return self.qp.luts[mlp.path].to(self.dtype)[(c - self.qp.quants[f"{mlp.path}.hidden"].lo).long()]
 
 
-class QuantizedModel(nn.Module):
+class QuantizedModel:
     """A QANN: the tower's graph (float64) with integer weights and calibrated activation steps.
 
     ``forward(x)`` returns the QANN output (in ``config.precision``); ``float_forward(x)`` the float64
@@ -163,11 +152,13 @@ class QuantizedModel(nn.Module):
     ``allocation``: the mixed-precision bit allocation it was built from (None for uniform bits).
     ``fidelity``: how closely the extracted float graph reproduced the user's module on the first calibration
     batch (:mod:`spikemfm.ir.fidelity`; None when quantized from a graph or a pruned model).
+
+    A plain object, not an ``nn.Module``: it holds no trainable parameters (integer weights and calibrated steps
+    live in ``qparams``, float64 tensors of the graph are constants), so nothing would register them.
     """
 
     def __init__(self, graph: N.EncoderGraph, qparams: QParams, config: QuantConfig,
                  allocation: BitAllocation | None = None, fidelity: Fidelity | None = None) -> None:
-        super().__init__()
         self.graph = graph
         self.qparams = qparams
         self.config = config
@@ -178,6 +169,8 @@ class QuantizedModel(nn.Module):
     def forward(self, x: Any) -> torch.Tensor:
         dtype = self.config.dtype
         return engine.run(self.graph, engine.as_inputs(self.graph, x), QANNOps(self.qparams, dtype), dtype)
+
+    __call__ = forward
 
     @torch.no_grad()
     def float_forward(self, x: Any) -> torch.Tensor:
@@ -194,7 +187,8 @@ def as_graph(model: nn.Module | N.EncoderGraph, batch: Any = None) -> N.EncoderG
     return graph_and_fidelity(model, batch)[0]
 
 
-def graph_and_fidelity(model: nn.Module | N.EncoderGraph, batch: Any = None) -> tuple[N.EncoderGraph, Fidelity | None]:
+def graph_and_fidelity(model: nn.Module | N.EncoderGraph,
+                       batch: Any = None) -> tuple[N.EncoderGraph, Fidelity | None]:
     """:func:`as_graph` and the fidelity measured (None for a graph or a pruned model, or without a batch)."""
     if isinstance(model, N.EncoderGraph):
         return model, None

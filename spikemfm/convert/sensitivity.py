@@ -26,6 +26,7 @@ from spikemfm.convert.quantizers import ActQuant, quantize_weight
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
 from spikemfm.ir.float_ops import FloatOps
+from spikemfm.ir.netlist import SynapticLayer, build_netlist
 
 
 @dataclass(frozen=True)
@@ -49,17 +50,11 @@ class Knob:
         return (self.kind, f"{self.name}#{self.group}" if self.group else self.name)
 
 
-def linears_of(graph: N.EncoderGraph) -> dict[str, tuple[N.Linear, str, int | None]]:
+def linears_of(graph: N.EncoderGraph) -> dict[str, tuple[N.Linear, N.Point, int | None]]:
     """Every Linear of ``graph`` by path: (node, the quantization point feeding it, block index or None)."""
-    out: dict[str, tuple[N.Linear, str, int | None]] = {}
-    for i, b in enumerate(graph.blocks):
-        a, m = b.attn, b.mlp
-        for lin, point in ((a.q, f"{a.path}.in"), (a.k, f"{a.path}.in"), (a.v, f"{a.path}.in"),
-                           (a.o, f"{a.path}.ctx"), (m.fc1, f"{m.path}.in"), (m.fc2, f"{m.path}.act")):
-            out[lin.path] = (lin, point, i)
-    if graph.readout.proj is not None:
-        out[graph.readout.proj.path] = (graph.readout.proj, f"{graph.readout.path}.in", None)
-    return out
+    net = build_netlist(graph)
+    nodes = {lin.path: lin for lin in N.find_nodes(graph, N.Linear)}
+    return {r.name: (nodes[r.name], net.pre(r.name).point, net.block(r.name)) for r in net.of(SynapticLayer)}
 
 
 def knobs_of(graph: N.EncoderGraph, neurons: dict[str, int]) -> list[Knob]:
@@ -67,18 +62,11 @@ def knobs_of(graph: N.EncoderGraph, neurons: dict[str, int]) -> list[Knob]:
 
     ``neurons``: neurons per sample of every quantization point.
     """
+    net = build_netlist(graph)
     weights = [Knob("weight", path, i, lin.weight.numel()) for path, (lin, _, i) in linears_of(graph).items()]
-    out: list[Knob] = []
-    for i, b in enumerate(graph.blocks):
-        a, m = b.attn, b.mlp
-        out += [k for k in weights if k.block == i]
-        for point in [f"{a.path}.{n}" for n in ("in", "q", "k", "v", "probs", "ctx")] + \
-                     [f"{m.path}.{n}" for n in ("in", "hidden", "act")]:
-            out.append(Knob("act", point, i, neurons[point]))
-    if graph.readout.proj is not None:
-        out += [k for k in weights if k.block is None]
-        out.append(Knob("act", f"{graph.readout.path}.in", None, neurons[f"{graph.readout.path}.in"]))
-    return out
+    acts = [Knob("act", r.point, net.block(r.name), neurons[r.name]) for r in net.neurons()]
+    blocks: list[int | None] = [*range(len(graph.blocks)), None]  # the readout's knobs come last
+    return [k for b in blocks for group in (weights, acts) for k in group if k.block == b]
 
 
 def split_outliers(knobs: list[Knob], shares: dict[str, torch.Tensor], fraction: float,
@@ -154,7 +142,7 @@ class Calibration:
 
     def observe_moments(self, point: str, x: torch.Tensor, batch: int) -> None:
         self.neurons.setdefault(point, x.numel() // batch)
-        if point.endswith(".probs"):  # not the input of a Linear; its last axis is the (padded) sequence
+        if point.role is N.Role.PROBS:  # not the input of a Linear; its last axis is the (padded) sequence
             return
         flat = x.detach().reshape(-1, x.shape[-1]).to(torch.float64)
         self.moments[point] = self.moments.get(point, 0) + flat.T @ flat

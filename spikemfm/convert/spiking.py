@@ -4,14 +4,13 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
 from spikemfm.convert.config import ConvertConfig
 from spikemfm.convert.qann import QuantizedModel
 from spikemfm.errors import ConfigError
 
 
-class SpikingModel(nn.Module):
+class SpikingModel:
     """A converted SNN.
 
     Every quantizer of the QANN is a signed IF neuron (threshold = its step, bounded count), every
@@ -19,11 +18,10 @@ class SpikingModel(nn.Module):
     GELU a lookup neuron on its input neuron's count, softmax/LayerNorm float units on accumulated
     input (see :func:`spikemfm.snn.units.describe_units`).
     ``forward(x, timesteps)`` returns the accumulated outputs (T, B, ...); :func:`spikemfm.simulate`
-    also returns the spike counts.
+    also returns the spike counts. A plain object (no trainable parameters), like :class:`QuantizedModel`.
     """
 
     def __init__(self, qann: QuantizedModel, config: ConvertConfig) -> None:
-        super().__init__()
         self.graph = qann.graph
         self.qparams = qann.qparams
         self.quant_config = qann.config
@@ -33,6 +31,8 @@ class SpikingModel(nn.Module):
         from spikemfm.snn.simulate import simulate
 
         return simulate(self, x, timesteps).outputs
+
+    __call__ = forward
 
 
 def convert(qann: QuantizedModel, config: ConvertConfig | None = None) -> SpikingModel:

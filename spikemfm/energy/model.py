@@ -8,6 +8,7 @@ from pathlib import Path
 from spikemfm.energy import costs as C
 from spikemfm.energy.profiles import Profile, load_profile
 from spikemfm.energy.workload import LayerWork, layer_work
+from spikemfm.snn.simulate import SimResult
 
 RATE_DEPENDENT = ("synapse", "spike_product")
 
@@ -133,7 +134,7 @@ def _nj(v: float | None, missing: list[str] | None = None) -> float | str | None
     return f">= {v / 1000.0:.4g} (incomplete)" if missing else round(v / 1000.0, 3)
 
 
-def estimate_energy(sim, profile: Profile | str | Path) -> EnergyReport:
+def estimate_energy(sim: SimResult, profile: Profile | str | Path) -> EnergyReport:
     """Prices a simulation's work on a hardware profile against the dense baselines."""
     p = profile if isinstance(profile, Profile) else load_profile(profile)
     works = layer_work(sim)

@@ -13,6 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from spikemfm.ir import nodes as N
+from spikemfm.snn.simulate import SimResult
+from spikemfm.ir.netlist import (Encoding, FloatUnit, Lookup, NeuronLayer, SpikeProduct, SynapticLayer,
+                                 build_netlist)
 from spikemfm.snn.units import ANALOG_ENCODING, FLOAT_ON_ACCUMULATED, SPIKE_DRIVEN
 
 
@@ -45,14 +48,14 @@ def _tokens(sim, point: str, width: int) -> int:
     return sim.neuron_stats[point].neurons // width
 
 
-def _synapse(sim, lin: N.Linear, in_point: str) -> LayerWork:
-    ql = sim.qparams.linears[lin.path]
+def _synapse(sim, path: str, in_point: str) -> LayerWork:
+    ql = sim.qparams.linears[path]
     out_f, in_f = ql.w_int.shape
     n = _tokens(sim, in_point, in_f)
-    stats = sim.synapse_stats.get(lin.path)
+    stats = sim.synapse_stats.get(path)
     sops = float(stats.effective_ops.sum()) / sim.batch_size if stats else 0.0
     src = sim.neuron_stats[in_point]
-    return LayerWork(lin.path, "synapse", SPIKE_DRIVEN, dense_macs=n * in_f * out_f, weights=in_f * out_f,
+    return LayerWork(path, "synapse", SPIKE_DRIVEN, dense_macs=n * in_f * out_f, weights=in_f * out_f,
                      act_elements=n * (in_f + out_f), w_bits=ql.bits, a_bits=sim.qparams.quants[in_point].bits,
                      sops=sops, timesteps=sim.timesteps, in_point=in_point,
                      in_spikes=float(src.spikes.sum()) / sim.batch_size, in_neuron_steps=src.neurons * sim.timesteps)
@@ -66,42 +69,29 @@ def _neuron(sim, point: str) -> LayerWork:
                      active_neuron_steps=float(st.events.sum()) / b, neurons=st.neurons, timesteps=t)
 
 
-def _float_unit(sim, key: str, kind: str, elements: float) -> LayerWork:
-    st = sim.float_stats.get(key)
+def _float_unit(sim, r: FloatUnit, tokens: int) -> LayerWork:
+    # softmax: heads × N × N scores; LayerNorm: N rows, or one row after pooling
+    elements = r.shape[0] * tokens * tokens if r.kind == "softmax" else (tokens if len(r.shape) > 1 else 1) * r.row
+    st = sim.float_stats.get(r.name)
     evals = float(st.elements.sum()) / sim.batch_size if st else 0.0
-    return LayerWork(key, kind, FLOAT_ON_ACCUMULATED, dense_elements=elements, float_evals=evals,
+    return LayerWork(r.name, r.kind, FLOAT_ON_ACCUMULATED, dense_elements=elements, float_evals=evals,
                      timesteps=sim.timesteps)
 
 
-def _product(sim, a: N.Attention, key: str, tokens: int) -> LayerWork:
-    d = a.q.weight.shape[0] // a.num_heads
-    st = sim.synapse_stats.get(key)
-    return LayerWork(key, "spike_product", SPIKE_DRIVEN, dense_macs=a.num_heads * tokens * tokens * d,
-                     act_elements=3 * a.num_heads * tokens * max(tokens, d),
-                     a_bits=sim.qparams.quants[f"{a.path}.q"].bits,
+def _product(sim, r: SpikeProduct, tokens: int) -> LayerWork:
+    d = r.inner if r.kind == "scores" else r.shape[-1]  # head size
+    st = sim.synapse_stats.get(r.name)
+    return LayerWork(r.name, "spike_product", SPIKE_DRIVEN, dense_macs=r.heads * tokens * tokens * d,
+                     act_elements=3 * r.heads * tokens * max(tokens, d),
+                     a_bits=sim.qparams.quants[N.Point(r.owner, N.Role.Q)].bits,
                      sops=float(st.effective_ops.sum()) / sim.batch_size if st else 0.0, timesteps=sim.timesteps)
 
 
-def _block(sim, b: N.Block) -> list[LayerWork]:
-    a, m = b.attn, b.mlp
-    width = a.q.weight.shape[1]
-    n = _tokens(sim, f"{a.path}.in", width)
-    rows = [_float_unit(sim, b.ln1.path, "layernorm", n * width)]
-    rows += [_neuron(sim, f"{a.path}.{p}") for p in ("in", "q", "k", "v")]
-    rows += [_synapse(sim, lin, f"{a.path}.in") for lin in (a.q, a.k, a.v)]
-    rows += [_product(sim, a, f"{a.path}.qk", n),
-             _float_unit(sim, f"{a.path}.softmax", "softmax", a.num_heads * n * n),
-             _neuron(sim, f"{a.path}.probs"), _product(sim, a, f"{a.path}.av", n),
-             _neuron(sim, f"{a.path}.ctx"), _synapse(sim, a.o, f"{a.path}.ctx"),
-             _float_unit(sim, b.ln2.path, "layernorm", n * width),
-             _neuron(sim, f"{m.path}.in"), _synapse(sim, m.fc1, f"{m.path}.in"), _neuron(sim, f"{m.path}.hidden")]
-    hidden = sim.neuron_stats[f"{m.path}.hidden"]
-    lut_events = float(hidden.events.sum()) / sim.batch_size
-    rows += [LayerWork(f"{m.path}.act", "lut", SPIKE_DRIVEN, dense_elements=hidden.neurons,
-                       float_evals=lut_events, a_bits=sim.qparams.quants[f"{m.path}.act"].bits,
-                       timesteps=sim.timesteps),
-             _neuron(sim, f"{m.path}.act"), _synapse(sim, m.fc2, f"{m.path}.act")]
-    return rows
+def _lookup(sim, r: Lookup, act_point: str) -> LayerWork:
+    hidden = sim.neuron_stats[r.inputs[0]]  # evaluated when the input neuron's count changes
+    return LayerWork(r.name, "lut", SPIKE_DRIVEN, dense_elements=hidden.neurons,
+                     float_evals=float(hidden.events.sum()) / sim.batch_size,
+                     a_bits=sim.qparams.quants[act_point].bits, timesteps=sim.timesteps)
 
 
 def _encoding(sim) -> list[LayerWork]:
@@ -119,19 +109,25 @@ def _encoding(sim) -> list[LayerWork]:
     return rows
 
 
-def layer_work(sim) -> list[LayerWork]:
-    """Per-layer work of the simulated tower, in execution order."""
+def layer_work(sim: SimResult) -> list[LayerWork]:
+    """Per-layer work of the simulated tower, in execution order (the records of its netlist)."""
     if sim.graph is None or sim.qparams is None:
         raise ValueError("layer_work: the SimResult carries no graph; produce it with spikemfm.simulate")
-    rows = _encoding(sim)
-    for b in sim.graph.blocks:
-        rows += _block(sim, b)
-    r = sim.graph.readout
-    if r.norm is not None:
-        width = r.norm.weight.shape[0]
-        last = sim.graph.blocks[-1].attn
-        tokens = 1 if r.norm_after_pool else _tokens(sim, f"{last.path}.in", width)
-        rows.append(_float_unit(sim, r.norm.path, "layernorm", tokens * width))
-    if r.proj is not None:
-        rows += [_neuron(sim, f"{r.path}.in"), _synapse(sim, r.proj, f"{r.path}.in")]
-    return rows
+    net = build_netlist(sim.graph)
+    first = net.neurons()[0]  # tokens of this simulation (the netlist's shapes are those of its trace)
+    tokens = _tokens(sim, first.name, first.shape[-1]) if len(first.shape) > 1 else 1
+    rows: list[LayerWork] = []
+    for r in net:
+        if isinstance(r, Encoding):
+            rows += _encoding(sim)
+        elif isinstance(r, NeuronLayer):
+            rows.append(_neuron(sim, r.name))
+        elif isinstance(r, SynapticLayer):
+            rows.append(_synapse(sim, r.name, r.pre))
+        elif isinstance(r, SpikeProduct):
+            rows.append(_product(sim, r, tokens))
+        elif isinstance(r, FloatUnit):
+            rows.append(_float_unit(sim, r, tokens))
+        elif isinstance(r, Lookup):
+            rows.append(_lookup(sim, r, net.consumers(r.name)[0].name))
+    return rows  # residual adds and pooling sum currents: not priced separately

@@ -36,4 +36,5 @@ class FloatOps(DirectUnits):
         return p @ v
 
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
-        return self.neuron(f"{mlp.path}.act", N.activation(mlp.act, self.neuron(f"{mlp.path}.hidden", z)))
+        hidden = self.neuron(N.Point(mlp.path, N.Role.HIDDEN), z)
+        return self.neuron(N.Point(mlp.path, N.Role.ACT), N.activation(mlp.act, hidden))

@@ -7,9 +7,55 @@ records each node's module path, so errors and reports name the original module.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from enum import Enum
 from typing import Any, Callable
 
 import torch
+
+
+class Role(str, Enum):
+    """What a neuron layer (quantization point) carries: its place in the block, not its name."""
+
+    ATTN_IN = "attention_input"
+    Q = "q"
+    K = "k"
+    V = "v"
+    PROBS = "probabilities"
+    CTX = "context"
+    MLP_IN = "mlp_input"
+    HIDDEN = "hidden"
+    ACT = "activation"
+    READOUT_IN = "readout_input"
+
+    @property
+    def suffix(self) -> str:
+        """The last component of the point's name (``blocks.0.attn.q``)."""
+        return _SUFFIX[self]
+
+    @property
+    def unsigned(self) -> bool:
+        """Attention probabilities lie in [0, 1]: unsigned levels with a fixed step."""
+        return self is Role.PROBS
+
+
+_SUFFIX = {Role.ATTN_IN: "in", Role.Q: "q", Role.K: "k", Role.V: "v", Role.PROBS: "probs", Role.CTX: "ctx",
+           Role.MLP_IN: "in", Role.HIDDEN: "hidden", Role.ACT: "act", Role.READOUT_IN: "in"}
+
+
+class Point(str):
+    """A quantization point: the plain name ``f"{owner}.{role.suffix}"`` (equal to and hashed as that string, so
+    it keys every table as before) that also carries its ``owner`` node path and :class:`Role`."""
+
+    owner: str
+    role: Role
+
+    def __new__(cls, owner: str, role: Role) -> "Point":
+        self = super().__new__(cls, f"{owner}.{role.suffix}")
+        self.owner, self.role = owner, role
+        return self
+
+    def __reduce__(self):  # copies and pickles keep the role (spikemfm.serialize stores plain strings)
+        return (Point, (self.owner, self.role))
 
 
 @dataclass(frozen=True)
@@ -139,14 +185,27 @@ class EncoderGraph:
 
 
 def map_tensors(obj: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
-    """A copy of a node tree (dataclasses, tuples) with every tensor replaced by ``fn(tensor)``."""
+    """A copy of a node tree (dataclasses, tuples, dict values) with every tensor replaced by ``fn(tensor)``."""
     if isinstance(obj, torch.Tensor):
         return fn(obj)
     if isinstance(obj, tuple):
         return tuple(map_tensors(o, fn) for o in obj)
+    if isinstance(obj, dict):
+        return {k: map_tensors(v, fn) for k, v in obj.items()}
     if hasattr(obj, "__dataclass_fields__"):
         return replace(obj, **{k: map_tensors(getattr(obj, k), fn) for k in obj.__dataclass_fields__})
     return obj
+
+
+def find_nodes(obj: Any, kind: type) -> list[Any]:
+    """Every node of type ``kind`` in a node tree, depth first in field order."""
+    if isinstance(obj, kind):
+        return [obj]
+    if isinstance(obj, tuple):
+        return [n for o in obj for n in find_nodes(o, kind)]
+    if hasattr(obj, "__dataclass_fields__"):
+        return [n for k in obj.__dataclass_fields__ for n in find_nodes(getattr(obj, k), kind)]
+    return []
 
 
 ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu", "relu")

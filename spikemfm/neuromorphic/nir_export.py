@@ -24,6 +24,8 @@ import numpy as np
 from spikemfm.convert.spiking import SpikingModel
 from spikemfm.errors import ConfigError
 from spikemfm.io import atomic_path
+from spikemfm.ir import nodes as N
+from spikemfm.ir.netlist import build_netlist
 
 SUBGRAPHS = ("qkv", "mlp")
 
@@ -35,10 +37,10 @@ def _stages(snn: SpikingModel, block: int, subgraph: str) -> tuple[str, list[tup
     if not 0 <= block < len(snn.graph.blocks):
         raise ConfigError(f"export_nir: block={block}; {snn.graph.name} has {len(snn.graph.blocks)} blocks")
     b = snn.graph.blocks[block]
-    if subgraph == "qkv":
-        a = b.attn
-        return f"{a.path}.in", [(lin.path, f"{a.path}.{n}") for n, lin in (("q", a.q), ("k", a.k), ("v", a.v))]
-    return f"{b.mlp.path}.in", [(b.mlp.fc1.path, f"{b.mlp.path}.hidden")]
+    src = N.Point(b.attn.path, N.Role.ATTN_IN) if subgraph == "qkv" else N.Point(b.mlp.path, N.Role.MLP_IN)
+    net = build_netlist(snn.graph)  # the synaptic layers the input neuron layer drives, and their neurons
+    # plain strings: NIR writes names and metadata through h5py, which takes no str subclass
+    return str(src), [(str(syn.name), str(net.consumers(syn.name)[0].name)) for syn in net.consumers(src)]
 
 
 def export_nir(snn: SpikingModel, block: int = 0, subgraph: str = "mlp", path: str | Path | None = None) -> Any:

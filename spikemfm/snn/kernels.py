@@ -216,8 +216,9 @@ def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> np.ndarray:
 
 def _run(kernel, inputs: tuple, params: tuple, prev: torch.Tensor | None, shape: tuple[int, ...], lo: int, hi: int,
          max_spikes: int | None, columns: bool, out_shape: torch.Size) -> Fired:
-    """Runs a neuron-step kernel ``kernel[columns](*inputs, *params, bound, prev, chunks, count[, rows])`` with
-    counts of ``shape`` (rows first; only (rows, columns) when ``columns``)."""
+    """Runs a neuron-step kernel pair ``kernel`` = (with column totals, totals only): ``kernel[0](*inputs, *params,
+    bound, prev, chunks, count, rows)`` when ``columns``, else ``kernel[1](*inputs, *params, bound, prev, threads,
+    count)``, with counts of ``shape`` (rows first; only (rows, columns) when ``columns``)."""
     dtype = count_dtype(lo, hi)
     bound = _bound(max_spikes, lo, hi)
     count = _empty(shape, dtype)

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from spikemfm.convert.qann import QParams
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
@@ -37,8 +38,8 @@ class SimResult:
     timesteps: int
     batch_size: int
     max_spikes_per_step: int | None
-    graph: Any = None
-    qparams: Any = None
+    graph: N.EncoderGraph | None = None
+    qparams: QParams | None = None
 
     @property
     def output(self) -> torch.Tensor:

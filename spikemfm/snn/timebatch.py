@@ -35,7 +35,7 @@ from spikemfm.snn.record import Recorder
 Slices = Callable[[list[int] | None], torch.Tensor]  # fn(step indices, or None for all) -> output slices
 
 
-class _Fired(NamedTuple):
+class _ChunkFired(NamedTuple):
     """A neuron layer's spikes over a chunk: delta (L, ...), its name, per-step (spikes, events) (L,)."""
 
     delta: torch.Tensor
@@ -55,7 +55,7 @@ class TimeBatchOps(SpikeOpsBase):
         self.dtype = dtype
         self.t0, self.steps = 0, 0
         self.counts: dict[str, torch.Tensor] = {}  # point -> count after the last step of the previous chunk
-        self.fired: dict[int, _Fired] = {}  # id(count tensor) -> what the layer fired this chunk
+        self.fired: dict[int, _ChunkFired] = {}  # id(count tensor) -> what the layer fired this chunk
         self.activity: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # point -> (spikes, events) (L,)
         self.last_in: dict[str, torch.Tensor] = {}  # float unit -> its input at the previous step
         self.last_out: dict[str, torch.Tensor] = {}  # unit -> its output at the previous step
@@ -94,7 +94,7 @@ class TimeBatchOps(SpikeOpsBase):
         self.counts[point] = counts[-1].clone()
         spikes, events = self.rec.neuron_steps(point, self.t0, delta, self._max_step(point))
         self.activity[point] = (spikes, events)
-        self.fired[id(counts)] = _Fired(delta, point, spikes, events)
+        self.fired[id(counts)] = _ChunkFired(delta, point, spikes, events)
         return counts
 
     def neuron(self, point: str, x: torch.Tensor) -> torch.Tensor:

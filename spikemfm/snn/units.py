@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from spikemfm.ir import netlist as nl
 from spikemfm.ir import nodes as N
 
 SPIKE_DRIVEN = "spike-driven"
@@ -28,49 +29,36 @@ class Unit:
     per_step: str
 
 
-def _block_units(b: N.Block) -> list[Unit]:
-    a, m = b.attn, b.mlp
-    units = [Unit(b.ln1.path, "layernorm", FLOAT_ON_ACCUMULATED, "mean/var/normalise of the accumulated stream"),
-             Unit(f"{a.path}.in", "if-neuron", SPIKE_DRIVEN, "integrate current, fire signed spikes, bounded count")]
-    for lin, nm in ((a.q, "q"), (a.k, "k"), (a.v, "v")):
-        units += [Unit(lin.path, "synapse", SPIKE_DRIVEN, "add weight column per input spike"),
-                  Unit(f"{a.path}.{nm}", "if-neuron", SPIKE_DRIVEN, "integrate current, fire signed spikes")]
-    units += [
-        Unit(f"{a.path}.qk", "spike-product", SPIKE_DRIVEN, "ΔQ·Kᵀ + Q·ΔKᵀ: add per spike of either train"),
-        Unit(f"{a.path}.softmax", "softmax", FLOAT_ON_ACCUMULATED, "exp/normalise of accumulated scores"),
-        Unit(f"{a.path}.probs", "if-neuron", SPIKE_DRIVEN, "unsigned neuron on the softmax output"),
-        Unit(f"{a.path}.av", "spike-product", SPIKE_DRIVEN, "ΔA·V + A·ΔV: add per spike of either train"),
-        Unit(f"{a.path}.ctx", "if-neuron", SPIKE_DRIVEN, "integrate current, fire signed spikes"),
-        Unit(a.o.path, "synapse", SPIKE_DRIVEN, "add weight column per input spike"),
-        Unit(f"{b.path}.residual_attn", "residual", CURRENT_SUM, "add the attention current to the stream"),
-        Unit(b.ln2.path, "layernorm", FLOAT_ON_ACCUMULATED, "mean/var/normalise of the accumulated stream"),
-        Unit(f"{m.path}.in", "if-neuron", SPIKE_DRIVEN, "integrate current, fire signed spikes"),
-        Unit(m.fc1.path, "synapse", SPIKE_DRIVEN, "add weight column per input spike"),
-        Unit(f"{m.path}.hidden", "if-neuron", SPIKE_DRIVEN, "integrate current, fire signed spikes"),
-        Unit(f"{m.path}.act", f"{m.act}-lut-neuron", SPIKE_DRIVEN,
-             f"look up {m.act}(count) when the input neuron's count changes; fire the difference"),
-        Unit(m.fc2.path, "synapse", SPIKE_DRIVEN, "add weight column per input spike"),
-        Unit(f"{b.path}.residual_mlp", "residual", CURRENT_SUM, "add the MLP current to the stream"),
-    ]
-    return units
+_NEURON = "integrate current, fire signed spikes, bounded count"
+
+
+def _unit(r: nl.Record) -> Unit:
+    """The label of one netlist record: what it really computes per time step."""
+    if isinstance(r, nl.Encoding):
+        return (Unit(r.name, "patch-embed", ANALOG_ENCODING, "conv on the analog image at step 1") if r.analog else
+                Unit(r.name, "token-embed", CURRENT_SUM, "embedding rows injected as current at step 1"))
+    if isinstance(r, nl.NeuronLayer):
+        per_step = "unsigned neuron on the softmax output" if r.role.unsigned else _NEURON
+        return Unit(r.name, "if-neuron", SPIKE_DRIVEN, per_step)
+    if isinstance(r, nl.SynapticLayer):
+        return Unit(r.name, "synapse", SPIKE_DRIVEN, "add weight column per input spike")
+    if isinstance(r, nl.SpikeProduct):
+        what = "ΔQ·Kᵀ + Q·ΔKᵀ" if r.kind == "scores" else "ΔA·V + A·ΔV"
+        return Unit(r.name, "spike-product", SPIKE_DRIVEN, f"{what}: add per spike of either train")
+    if isinstance(r, nl.FloatUnit):
+        what = "exp/normalise of accumulated scores" if r.kind == "softmax" else \
+            "mean/var/normalise of the accumulated stream"
+        return Unit(r.name, r.kind, FLOAT_ON_ACCUMULATED, what)
+    if isinstance(r, nl.Lookup):
+        return Unit(r.name, f"{r.act}-lut", SPIKE_DRIVEN,
+                    f"look up {r.act}(count) when the input neuron's count changes")
+    if isinstance(r, nl.ResidualAdd):
+        return Unit(r.name, "residual", CURRENT_SUM, "add a synaptic current to the stream")
+    if isinstance(r, nl.Pool):
+        return Unit(r.name, f"pool-{r.kind}", CURRENT_SUM, "select/average token currents")
+    raise TypeError(f"describe_units: no label for netlist record type {type(r).__name__}")
 
 
 def describe_units(graph: N.EncoderGraph) -> list[Unit]:
-    """Every unit of the SNN built from ``graph``, in execution order."""
-    e = graph.embed
-    units = [Unit(e.path, "patch-embed" if isinstance(e, N.PatchEmbed) else "token-embed",
-                  ANALOG_ENCODING if isinstance(e, N.PatchEmbed) else CURRENT_SUM,
-                  "conv on the analog image at step 1" if isinstance(e, N.PatchEmbed)
-                  else "embedding rows injected as current at step 1")]
-    if e.norm is not None:
-        units.append(Unit(e.norm.path, "layernorm", FLOAT_ON_ACCUMULATED, "normalise the injected embedding"))
-    for b in graph.blocks:
-        units += _block_units(b)
-    r = graph.readout
-    if r.norm is not None:
-        units.append(Unit(r.norm.path, "layernorm", FLOAT_ON_ACCUMULATED, "normalise the accumulated stream"))
-    units.append(Unit(f"{r.path}.pool", f"pool-{r.pool}", CURRENT_SUM, "select/average token currents"))
-    if r.proj is not None:
-        units += [Unit(f"{r.path}.in", "if-neuron", SPIKE_DRIVEN, "integrate current, fire signed spikes"),
-                  Unit(r.proj.path, "synapse", SPIKE_DRIVEN, "add weight column per input spike")]
-    return units
+    """Every unit of the SNN built from ``graph`` (its netlist's records), in execution order."""
+    return [_unit(r) for r in nl.build_netlist(graph)]
