@@ -3,14 +3,14 @@
 Importing this package loads neither Lava nor CUDA; heavy stacks (timm, open_clip, transformers, lava)
 are imported only by the functions that need them.
 """
-from spikemfm.convert import (ConvertConfig, MixedPrecisionConfig, PruneConfig, QuantConfig, QuantizedModel,
-                              SpikingModel, convert, distill, prune, quantize)
+from spikemfm.convert import (ConvertConfig, MixedPrecisionConfig, PruneConfig, QuantConfig, QuantizedModel, distill,
+                              prune, quantize)
 from spikemfm.energy import EnergyReport, estimate_energy, load_profile
 from spikemfm.errors import (ConfigError, DataError, FidelityError, ModelLoadError, SpikeMFMError,
                              UnsupportedModuleError)
 from spikemfm.models import load
 from spikemfm.neuromorphic import FixedPointConfig, Part, export_lava, export_nir
-from spikemfm.snn import SimResult, simulate
+from spikemfm.snn import SimResult, SpikingModel, convert, simulate
 
 __version__ = "0.1.0"
 

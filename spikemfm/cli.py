@@ -90,7 +90,7 @@ def _cmd_lava(args: argparse.Namespace) -> int:
     from spikemfm.io import save_table
     from spikemfm.neuromorphic.isolate import run_isolated
     from spikemfm.neuromorphic.parts import Part
-    from spikemfm.neuromorphic.verify import agreement_job
+    from spikemfm.jobs import agreement_job
 
     Part(args.part, args.block)  # fail fast on a bad part
     model = args.model_file if args.model_file is not None else args.model

@@ -17,9 +17,10 @@ from typing import Any
 import torch
 
 from spikemfm.convert.config import ConvertConfig, QuantConfig
-from spikemfm.convert.qann import QParams, QuantizedModel
-from spikemfm.convert.quantizers import ActQuant, QLinear
-from spikemfm.convert.spiking import SpikingModel
+from spikemfm.convert.qann import QuantizedModel
+from spikemfm.quant.params import QParams
+from spikemfm.quant.params import ActQuant, QLinear
+from spikemfm.snn.model import SpikingModel
 from spikemfm.errors import ModelLoadError
 from spikemfm.io import atomic_path
 from spikemfm.ir import nodes as N

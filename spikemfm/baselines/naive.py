@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from spikemfm.convert.qann import QParams, QuantizedModel
-from spikemfm.convert.spiking import SpikingModel
+from spikemfm.convert.qann import QuantizedModel
+from spikemfm.quant.params import QParams
+from spikemfm.snn.model import SpikingModel
 
 
 def naive_unsigned(snn: SpikingModel) -> SpikingModel:

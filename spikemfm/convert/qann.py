@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from spikemfm.convert import exact
 from spikemfm.convert.config import QuantConfig
 from spikemfm.convert.mixed import BitAllocation, MixedPrecisionConfig, allocate
-from spikemfm.convert.quantizers import ActQuant, calibrate_step, make_qlinear, signed_range
+from spikemfm.convert.quantizers import calibrate_step, make_qlinear
+from spikemfm.quant import exact
+from spikemfm.quant.params import ActQuant, QParams, signed_range
 from spikemfm.convert.sensitivity import Calibration, Sensitivity, measure_sensitivity
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
@@ -24,21 +25,6 @@ from spikemfm.ir.engine import DirectUnits
 from spikemfm.ir.float_ops import FloatOps
 
 _RESERVOIR = 1 << 18  # calibration samples kept per quantization point
-
-
-@dataclass
-class QParams:
-    """All integer/quantization parameters of a QANN, keyed by quantization point or module path."""
-
-    quants: dict[str, ActQuant] = field(default_factory=dict)
-    linears: dict[str, QLinear] = field(default_factory=dict)
-    luts: dict[str, torch.Tensor] = field(default_factory=dict)
-    score_scales: dict[str, float] = field(default_factory=dict)
-    ctx_scales: dict[str, float] = field(default_factory=dict)
-
-    def product_bound(self, a_point: str, b_point: str, inner: int) -> float:
-        """Bound on every partial sum of a product of the integer levels at two points over ``inner`` terms."""
-        return float(self.quants[a_point].hi_abs) * self.quants[b_point].hi_abs * inner
 
 
 class _Reservoir:
@@ -106,7 +92,7 @@ def build_qparams(graph: N.EncoderGraph, res: _Reservoir, cfg: QuantConfig) -> Q
 class QANNOps(DirectUnits):
     """Integer QANN semantics: each neuron is its quantizer, each synaptic layer an exact integer matmul.
 
-    Integer products are exact (:mod:`spikemfm.convert.exact`); scales, biases and the float units run
+    Integer products are exact (:mod:`spikemfm.quant.exact`); scales, biases and the float units run
     in ``dtype`` (the QANN's precision).
     """
 

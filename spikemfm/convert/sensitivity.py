@@ -22,7 +22,8 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from spikemfm.convert.config import QuantConfig
-from spikemfm.convert.quantizers import ActQuant, quantize_weight
+from spikemfm.convert.quantizers import quantize_weight
+from spikemfm.quant.params import ActQuant
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
 from spikemfm.ir.float_ops import FloatOps

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from spikemfm.convert.qann import QParams
+from spikemfm.quant.params import QParams
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N

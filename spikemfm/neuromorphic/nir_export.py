@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from spikemfm.convert.spiking import SpikingModel
+from spikemfm.snn.model import SpikingModel
 from spikemfm.errors import ConfigError
 from spikemfm.io import atomic_path
 from spikemfm.ir import nodes as N

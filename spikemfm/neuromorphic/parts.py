@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from spikemfm.convert.qann import QANNOps
-from spikemfm.convert.spiking import SpikingModel
+from spikemfm.snn.model import SpikingModel
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from spikemfm.convert.spiking import SpikingModel
+from spikemfm.snn.model import SpikingModel
 from spikemfm.ir import engine
-from spikemfm.neuromorphic.export import PRECISIONS, export_lava
+from spikemfm.neuromorphic.export import export_lava
 from spikemfm.neuromorphic.fixed import FixedPointConfig, fixed_params
 from spikemfm.neuromorphic.parts import Part, Trace, reference_fixed, reference_float
 
@@ -82,54 +82,3 @@ def check_agreement(snn: SpikingModel, inputs: Any, part: Part, timesteps: int =
         fvf = float((fp.to_float(ref.outputs[-1]) - last).norm() / last.norm().clamp_min(1e-12))
     return Agreement(part.kind, part.block, precision, timesteps, x.batch_size, net.num_processes, len(ref.spikes),
                      diff, mismatches, spikes, fvf, run.startup_s, run.steps_per_s, timesteps / t_ref)
-
-
-AGREEMENT_MODELS = ("tiny-clip-image", "minilm")
-
-
-def _converted(model: str, n_inputs: int, bits: int, max_spikes: int | None, seed: int) -> tuple[SpikingModel, Any]:
-    """A converted real model and a batch of real inputs (Fashion-MNIST test images / fortunes sentences).
-
-    ``model`` is one of :data:`AGREEMENT_MODELS` (converted here with ``bits`` / ``max_spikes``) or a file
-    written by ``spikemfm convert`` (used as saved; ``bits`` and ``max_spikes`` do not apply).
-    """
-    if model not in AGREEMENT_MODELS:
-        from spikemfm.jobs import saved_test_inputs
-
-        snn, inputs, _ = saved_test_inputs(model, n_inputs)
-        return snn, inputs
-    from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
-    from spikemfm.data import load_fashion_mnist, load_sentences
-    from spikemfm.models.text import load_minilm
-    from spikemfm.models.tiny_clip import load_tiny_clip
-    from spikemfm.pipeline import calibration_images
-
-    if model == "tiny-clip-image":
-        qann = quantize(load_tiny_clip().visual, QuantConfig(bits=bits), calibration_images(256))
-        inputs, _ = load_fashion_mnist("test").subset(n_inputs, seed).tensors()
-    elif model == "minilm":
-        text = load_minilm()
-        qann = quantize(text, QuantConfig(bits=bits), [text.tokenize(load_sentences(64, seed=1))])
-        inputs = text.tokenize(load_sentences(n_inputs, seed=seed + 2))
-    return convert(qann, ConvertConfig(max_spikes_per_step=max_spikes)), inputs
-
-
-def agreement_job(model: str, parts: list[tuple[str, int]], precisions: list[str], timesteps: int = 32,
-                  n_inputs: int = 2, bits: int = 8, max_spikes: int | None = 16,
-                  seed: int = 0, frac_bits: int = 16) -> list[dict[str, Any]]:
-    """Agreement of parts of a real converted model on real inputs, for every (part, precision).
-
-    ``model``: ``tiny-clip-image`` (the bundled tiny CLIP's ViT on Fashion-MNIST test images),
-    ``minilm`` (all-MiniLM-L6-v2, post-LN BERT with padding, on real sentences) or the path of a model
-    written by ``spikemfm convert`` (any family, on real test data fitted to it); ``frac_bits`` sets the
-    fixed-point format (BERT's outlier features need F ≤ 14 to fit 24 bits). Quantized with
-    calibration on training data / other sentences, then converted. Module-level and returning plain
-    dicts so that :func:`~spikemfm.neuromorphic.isolate.run_isolated` can run it in a worker.
-    """
-    for p in precisions:
-        if p not in PRECISIONS:
-            raise ValueError(f"precision {p!r}: choose from {PRECISIONS}")
-    snn, inputs = _converted(model, n_inputs, bits, max_spikes, seed)
-    fixed = FixedPointConfig(frac_bits=frac_bits)
-    return [asdict(check_agreement(snn, inputs, Part(kind, block), timesteps, precision, fixed))
-            for kind, block in parts for precision in precisions]

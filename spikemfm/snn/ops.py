@@ -20,7 +20,7 @@ which every consumer (settling test, synapse and product work, sparse rows) reus
 drives a neuron layer directly (q, k, v, fc1) is fused into it (:meth:`SNNStepOps.linear_neuron`: the float
 current is never written), and q/k/v counts are written split into heads, as Q·Kᵀ and A·V read them.
 Synaptic layers use int8 × int8 → int32 GEMMs where counts/deltas and weights fit, otherwise exact
-float32/float64 (:mod:`spikemfm.convert.exact`); the float path (currents, LayerNorm, softmax, scales) runs
+float32/float64 (:mod:`spikemfm.quant.exact`); the float path (currents, LayerNorm, softmax, scales) runs
 in the QANN's precision, float64 or float32, exactly as the QANN does. A cached output is released before its
 replacement is computed, so the allocator reuses the memory instead of growing the heap (page faults cost
 about as much as the neuron passes did on this 2-core machine).
@@ -31,8 +31,8 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from spikemfm.convert import exact
-from spikemfm.convert.qann import QParams
+from spikemfm.quant import exact
+from spikemfm.quant.params import QParams
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
 from spikemfm.snn import kernels
@@ -162,7 +162,7 @@ class SNNStepOps(SpikeOpsBase):
                                                                     _columns(point)))
 
     def _weights(self, path: str, in_point: str, counts: bool) -> torch.Tensor:
-        """W_intᵀ in the cheapest exact arithmetic (:mod:`spikemfm.convert.exact`) for C·W_intᵀ (``counts``,
+        """W_intᵀ in the cheapest exact arithmetic (:mod:`spikemfm.quant.exact`) for C·W_intᵀ (``counts``,
         |C| <= max|level|) or for ΔC·W_intᵀ accumulated into C·W_intᵀ (a step's delta can swing a count
         by up to hi − lo)."""
         key = (path, counts)

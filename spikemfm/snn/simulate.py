@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from spikemfm.convert.qann import QParams
+from spikemfm.quant.params import QParams
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
@@ -86,7 +86,7 @@ def chunk_steps(graph: N.EncoderGraph, batch_size: int, tokens: int, timesteps: 
 
 
 def simulate(snn: Any, inputs: Any, timesteps: int, runtime: str = "auto") -> SimResult:
-    """Runs a converted :class:`~spikemfm.convert.spiking.SpikingModel` for ``timesteps`` steps.
+    """Runs a converted :class:`~spikemfm.snn.model.SpikingModel` for ``timesteps`` steps.
 
     Args:
         snn: the spiking model from :func:`spikemfm.convert`.

@@ -25,8 +25,8 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from spikemfm.convert import exact
-from spikemfm.convert.qann import QParams
+from spikemfm.quant import exact
+from spikemfm.quant.params import QParams
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
 from spikemfm.snn.ops import SpikeOpsBase

@@ -7,8 +7,8 @@ from torch import nn
 
 import spikemfm
 from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
-from spikemfm.convert.qann import QParams
-from spikemfm.convert.quantizers import ActQuant, QLinear
+from spikemfm.quant.params import QParams
+from spikemfm.quant.params import ActQuant, QLinear
 from spikemfm.energy import available_profiles, estimate_energy, load_profile
 from spikemfm.energy import costs as C
 from spikemfm.energy.workload import layer_work

@@ -31,7 +31,7 @@ TOWERS = {"timm_vit": _vit, "open_clip_text": _clip_text, "bert": lambda: small_
 
 def test_vit_netlist_by_hand():
     net = nl.build_netlist(extract(_vit()))
-    n, d, h, hidden = 5, 32, 2, 96  # 4 patches + cls
+    n, h, hidden = 5, 2, 96  # 4 patches + cls
     assert net.tokens == n and net.output == "head"
     per_role = {role: len(net.neurons(role)) for role in N.Role}
     assert per_role == {**{r: 2 for r in N.Role}, N.Role.READOUT_IN: 1}

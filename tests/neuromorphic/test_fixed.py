@@ -6,8 +6,8 @@ import torch
 
 import spikemfm
 from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
-from spikemfm.convert.qann import QParams
-from spikemfm.convert.quantizers import ActQuant
+from spikemfm.quant.params import QParams
+from spikemfm.quant.params import ActQuant
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N

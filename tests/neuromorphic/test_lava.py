@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from spikemfm.neuromorphic.isolate import WorkerError, WorkerTimeout, run_isolated
-from spikemfm.neuromorphic.verify import agreement_job
+from spikemfm.jobs import agreement_job
 
 pytestmark = pytest.mark.lava
 

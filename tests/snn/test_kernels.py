@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spikemfm.convert.quantizers import ActQuant
+from spikemfm.quant.params import ActQuant
 from spikemfm.snn import kernels
 
 
@@ -78,7 +78,7 @@ def test_count_dtype_is_the_narrowest_that_holds_the_levels():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_affine_kernel_matches_qlinear_affine(dtype):
-    from spikemfm.convert.quantizers import QLinear
+    from spikemfm.quant.params import QLinear
 
     g = torch.Generator().manual_seed(0)
     acc = torch.randint(-2 ** 20, 2 ** 20, (37, 19), generator=g, dtype=torch.int32)

@@ -1,4 +1,8 @@
-"""``convert``: QANN → SNN of signed integrate-and-fire neurons with spike-based attention."""
+"""``convert``: QANN → SNN of signed integrate-and-fire neurons with spike-based attention.
+
+Beside the runtime that runs it: :mod:`spikemfm.snn` builds on :mod:`spikemfm.convert` (the QANN), never the
+other way round (``spikemfm.convert.convert`` / ``SpikingModel`` are re-exported from here on first use).
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -28,7 +32,7 @@ class SpikingModel:
         self.config = config
 
     def forward(self, x: Any, timesteps: int) -> torch.Tensor:
-        from spikemfm.snn.simulate import simulate
+        from spikemfm.snn.simulate import simulate  # simulate() takes a SpikingModel: imported at call time
 
         return simulate(self, x, timesteps).outputs
 
