@@ -122,7 +122,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
     overrides = {k: getattr(args, k) for k in ("model", "tower", "checkpoint", "bits", "budget", "head_ratio",
                                                 "mlp_ratio", "recovery_steps", "max_spikes", "timesteps",
-                                                "calib_samples", "eval_samples", "out")}
+                                                "calib_samples", "eval_samples", "data", "out")}
     job = job_from_toml(args.config, overrides)
     summary = run_convert(job, progress=not args.no_progress)
     keys = ("graph", "params", "weight_bytes", "neurons_per_input", "spikes_per_input", "t_exact",
@@ -177,6 +177,8 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     cv.add_argument("--timesteps", "-T", type=int)
     cv.add_argument("--calib-samples", type=int)
     cv.add_argument("--eval-samples", type=int)
+    cv.add_argument("--data", help="an image folder or a text file of sentences (one per line) to calibrate on "
+                    "(even-numbered items) and evaluate on (odd-numbered); default Fashion-MNIST / real sentences")
     cv.add_argument("--out")
     cv.add_argument("--no-progress", action="store_true")
     cv.set_defaults(func=_cmd_convert)

@@ -2,20 +2,22 @@
 
 A job is a frozen config read from a TOML file (keys = field names) with command-line overrides;
 unknown keys and invalid values raise :class:`~spikemfm.errors.ConfigError` naming the file and field.
-Calibration uses real data: Fashion-MNIST training images (resized / channel-repeated to the tower's
-input) for image towers, real sentences (Debian fortunes-min) for text towers.
+Calibration uses real data (:mod:`spikemfm.app.data`): the user's ``data`` (an image folder or a text file), or
+Fashion-MNIST training images fitted to the tower's input spec (its own size, channels and normalisation, said in
+the summary) / real sentences (Debian fortunes-min).
 """
 from __future__ import annotations
 
-import math
 import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 
-from spikemfm.errors import ConfigError, ModelLoadError
+from spikemfm.app import DataSource, InputSpec, input_spec, real_batches
+from spikemfm.errors import ConfigError, DataError, ModelLoadError
 
 TOWERS = ("image", "text")
 
@@ -36,6 +38,8 @@ class ConvertJob:
         timesteps: steps simulated for the summary's exactness check.
         calib_samples: real calibration samples (images or sentences).
         eval_samples: real test samples simulated for the summary.
+        data: an image folder or a text file of sentences to calibrate and evaluate on (default: Fashion-MNIST
+            / real sentences); calibration takes the even-numbered items, evaluation the odd-numbered ones.
         out: output folder (``model.snn.pt`` + ``summary.json``).
     """
 
@@ -51,9 +55,11 @@ class ConvertJob:
     timesteps: int = 32
     calib_samples: int = 256
     eval_samples: int = 16
+    data: str | None = None
     out: str = "results/convert_cli"
 
     def __post_init__(self) -> None:
+        DataSource(self.data)  # fails on a path that does not exist, before any model loads
         if self.tower not in TOWERS:
             raise ConfigError(f"ConvertJob.tower={self.tower!r}: choose one of {TOWERS}")
         if self.recovery_steps < 0:
@@ -116,33 +122,6 @@ def load_tower(job: ConvertJob) -> tuple[Any, Any]:
     return OpenClipTextTower(model), open_clip.get_tokenizer(job.model.partition(":")[2])
 
 
-def _image_geometry(graph) -> tuple[int, int]:
-    w = graph.embed.weight  # (D, C, p, p)
-    tokens = graph.embed.pos.shape[0] - (1 if graph.embed.cls is not None else 0)
-    return int(math.isqrt(tokens)) * w.shape[-1], w.shape[1]
-
-
-def real_batches(graph, tokenizer: Any, split: str, n: int, batch: int, seed: int = 0) -> list[Any]:
-    """Real input batches for ``graph``: Fashion-MNIST images fitted to its input, or tokenized sentences."""
-    if graph.input_kind == "image":
-        from spikemfm.data import load_fashion_mnist
-
-        x = load_fashion_mnist(split).subset(n, seed).tensors()[0]
-        size, chans = _image_geometry(graph)
-        if chans != x.shape[1]:
-            x = x.repeat(1, chans, 1, 1)
-        if size != x.shape[-1]:
-            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-        return list(x.split(batch))
-    from spikemfm.data import load_sentences
-
-    if tokenizer is None:
-        raise ConfigError(f"{graph.name}: a text tower needs its tokenizer; load it by name (e.g. minilm, hf:<folder>)")
-    offset = 0 if split == "train" else 200  # calibration and evaluation sentences do not overlap
-    sentences = load_sentences()[offset:offset + n]
-    return [tokenizer(sentences[i:i + batch]) for i in range(0, len(sentences), batch)]
-
-
 def run_convert(job: ConvertJob, progress: bool = True) -> dict[str, Any]:
     """Loads, (prunes,) quantizes and converts the job's tower; saves it and returns the summary."""
     from spikemfm.convert import (ConvertConfig, MixedPrecisionConfig, PruneConfig, QuantConfig, convert, distill,
@@ -154,7 +133,9 @@ def run_convert(job: ConvertJob, progress: bool = True) -> dict[str, Any]:
 
     tower, tokenizer = load_tower(job)
     graph = as_graph(tower)
-    calib = real_batches(graph, tokenizer, "train", job.calib_samples, 64)
+    spec = input_spec(tower, graph) if graph.input_kind == "image" else None
+    data = DataSource(job.data)
+    calib, calib_note = real_batches(graph, spec, tokenizer, "train", job.calib_samples, 64, data)
     model: Any = tower
     if job.head_ratio or job.mlp_ratio:
         model = prune(tower, PruneConfig(head_ratio=job.head_ratio, mlp_ratio=job.mlp_ratio), calib)
@@ -164,10 +145,13 @@ def run_convert(job: ConvertJob, progress: bool = True) -> dict[str, Any]:
     qcfg = MixedPrecisionConfig(budget=job.budget) if job.budget is not None else QuantConfig(bits=job.bits)
     qann = quantize(model, qcfg, calib, progress=progress)
     snn = convert(qann, ConvertConfig(max_spikes_per_step=job.spikes_per_step))
-    x = real_batches(graph, tokenizer, "test", job.eval_samples, job.eval_samples)[0]
+    batches, eval_note = real_batches(graph, spec, tokenizer, "test", job.eval_samples, job.eval_samples, data)
+    x = batches[0]
     res, ref = simulate(snn, x, job.timesteps), qann(x)
     out = Path(job.out)
     summary = {**provenance(asdict(job)), "file": str(out / "model.snn.pt"), "graph": qann.graph.name,
+               "calibration_data": calib_note, "evaluation_data": eval_note,
+               "input": spec.as_dict() if spec is not None else None,
                "params": sum(ql.w_int.numel() for ql in qann.qparams.linears.values()),
                "weight_bytes": sum(ql.total_bits for ql in qann.qparams.linears.values()) / 8,
                "neurons_per_input": res.total_neurons(), "spikes_per_input": res.total_spikes() / res.batch_size,
@@ -177,15 +161,13 @@ def run_convert(job: ConvertJob, progress: bool = True) -> dict[str, Any]:
     if qann.allocation is not None:
         summary["allocation"] = qann.allocation.summary
         qann.allocation.save(out)
-    save_converted(snn, out / "model.snn.pt", {"job": asdict(job)})
+    save_converted(snn, out / "model.snn.pt", {"job": asdict(job), "input": summary["input"]})
     write_json(out / "summary.json", summary)
     return summary
 
 
 def _cosine_vs_module(tower: Any, graph: Any, out: Any, x: Any) -> float:
     """Mean cosine of ``out`` with the user's own float module on ``x`` (not the library's graph of it)."""
-    import torch
-
     from spikemfm.ir import as_inputs, extractor_for
 
     with torch.no_grad():
@@ -193,21 +175,29 @@ def _cosine_vs_module(tower: Any, graph: Any, out: Any, x: Any) -> float:
     return float(F.cosine_similarity(out, ref.to(out.dtype), dim=-1).mean())
 
 
-def load_saved(model_file: str | Path) -> tuple[Any, Any, ConvertJob]:
-    """A model written by ``spikemfm convert``: (SpikingModel, tokenizer or None, the job that made it)."""
+def load_saved(model_file: str | Path) -> tuple[Any, Any, ConvertJob, InputSpec | None]:
+    """A model written by ``spikemfm convert``: (SpikingModel, tokenizer or None, the job that made it, the
+    input spec of an image tower)."""
     from spikemfm.serialize import load_converted
 
     snn, meta = load_converted(model_file)
     known = {f.name for f in fields(ConvertJob)}
     job = replace(ConvertJob(), **{k: v for k, v in meta.get("job", {}).items() if k in known})
     tokenizer = load_tower(job)[1] if snn.graph.input_kind == "tokens" else None
-    return snn, tokenizer, job
+    spec = InputSpec.from_dict(meta["input"]) if meta.get("input") else None
+    return snn, tokenizer, job, spec
 
 
 def saved_test_inputs(model_file: str | Path, n_inputs: int) -> tuple[Any, Any, ConvertJob]:
-    """(SpikingModel, one batch of ``n_inputs`` real test inputs for it, its job) of a saved model."""
-    snn, tokenizer, job = load_saved(model_file)
-    return snn, real_batches(snn.graph, tokenizer, "test", n_inputs, n_inputs)[0], job
+    """(SpikingModel, one batch of ``n_inputs`` real test inputs for it, its job) of a saved model, from the data
+    it was converted with (its evaluation half)."""
+    snn, tokenizer, job, spec = load_saved(model_file)
+    batches, note = real_batches(snn.graph, spec, tokenizer, "test", n_inputs, n_inputs, DataSource(job.data))
+    x = batches[0]
+    got = int((x if isinstance(x, torch.Tensor) else x["input_ids"]).shape[0])
+    if got < n_inputs:
+        raise DataError(f"{model_file}: {n_inputs} test inputs asked, {got} available ({note})")
+    return snn, x, job
 
 
 def run_simulate(model_file: str | Path, n_inputs: int, timesteps: int, out: str | Path) -> list[dict[str, Any]]:

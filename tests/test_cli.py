@@ -180,12 +180,14 @@ def saved_models(tmp_path_factory):
     torch.manual_seed(0)
     vit = spikemfm.load("timm:vit_small_patch16_224", img_size=28, patch_size=7, depth=2, embed_dim=32, num_heads=2,
                         num_classes=8, class_token=False, global_pool="avg")
-    from spikemfm.jobs import real_batches
+    from spikemfm.app import input_spec, real_batches
 
-    qann = spikemfm.quantize(vit, spikemfm.QuantConfig(bits=6), real_batches(spikemfm.ir.extract(vit), None,
-                                                                              "train", 64, 32))
+    graph = spikemfm.ir.extract(vit)
+    spec = input_spec(vit, graph)
+    calib, _ = real_batches(graph, spec, None, "train", 64, 32)
+    qann = spikemfm.quantize(vit, spikemfm.QuantConfig(bits=6), calib)
     save_converted(spikemfm.convert(qann), root / "vit" / "model.snn.pt",
-                   {"job": {"model": "timm:vit_small_patch16_224", "bits": 6}})
+                   {"job": {"model": "timm:vit_small_patch16_224", "bits": 6}, "input": spec.as_dict()})
     return {"minilm": root / "minilm", "timm": root / "vit"}
 
 

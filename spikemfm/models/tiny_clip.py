@@ -147,6 +147,11 @@ def load_tiny_clip(asset_dir: Path = ASSET_DIR, verify: bool = True) -> TinyCLIP
     state = load_file(str(weights))
     logit_scale = float(state.pop("logit_scale"))
     visual.load_state_dict(state)
+    # the tower's own input normalisation, where generic code (spikemfm.app.input_spec) reads a timm model's
+    from spikemfm.data.fashion_mnist import MEAN, STD
+
+    visual.pretrained_cfg = {**getattr(visual, "pretrained_cfg", {}), "architecture": "tiny-clip-fmnist",
+                             "mean": (MEAN,), "std": (STD,), "input_size": (cfg.in_chans, cfg.img_size, cfg.img_size)}
     return TinyCLIP(visual.eval(), load_minilm(), logit_scale).eval()
 
 
