@@ -122,7 +122,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
     overrides = {k: getattr(args, k) for k in ("model", "tower", "checkpoint", "bits", "budget", "head_ratio",
                                                 "mlp_ratio", "recovery_steps", "max_spikes", "timesteps",
-                                                "calib_samples", "eval_samples", "data", "out")}
+                                                "calib_samples", "eval_samples", "data", "model_args", "out")}
     job = job_from_toml(args.config, overrides)
     summary = run_convert(job, progress=not args.no_progress)
     keys = ("graph", "params", "weight_bytes", "neurons_per_input", "spikes_per_input", "t_exact",
@@ -152,6 +152,19 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_arg(text: str) -> tuple[str, object]:
+    """KEY=VALUE with VALUE in TOML syntax (96, true, "x", [1, 2]); a bare word is a string."""
+    import tomllib
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: give KEY=VALUE, e.g. img_size=96")
+    try:
+        return key.strip(), tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return key.strip(), value
+
+
 def _spikes_flag(text: str) -> int | str:
     """--max-spikes of convert: a positive integer or 'graded' (validated by ConvertJob)."""
     return text if text == "graded" else int(text) if text.lstrip("-").isdigit() else text
@@ -177,6 +190,9 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     cv.add_argument("--timesteps", "-T", type=int)
     cv.add_argument("--calib-samples", type=int)
     cv.add_argument("--eval-samples", type=int)
+    cv.add_argument("--model-arg", dest="model_args", action="append", type=_model_arg, metavar="KEY=VALUE",
+                    help="an option of the model's factory, e.g. img_size=96 or num_classes=10 (TOML value syntax; "
+                    "repeatable)")
     cv.add_argument("--data", help="an image folder or a text file of sentences (one per line) to calibrate on "
                     "(even-numbered items) and evaluate on (odd-numbered); default Fashion-MNIST / real sentences")
     cv.add_argument("--out")

@@ -38,6 +38,8 @@ class ConvertJob:
         timesteps: steps simulated for the summary's exactness check.
         calib_samples: real calibration samples (images or sentences).
         eval_samples: real test samples simulated for the summary.
+        model_args: (option, value) pairs passed to the model's factory (timm ``img_size``, ``num_classes``,
+            ``depth``, ...; open_clip ``vision_cfg``); a TOML table ``[model_args]``.
         data: an image folder or a text file of sentences to calibrate and evaluate on (default: Fashion-MNIST
             / real sentences); calibration takes the even-numbered items, evaluation the odd-numbered ones.
         out: output folder (``model.snn.pt`` + ``summary.json``).
@@ -56,10 +58,17 @@ class ConvertJob:
     calib_samples: int = 256
     eval_samples: int = 16
     data: str | None = None
+    model_args: tuple[tuple[str, Any], ...] = ()
     out: str = "results/convert_cli"
 
     def __post_init__(self) -> None:
         DataSource(self.data)  # fails on a path that does not exist, before any model loads
+        args = self.model_args.items() if isinstance(self.model_args, dict) else self.model_args
+        try:  # a TOML table, saved JSON lists or pairs: one canonical form
+            pairs = tuple((str(k), v) for k, v in args)
+        except (TypeError, ValueError):
+            raise ConfigError(f"ConvertJob.model_args={self.model_args!r}: give option = value pairs") from None
+        object.__setattr__(self, "model_args", pairs)
         if self.tower not in TOWERS:
             raise ConfigError(f"ConvertJob.tower={self.tower!r}: choose one of {TOWERS}")
         if self.recovery_steps < 0:
@@ -91,7 +100,10 @@ def job_from_toml(path: str | Path | None, overrides: dict[str, Any]) -> Convert
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"config file {path}: unknown field(s) {unknown}; known: {sorted(known)}")
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    if isinstance(values.get("model_args"), dict) and "model_args" in flags:  # flags add to / win over the table
+        flags["model_args"] = {**values["model_args"], **dict(flags["model_args"])}
+    values.update(flags)
     try:
         return ConvertJob(**values)
     except TypeError as exc:
@@ -108,7 +120,7 @@ def load_tower(job: ConvertJob) -> tuple[Any, Any]:
         if not Path(job.checkpoint).is_file() and not job.model.startswith("open_clip:"):
             raise ModelLoadError(f"checkpoint {job.checkpoint}: no such file")
         kwargs = {"pretrained": job.checkpoint} if job.model.startswith("open_clip:") else {"checkpoint": job.checkpoint}
-    model = load(job.model, **kwargs)
+    model = load(job.model, **kwargs, **dict(job.model_args))
     if not is_clip:
         return model, getattr(model, "tokenize", None)
     if job.model == "tiny-clip-fmnist":

@@ -168,26 +168,15 @@ def test_toml_config_error_is_one_line_and_exit_2(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def saved_models(tmp_path_factory):
-    """Saved SNNs of two families: MiniLM through `spikemfm convert`, a small timm ViT through the API."""
-    import torch
-
-    import spikemfm
-    from spikemfm.serialize import save_converted
-
+    """Saved SNNs written by `spikemfm convert`: MiniLM, and a small timm GAP ViT (model options as flags)."""
     root = tmp_path_factory.mktemp("saved")
     assert main(["convert", "--model", "minilm", "--bits", "8", "--max-spikes", "graded", "-T", "2", "--calib-samples",
                  "32", "--eval-samples", "4", "--out", str(root / "minilm"), "--no-progress"]) == 0
-    torch.manual_seed(0)
-    vit = spikemfm.load("timm:vit_small_patch16_224", img_size=28, patch_size=7, depth=2, embed_dim=32, num_heads=2,
-                        num_classes=8, class_token=False, global_pool="avg")
-    from spikemfm.app import input_spec, real_batches
-
-    graph = spikemfm.ir.extract(vit)
-    spec = input_spec(vit, graph)
-    calib, _ = real_batches(graph, spec, None, "train", 64, 32)
-    qann = spikemfm.quantize(vit, spikemfm.QuantConfig(bits=6), calib)
-    save_converted(spikemfm.convert(qann), root / "vit" / "model.snn.pt",
-                   {"job": {"model": "timm:vit_small_patch16_224", "bits": 6}, "input": spec.as_dict()})
+    vit_args = ["img_size=28", "patch_size=7", "depth=2", "embed_dim=32", "num_heads=2", "num_classes=8",
+                "class_token=false", 'global_pool="avg"']
+    assert main(["convert", "--model", "timm:vit_small_patch16_224", *[a for v in vit_args for a in ("--model-arg", v)],
+                 "--bits", "6", "--max-spikes", "4", "-T", "8", "--calib-samples", "64", "--eval-samples", "4",
+                 "--out", str(root / "vit"), "--no-progress"]) == 0
     return {"minilm": root / "minilm", "timm": root / "vit"}
 
 
@@ -197,6 +186,10 @@ def test_convert_summary_compares_with_the_users_module(saved_models):
     summary = json.loads((saved_models["minilm"] / "summary.json").read_text())
     assert summary["graph_vs_module_rel_l2"] < 1e-5  # the fidelity guard's figure (float64)
     assert summary["qann_vs_module_cosine"] > 0.95 and summary["t_exact"] == 1
+    vit = json.loads((saved_models["timm"] / "summary.json").read_text())
+    assert vit["graph_vs_module_rel_l2"] < 1e-5 and vit["config"]["model_args"][0] == ["img_size", 28]
+    assert vit["input"]["size"] == 28 and vit["input"]["channels"] == 3
+    assert "grey repeated to 3 channels" in vit["calibration_data"] and "resized" not in vit["calibration_data"]
 
 
 @pytest.mark.parametrize("family", ["minilm", "timm"])

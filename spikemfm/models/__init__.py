@@ -10,7 +10,7 @@ Names:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from torch import nn
 
@@ -20,6 +20,43 @@ DEFAULT_MODEL = "tiny-clip-fmnist"
 _FORMS = "tiny-clip-fmnist, minilm, timm:<name>, open_clip:<arch>, hf:<name-or-folder>"
 
 
+def _tiny_clip(**kwargs: Any) -> nn.Module:
+    from spikemfm.models.tiny_clip import load_tiny_clip
+
+    return load_tiny_clip(**kwargs)
+
+
+def _minilm(**kwargs: Any) -> nn.Module:
+    from spikemfm.models.text import load_minilm
+
+    return load_minilm(**kwargs)
+
+
+def _timm(rest: str, pretrained: bool | str | None, checkpoint: Path | str | None, **kwargs: Any) -> nn.Module:
+    from spikemfm.models.sources import load_timm
+
+    return load_timm(rest, pretrained=bool(pretrained), checkpoint=Path(checkpoint) if checkpoint else None, **kwargs)
+
+
+def _open_clip(rest: str, pretrained: bool | str | None, checkpoint: Path | str | None, **kwargs: Any) -> nn.Module:
+    from spikemfm.models.sources import load_open_clip
+
+    return load_open_clip(rest, pretrained=pretrained if isinstance(pretrained, str) else
+                          (str(checkpoint) if checkpoint else None), **kwargs)
+
+
+def _hf(rest: str, pretrained: bool | str | None, checkpoint: Path | str | None, **kwargs: Any) -> nn.Module:
+    from spikemfm.models.text import load_hf_encoder
+
+    return load_hf_encoder(rest, **kwargs)
+
+
+# Registries: a name arrives as a string (CLI, TOML, saved models); a new source is one entry here.
+NAMED: dict[str, Callable[..., nn.Module]] = {DEFAULT_MODEL: _tiny_clip, "minilm": _minilm,
+                                              "all-MiniLM-L6-v2": _minilm}
+FAMILIES: dict[str, Callable[..., nn.Module]] = {"timm": _timm, "open_clip": _open_clip, "hf": _hf}
+
+
 def load(name: str, pretrained: bool | str | None = None, checkpoint: Path | str | None = None,
          **kwargs: Any) -> nn.Module:
     """Loads a model by name (see the module docstring for the forms).
@@ -27,37 +64,22 @@ def load(name: str, pretrained: bool | str | None = None, checkpoint: Path | str
     Args:
         name: model name.
         pretrained: timm: ``True`` for hub weights; open_clip: a tag or a local checkpoint path.
-        checkpoint: local weights file (timm).
+        checkpoint: local weights file (timm; for open_clip the same as ``pretrained``).
         **kwargs: constructor/config overrides passed to the family's factory.
 
     Raises:
         ModelLoadError: unknown name or weights that cannot be loaded.
     """
-    if name == DEFAULT_MODEL:
-        from spikemfm.models.tiny_clip import load_tiny_clip
-
-        return load_tiny_clip(**kwargs)
-    if name in ("minilm", "all-MiniLM-L6-v2"):
-        from spikemfm.models.text import load_minilm
-
-        return load_minilm(**kwargs)
+    if not isinstance(name, str):
+        raise ModelLoadError(f"model name must be a string, got {type(name).__name__}; use one of: {_FORMS}")
+    if name in NAMED:
+        return NAMED[name](**kwargs)
     family, sep, rest = name.partition(":")
     if not sep or not rest:
         raise ModelLoadError(f"unknown model {name!r}; use one of: {_FORMS}")
-    if family == "timm":
-        from spikemfm.models.sources import load_timm
-
-        return load_timm(rest, pretrained=bool(pretrained),
-                         checkpoint=Path(checkpoint) if checkpoint else None, **kwargs)
-    if family == "open_clip":
-        from spikemfm.models.sources import load_open_clip
-
-        return load_open_clip(rest, pretrained=pretrained if isinstance(pretrained, str) else None, **kwargs)
-    if family == "hf":
-        from spikemfm.models.text import load_hf_encoder
-
-        return load_hf_encoder(rest, **kwargs)
-    raise ModelLoadError(f"unknown model family {family!r} in {name!r}; use one of: {_FORMS}")
+    if family not in FAMILIES:
+        raise ModelLoadError(f"unknown model family {family!r} in {name!r}; use one of: {_FORMS}")
+    return FAMILIES[family](rest, pretrained, checkpoint, **kwargs)
 
 
-__all__ = ["DEFAULT_MODEL", "load"]
+__all__ = ["DEFAULT_MODEL", "FAMILIES", "NAMED", "load"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from spikemfm.errors import ModelLoadError
@@ -26,12 +27,49 @@ def load_timm(name: str, pretrained: bool = False, checkpoint: Path | None = Non
         path = Path(checkpoint)
         if not path.is_file():
             raise ModelLoadError(f"{path}: checkpoint not found")
-        kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
+        bare = timm.create_model(name, pretrained=False, **kwargs)
+        _check_timm_checkpoint(path, bare)
+        # num_classes in the overlay: else timm drops a checkpoint head whose size differs from the hub config's
+        # (1000) and leaves a random one, silently
+        kwargs["pretrained_cfg_overlay"] = {"file": str(path), "num_classes": int(bare.num_classes)}
         pretrained = True
     try:
         return timm.create_model(name, pretrained=pretrained, **kwargs).eval()
     except (OSError, RuntimeError) as exc:
         raise ModelLoadError(f"timm model {name!r} could not be built/loaded: {exc}") from exc
+
+
+def _checkpoint_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor shapes of a checkpoint without building anything from it (safetensors header, or a weights-only load)."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), "pt") as f:
+                return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # safetensors / torch raise many types for a bad file: one message naming it
+        raise ModelLoadError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from exc
+    state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
+    if not isinstance(state, dict):
+        raise ModelLoadError(f"{path}: not a state dict checkpoint")
+    return {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+# What a shape mismatch of these tensors means, and the option that fixes it
+_RESIZABLE = {"pos_embed": "img_size (and patch_size)", "head.weight": "num_classes"}
+
+
+def _check_timm_checkpoint(path: Path, model: nn.Module) -> None:
+    """Refuses a checkpoint whose position table or head does not fit the model built from the given options:
+    timm would resample position embeddings / the caller would get a different head, silently."""
+    shapes, own = _checkpoint_shapes(path), model.state_dict()
+    for key, option in _RESIZABLE.items():
+        if key in shapes and key in own and shapes[key] != tuple(own[key].shape):
+            raise ModelLoadError(
+                f"{path}: {key} has shape {shapes[key]} but the model built from these options has "
+                f"{tuple(own[key].shape)}: set {option} to match the checkpoint (convert: --model-arg "
+                f"{option.split()[0]}=...); spikemfm does not resize or replace weights silently")
 
 
 def load_open_clip(name: str, pretrained: str | None = None, **kwargs: Any) -> nn.Module:

@@ -74,3 +74,35 @@ def test_cli_help():
     assert exe.is_file(), f"console script not installed at {exe}"
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "demo" in out.stdout and "energy" in out.stdout
+
+
+def test_timm_checkpoint_of_another_resolution_or_head_fails_clearly(tmp_path):
+    """A 16-px checkpoint never becomes a 32-px model silently (timm would resample its position table)."""
+    from safetensors.torch import save_file
+
+    small = dict(patch_size=8, depth=1, embed_dim=16, num_heads=2)
+    torch.manual_seed(0)
+    src = spikemfm.load("timm:vit_tiny_patch16_224", img_size=16, num_classes=4, **small)
+    path = tmp_path / "vit16.safetensors"
+    save_file({k: v.contiguous() for k, v in src.state_dict().items()}, str(path))
+    with pytest.raises(ModelLoadError, match=r"pos_embed has shape \(1, 5, 16\) .* set img_size"):
+        spikemfm.load("timm:vit_tiny_patch16_224", checkpoint=path, img_size=32, num_classes=4, **small)
+    with pytest.raises(ModelLoadError, match=r"head.weight .* set num_classes"):
+        spikemfm.load("timm:vit_tiny_patch16_224", checkpoint=path, img_size=16, num_classes=7, **small)
+    back = spikemfm.load("timm:vit_tiny_patch16_224", checkpoint=path, img_size=16, num_classes=4, **small)
+    x = torch.randn(2, 3, 16, 16)
+    assert torch.equal(back(x), src.eval()(x))
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"12345")
+    with pytest.raises(ModelLoadError, match="bad.safetensors: unreadable checkpoint"):
+        spikemfm.load("timm:vit_tiny_patch16_224", checkpoint=bad, img_size=16, **small)
+
+
+def test_model_registries_name_every_form():
+    from spikemfm.models import FAMILIES, NAMED
+
+    assert set(FAMILIES) == {"timm", "open_clip", "hf"} and "tiny-clip-fmnist" in NAMED
+    with pytest.raises(ModelLoadError, match="unknown model family 'keras'"):
+        spikemfm.load("keras:resnet")
+    with pytest.raises(ModelLoadError, match="model name must be a string"):
+        spikemfm.load(5)
