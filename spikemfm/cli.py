@@ -118,12 +118,14 @@ def _cmd_lava(args: argparse.Namespace) -> int:
 
 def _cmd_convert(args: argparse.Namespace) -> int:
     """Loads a model, (prunes,) quantizes and converts it; writes the SNN file and a JSON summary."""
-    from spikemfm.jobs import job_from_toml, run_convert
+    from spikemfm.jobs import job_from_toml, run_convert, weights_of
 
     overrides = {k: getattr(args, k) for k in ("model", "tower", "checkpoint", "bits", "budget", "head_ratio",
                                                 "mlp_ratio", "recovery_steps", "max_spikes", "timesteps",
                                                 "calib_samples", "eval_samples", "data", "model_args", "out")}
     job = job_from_toml(args.config, overrides)
+    if weights_of(job).startswith("random-init"):
+        print(f"spikemfm convert: warning: {job.model} has {weights_of(job)}", file=sys.stderr)
     summary = run_convert(job, progress=not args.no_progress)
     keys = ("graph", "params", "weight_bytes", "neurons_per_input", "spikes_per_input", "t_exact",
             "max_rel_error_at_T", "qann_vs_module_cosine", "graph_vs_module_rel_l2")

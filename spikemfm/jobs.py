@@ -134,6 +134,15 @@ def load_tower(job: ConvertJob) -> tuple[Any, Any]:
     return OpenClipTextTower(model), open_clip.get_tokenizer(job.model.partition(":")[2])
 
 
+def weights_of(job: ConvertJob) -> str:
+    """What weights the job's model has: ``random-init`` where no checkpoint or pretrained source is given."""
+    if job.model.startswith(("timm:", "open_clip:")) and job.checkpoint is None:
+        return "random-init (no --checkpoint): the conversion is exact, but of an untrained model"
+    if job.checkpoint is not None:
+        return f"checkpoint {job.checkpoint}"
+    return "pretrained (bundled or local)"
+
+
 def run_convert(job: ConvertJob, progress: bool = True) -> dict[str, Any]:
     """Loads, (prunes,) quantizes and converts the job's tower; saves it and returns the summary."""
     from spikemfm.convert import (ConvertConfig, MixedPrecisionConfig, PruneConfig, QuantConfig, convert, distill,
@@ -162,7 +171,7 @@ def run_convert(job: ConvertJob, progress: bool = True) -> dict[str, Any]:
     res, ref = simulate(snn, x, job.timesteps), qann(x)
     out = Path(job.out)
     summary = {**provenance(asdict(job)), "file": str(out / "model.snn.pt"), "graph": qann.graph.name,
-               "calibration_data": calib_note, "evaluation_data": eval_note,
+               "weights": weights_of(job), "calibration_data": calib_note, "evaluation_data": eval_note,
                "input": spec.as_dict() if spec is not None else None,
                "params": sum(ql.w_int.numel() for ql in qann.qparams.linears.values()),
                "weight_bytes": sum(ql.total_bits for ql in qann.qparams.linears.values()) / 8,

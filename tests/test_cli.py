@@ -189,6 +189,7 @@ def test_convert_summary_compares_with_the_users_module(saved_models):
     vit = json.loads((saved_models["timm"] / "summary.json").read_text())
     assert vit["graph_vs_module_rel_l2"] < 1e-5 and vit["config"]["model_args"][0] == ["img_size", 28]
     assert vit["input"]["size"] == 28 and vit["input"]["channels"] == 3
+    assert vit["weights"].startswith("random-init") and summary["weights"].startswith("pretrained")
     assert "grey repeated to 3 channels" in vit["calibration_data"] and "resized" not in vit["calibration_data"]
 
 
