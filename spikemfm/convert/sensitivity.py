@@ -27,7 +27,7 @@ from spikemfm.quant.params import ActQuant
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
 from spikemfm.ir.float_ops import FloatOps
-from spikemfm.ir.netlist import SynapticLayer, build_netlist
+from spikemfm.ir.netlist import Netlist, SynapticLayer, build_netlist
 
 
 @dataclass(frozen=True)
@@ -51,20 +51,21 @@ class Knob:
         return (self.kind, f"{self.name}#{self.group}" if self.group else self.name)
 
 
-def linears_of(graph: N.EncoderGraph) -> dict[str, tuple[N.Linear, N.Point, int | None]]:
-    """Every Linear of ``graph`` by path: (node, the quantization point feeding it, block index or None)."""
-    net = build_netlist(graph)
+def linears_of(graph: N.EncoderGraph, net: Netlist | None = None) -> dict[str, tuple[N.Linear, N.Point, int | None]]:
+    """Every Linear of ``graph`` by path: (node, the quantization point feeding it, block index or None);
+    ``net`` is the graph's netlist if already built."""
+    net = net or build_netlist(graph)
     nodes = {lin.path: lin for lin in N.find_nodes(graph, N.Linear)}
     return {r.name: (nodes[r.name], net.pre(r.name).point, net.block(r.name)) for r in net.of(SynapticLayer)}
 
 
-def knobs_of(graph: N.EncoderGraph, neurons: dict[str, int]) -> list[Knob]:
+def knobs_of(graph: N.EncoderGraph, neurons: dict[str, int], net: Netlist | None = None) -> list[Knob]:
     """All weight and activation knobs of ``graph`` (per block: weights, then activations; then the readout).
 
     ``neurons``: neurons per sample of every quantization point.
     """
-    net = build_netlist(graph)
-    weights = [Knob("weight", path, i, lin.weight.numel()) for path, (lin, _, i) in linears_of(graph).items()]
+    net = net or build_netlist(graph)
+    weights = [Knob("weight", path, i, lin.weight.numel()) for path, (lin, _, i) in linears_of(graph, net).items()]
     acts = [Knob("act", r.point, net.block(r.name), neurons[r.name]) for r in net.neurons()]
     blocks: list[int | None] = [*range(len(graph.blocks)), None]  # the readout's knobs come last
     return [k for b in blocks for group in (weights, acts) for k in group if k.block == b]
@@ -163,9 +164,10 @@ def _distortion(graph: N.EncoderGraph, cal: Calibration, ref: list[torch.Tensor]
     return num / max(den, 1e-300)
 
 
-def _channel_shares(graph: N.EncoderGraph, cal: Calibration, low: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _channel_shares(table: dict[str, tuple[N.Linear, N.Point, int | None]], cal: Calibration,
+                    low: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     shares = {}
-    for path, (node, point, _) in linears_of(graph).items():
+    for path, (node, point, _) in table.items():
         sigma = cal.moments[point] / cal.count[point]
         dw = low[path] - node.weight.to(torch.float64)
         err = ((dw @ sigma) * dw).sum(1)
@@ -191,15 +193,17 @@ def measure_sensitivity(graph: N.EncoderGraph, cal: Calibration, candidates: tup
     """
     from tqdm.auto import tqdm
 
-    linears = {path: node for path, (node, _, _) in linears_of(graph).items()}
+    net = build_netlist(graph)
+    table = linears_of(graph, net)
+    linears = {path: node for path, (node, _, _) in table.items()}
     weights: dict[int, dict[str, torch.Tensor]] = {}
     for bits in candidates:
         weights[bits] = {}
         for path, node in linears.items():
             w_int, scale = quantize_weight(node.weight, bits)
             weights[bits][path] = w_int * scale[:, None]
-    shares = _channel_shares(graph, cal, weights[min(candidates)])
-    knobs = split_outliers(knobs_of(graph, cal.neurons), shares, outlier_fraction, outlier_share)
+    shares = _channel_shares(table, cal, weights[min(candidates)])
+    knobs = split_outliers(knobs_of(graph, cal.neurons, net), shares, outlier_fraction, outlier_share)
     ref = _output(graph, cal.batches, FloatOps())
     acts = {b: {k.name: act_quant(k.name, cal.reservoir, QuantConfig(bits=b, clip=clip)) for k in knobs
                 if k.kind == "act"} for b in candidates}
