@@ -1,6 +1,7 @@
 """Maps timm, open_clip and Hugging Face transformer towers onto :mod:`spikemfm.ir.nodes`.
 
-Supported: timm ``VisionTransformer`` (ViT/DeiT, pre-LN, cls token or avg pooling, LayerScale folded),
+Supported: timm ``VisionTransformer`` (ViT/DeiT, pre-LN, cls token or avg pooling, LayerScale folded, ``pre_norm``
+as in the ``vit_*_clip_*`` towers, ``pos_embed='none'``),
 open_clip ``VisionTransformer`` and CLIP text tower (``OpenClipTextTower``), Hugging Face ``BertModel``
 (post-LN) and :class:`spikemfm.models.text.TextEncoder` (BERT + mean pooling, e.g. all-MiniLM-L6-v2),
 and :class:`spikemfm.models.tiny_clip.TinyCLIP` towers. Anything else raises
@@ -104,13 +105,15 @@ def from_timm_vit(m: nn.Module, name: str = "timm-vit") -> N.EncoderGraph:
         raise _unsupported("", m, "distillation/register tokens unsupported")
     if m.global_pool not in ("token", "avg") or getattr(m, "attn_pool", None) is not None:
         raise _unsupported("", m, f"global_pool={m.global_pool!r} unsupported (token or avg)")
-    _identity("norm_pre", m.norm_pre, "norm_pre")
     _identity("patch_embed.norm", m.patch_embed.norm, "patch norm")
     if getattr(m, "no_embed_class", False):
         raise _unsupported("", m, "no_embed_class=True unsupported")
     pe = m.patch_embed.proj
+    tokens = int(m.patch_embed.num_patches) + (1 if m.cls_token is not None else 0)
+    pos = _t(m.pos_embed[0]) if m.pos_embed is not None else torch.zeros(tokens, pe.weight.shape[0])  # 'none'
+    norm_pre = None if isinstance(m.norm_pre, nn.Identity) else _layernorm("norm_pre", m.norm_pre)  # CLIP towers
     embed = N.PatchEmbed("patch_embed", _t(pe.weight), _t(pe.bias) if pe.bias is not None else None,
-                         _t(m.cls_token[0, 0]) if m.cls_token is not None else None, _t(m.pos_embed[0]), None)
+                         _t(m.cls_token[0, 0]) if m.cls_token is not None else None, pos, norm_pre)
     blocks = tuple(_timm_block(f"blocks.{i}", b) for i, b in enumerate(m.blocks))
     pool = "cls" if m.global_pool == "token" else "avg_tokens"
     prefix = 0 if getattr(m, "pool_include_prefix", False) else int(m.num_prefix_tokens)

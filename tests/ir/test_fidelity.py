@@ -58,6 +58,8 @@ CASES = {
     "vit_base_patch16_gap_224": lambda: _timm("vit_base_patch16_gap_224"),
     "vit_base_patch16_siglip_gap_224": lambda: _timm("vit_base_patch16_siglip_gap_224"),
     "timm_pool_include_prefix": lambda: _timm("vit_small_patch16_224", global_pool="avg", pool_include_prefix=True),
+    "timm_clip_pre_norm": lambda: _timm("vit_base_patch16_clip_224"),
+    "timm_pos_embed_none": lambda: _timm("vit_small_patch16_224", pos_embed="none"),
     "open_clip_text_no_causal_mask": lambda: _open_clip_text(no_causal_mask=True),
     "bert_sentence_pairs": lambda: _hf("bert_pairs"),
     "roberta_text_encoder": lambda: _hf("roberta"),
@@ -129,3 +131,12 @@ def test_causal_mask_still_applied_where_open_clip_applies_it():
 def test_text_encoder_forward_is_normalised_pooled():
     model, calib = _hf("roberta")
     assert torch.allclose(model(**calib[0]), F.normalize(model.pooled(**calib[0]), dim=-1))
+
+
+@pytest.mark.parametrize("case", ["timm_clip_pre_norm", "timm_gap_no_class_token", "roberta_text_encoder"])
+def test_fixed_cases_snn_equals_qann(case):
+    model, calib = CASES[case]()
+    qann = quantize(model, QuantConfig(bits=4), calib)
+    res = spikemfm.simulate(spikemfm.convert(qann, spikemfm.ConvertConfig(max_spikes_per_step=None)), calib[0], 2)
+    ref = qann(calib[0])
+    assert float((res.outputs[-1] - ref).abs().max()) <= 1e-4 * float(ref.abs().max())
