@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from typing import Callable, Sequence
 
@@ -46,15 +47,16 @@ def _cmd_energy(args: argparse.Namespace) -> int:
     from spikemfm.energy import estimate_energy, load_profile
     from spikemfm.energy.plot import plot_breakdown
     from spikemfm.io import save_table
-    from spikemfm.jobs import run_energy_saved
+    from spikemfm.jobs import model_file_for, run_energy_saved
     from spikemfm.models.tiny_clip import load_tiny_clip
     from spikemfm.pipeline import calibration_images, convert_tiny_clip, prompts
     from spikemfm.snn import simulate
 
     profiles = [load_profile(p) for p in args.profile]  # fail fast on a bad profile
-    if args.model_file is not None:
-        reports = run_energy_saved(args.model_file, profiles, args.images, args.timesteps)
-        what = f"{args.model_file}, T={args.timesteps}"
+    if args.model is not None:
+        with model_file_for(args.model, _source(args), not args.no_progress) as path:
+            reports = run_energy_saved(path, profiles, args.images, args.timesteps)
+        what = f"{args.model}, T={args.timesteps}"
     else:
         model = load_tiny_clip()
         spikes = parse_max_spikes(args.max_spikes)
@@ -90,15 +92,18 @@ def _cmd_lava(args: argparse.Namespace) -> int:
     from spikemfm.io import save_table
     from spikemfm.neuromorphic.isolate import run_isolated
     from spikemfm.neuromorphic.parts import Part
-    from spikemfm.jobs import agreement_job
+    from spikemfm.jobs import agreement_job, model_file_for
 
     Part(args.part, args.block)  # fail fast on a bad part
-    model = args.model_file if args.model_file is not None else args.model
-    rows = run_isolated(agreement_job, dict(model=model, parts=[(args.part, args.block)],
-                                            precisions=args.precision, timesteps=args.timesteps,
-                                            n_inputs=args.inputs, bits=args.bits,
-                                            max_spikes=parse_max_spikes(args.max_spikes), seed=args.seed,
-                                            frac_bits=args.frac_bits), timeout_s=args.timeout)
+    with contextlib.ExitStack() as stack:
+        model = args.agreement_model if args.model is None else \
+            str(stack.enter_context(model_file_for(args.model, _source(args))))
+        rows = run_isolated(agreement_job, dict(model=model, parts=[(args.part, args.block)],
+                                                precisions=args.precision, timesteps=args.timesteps,
+                                                n_inputs=args.inputs, bits=args.bits,
+                                                max_spikes=parse_max_spikes(args.max_spikes), seed=args.seed,
+                                                frac_bits=args.frac_bits), timeout_s=args.timeout)
+    model = args.model or args.agreement_model
     # short headers: 80 columns (every field is in the files)
     short = [{"precision": r["precision"].removesuffix("_pt"), "procs": r["processes"], "spikes": r["spikes_compared"],
               "mismatch": r["spike_mismatches"], "max|Δout|": r["max_output_diff"],
@@ -138,10 +143,11 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     """Reloads a converted model and simulates real test inputs step by step."""
-    from spikemfm.jobs import run_simulate
+    from spikemfm.jobs import model_file_for, run_simulate
 
-    rows = run_simulate(args.model_file, args.inputs, args.timesteps, args.out)
-    _print_rows(f"spikemfm simulate: {args.model_file}", rows[:: max(1, len(rows) // 8)] + rows[-1:])
+    with model_file_for(args.model, _source(args)) as path:
+        rows = run_simulate(path, args.inputs, args.timesteps, args.out)
+    _print_rows(f"spikemfm simulate: {args.model}", rows[:: max(1, len(rows) // 8)] + rows[-1:])
     print(f"wrote {args.out}/simulate.{{json,csv,md}}")
     return 0
 
@@ -165,6 +171,30 @@ def _model_arg(text: str) -> tuple[str, object]:
         return key.strip(), tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
         return key.strip(), value
+
+
+_MODEL_HELP = ("a model.snn.pt written by `spikemfm convert`, or a model name (tiny-clip-fmnist, minilm, "
+               "timm:<name>, open_clip:<arch>, hf:<name-or-folder>) converted first with the options below")
+
+
+def _add_source(p: argparse.ArgumentParser, spikes_default: str) -> None:
+    """The options that convert a named model (the same as `spikemfm convert`'s), for commands taking one."""
+    p.add_argument("--tower", choices=["image", "text"], default="image", help="two-tower models: which tower")
+    p.add_argument("--checkpoint", help="local weights file (timm) / open_clip checkpoint or tag")
+    p.add_argument("--model-arg", dest="model_args", action="append", type=_model_arg, metavar="KEY=VALUE",
+                   help="an option of the model's factory, e.g. img_size=96 (repeatable)")
+    p.add_argument("--data", help="an image folder or a text file of sentences (default: Fashion-MNIST / sentences)")
+    p.add_argument("--bits", type=int, default=8)
+    p.add_argument("--max-spikes", default=spikes_default, help="spikes per neuron per step: an integer or 'graded'")
+    p.add_argument("--calib-samples", type=int, default=256)
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _source(args: argparse.Namespace) -> dict[str, object]:
+    """ConvertJob fields of a command's model options."""
+    spikes = args.max_spikes if args.max_spikes == "graded" else _spikes_flag(args.max_spikes)
+    return {"tower": args.tower, "checkpoint": args.checkpoint, "model_args": args.model_args, "data": args.data,
+            "bits": args.bits, "max_spikes": spikes, "calib_samples": args.calib_samples}
 
 
 def _spikes_flag(text: str) -> int | str:
@@ -200,8 +230,9 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     cv.add_argument("--out")
     cv.add_argument("--no-progress", action="store_true")
     cv.set_defaults(func=_cmd_convert)
-    sm = sub.add_parser("simulate", help="reload a converted model and simulate real test inputs")
-    sm.add_argument("model_file")
+    sm = sub.add_parser("simulate", help="simulate real test inputs on a saved (or named) model, step by step")
+    sm.add_argument("model", help=_MODEL_HELP)
+    _add_source(sm, spikes_default="16")
     sm.add_argument("--inputs", type=int, default=16)
     sm.add_argument("--timesteps", "-T", type=int, default=32)
     sm.add_argument("--out", default="results/simulate_cli")
@@ -232,13 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
     en = sub.add_parser("energy", help="energy of a saved SNN (or the tiny CLIP's) vs dense baselines per "
                         "hardware profile")
-    en.add_argument("model_file", nargs="?", help="a model.snn.pt written by `spikemfm convert` (any family); "
-                    "without it the tiny CLIP is converted with --tower/--bits/--max-spikes")
+    en.add_argument("model", nargs="?", help=_MODEL_HELP + "; without it the tiny CLIP's tower (--tower) is "
+                    "converted with its prompts")
     en.add_argument("--profile", nargs="+", default=["horowitz45", "standard_formula", "loihi", "truenorth",
                                                      "eyeriss_int8"], help="profile names or TOML paths")
-    en.add_argument("--tower", choices=["image", "text"], default="image")
-    en.add_argument("--bits", type=int, default=8)
-    en.add_argument("--max-spikes", default="4", help="spikes per neuron per step: an integer or 'graded'")
+    _add_source(en, spikes_default="4")
     en.add_argument("--timesteps", "-T", type=int, default=8)
     en.add_argument("--images", "--inputs", dest="images", type=int, default=100,
                     help="real test inputs (images or sentences) simulated")
@@ -247,15 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
     en.set_defaults(func=_cmd_energy)
     _add_convert(sub)
     lv = sub.add_parser("lava", help="run a converted block / tower in Lava and check it against the PyTorch SNN")
-    lv.add_argument("model_file", nargs="?", help="a model.snn.pt written by `spikemfm convert` (any family); "
-                    "without it --model is converted here with --bits/--max-spikes")
-    lv.add_argument("--model", choices=["tiny-clip-image", "minilm"], default="tiny-clip-image")
+    lv.add_argument("model", nargs="?", help=_MODEL_HELP + "; without it --agreement-model")
+    lv.add_argument("--agreement-model", choices=["tiny-clip-image", "minilm"], default="tiny-clip-image",
+                    help="a bundled model converted here with --bits/--max-spikes")
     lv.add_argument("--part", choices=["mlp", "attention", "block", "tower"], default="block")
     lv.add_argument("--block", type=int, default=0, help="block index (ignored for --part tower)")
     lv.add_argument("--timesteps", "-T", type=int, default=32)
     lv.add_argument("--inputs", type=int, default=2, help="real test images / sentences in the batch")
-    lv.add_argument("--bits", type=int, default=8)
-    lv.add_argument("--max-spikes", default="16", help="spikes per neuron per step: an integer or 'graded'")
+    _add_source(lv, spikes_default="16")
     lv.add_argument("--precision", nargs="+", choices=["floating_pt", "fixed_pt"], default=["floating_pt", "fixed_pt"])
     lv.add_argument("--frac-bits", type=int, default=16, help="fixed point: fractional bits of graded values")
     lv.add_argument("--seed", type=int, default=0)

@@ -8,10 +8,12 @@ the summary) / real sentences (Debian fortunes-min).
 """
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -194,6 +196,21 @@ def _cosine_vs_module(tower: Any, graph: Any, out: Any, x: Any) -> float:
     with torch.no_grad():
         ref = extractor_for(tower).reference(tower, as_inputs(graph, x))
     return float(F.cosine_similarity(out, ref.to(out.dtype), dim=-1).mean())
+
+
+@contextlib.contextmanager
+def model_file_for(model: str, source: dict[str, Any], progress: bool = False) -> Iterator[Path]:
+    """A saved model for ``model``: the file itself when it names one, else the model name converted (with the
+    :class:`ConvertJob` fields in ``source``: tower, checkpoint, bits, max_spikes, model_args, data, ...) into a
+    temporary folder that lives as long as the ``with`` block."""
+    if model.endswith(".pt") or Path(model).is_file():
+        yield Path(model)
+        return
+    with tempfile.TemporaryDirectory(prefix="spikemfm-model-") as tmp:
+        fields_ = {k: v for k, v in source.items() if v is not None}
+        job = ConvertJob(model=model, timesteps=1, eval_samples=1, **fields_, out=tmp)
+        run_convert(job, progress=progress)
+        yield Path(tmp) / "model.snn.pt"
 
 
 def load_saved(model_file: str | Path) -> tuple[Any, Any, ConvertJob, InputSpec | None]:

@@ -216,3 +216,21 @@ def test_lava_on_a_saved_model(saved_models, family, tmp_path):
                  "--inputs", "1", "--frac-bits", "14", "--out", str(out)]) == 0
     rows = json.loads((out / "lava_agreement.json").read_text())["rows"]
     assert [r["spike_mismatches"] for r in rows] == [0, 0] and rows[0]["spikes_compared"] > 0
+
+
+def test_commands_take_a_model_name_and_convert_it_first(tmp_path, capsys):
+    """energy / simulate with a model name instead of a saved file: converted with the same options as convert."""
+    import json
+
+    vit = ["--model-arg", "img_size=28", "--model-arg", "patch_size=14", "--model-arg", "depth=1",
+           "--model-arg", "embed_dim=16", "--model-arg", "num_heads=2", "--calib-samples", "16", "--no-progress"]
+    assert main(["energy", "timm:vit_tiny_patch16_224", *vit, "--bits", "4", "--max-spikes", "graded",
+                 "--inputs", "2", "-T", "2", "--profile", "horowitz45", "--out", str(tmp_path / "e")]) == 0
+    row = json.loads((tmp_path / "e" / "energy_summary.json").read_text())["rows"][0]
+    assert row["complete"] == "yes" and row["T"] == 2
+    assert main(["simulate", "timm:vit_tiny_patch16_224", *vit, "--max-spikes", "graded", "--inputs", "2",
+                 "-T", "2", "--out", str(tmp_path / "s")]) == 0
+    rows = json.loads((tmp_path / "s" / "simulate.json").read_text())["rows"]
+    assert rows[-1]["max_rel_error_vs_qann"] == 0.0  # graded spikes: exact from T=1
+    assert main(["simulate", "timm:no_such_model", "--no-progress"]) == 2
+    assert "unknown" in capsys.readouterr().err
