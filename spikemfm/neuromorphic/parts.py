@@ -14,13 +14,12 @@ from typing import Any
 import torch
 
 from spikemfm.convert.qann import QANNOps
-from spikemfm.snn.model import SpikingModel
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
 from spikemfm.neuromorphic.fixed import FixedParams, FixedPointConfig, FixedStepOps, fixed_params, fx_pool
-from spikemfm.snn.ops import SNNStepOps
-from spikemfm.snn.record import Recorder
+from spikemfm.snn.model import SpikingModel
+from spikemfm.snn.simulate import step_ops
 
 PART_KINDS = ("mlp", "attention", "block", "tower")
 
@@ -108,9 +107,9 @@ def _trace(graph: N.EncoderGraph, part: Part, x: torch.Tensor, inputs: engine.In
 
 
 def reference_float(snn: SpikingModel, part: Part, inputs: engine.Inputs, timesteps: int) -> Trace:
-    """The PyTorch SNN (:class:`~spikemfm.snn.ops.SNNStepOps`) on ``part``, step by step."""
+    """The PyTorch SNN (:func:`spikemfm.snn.step_ops`) on ``part``, step by step."""
     x = part_input(snn, part, inputs)
-    ops = SNNStepOps(snn.qparams, snn.config.max_spikes_per_step, Recorder(inputs.batch_size, timesteps))
+    ops = step_ops(snn, inputs.batch_size, timesteps)
     return _trace(snn.graph, part, x, inputs, ops, timesteps, fixed=False)
 
 

@@ -1,5 +1,5 @@
 """Multi-step PyTorch SNN runtime, and the converted model it runs."""
 from spikemfm.snn.model import SpikingModel, convert
-from spikemfm.snn.simulate import SimResult, simulate
+from spikemfm.snn.simulate import SimResult, simulate, step_ops
 
-__all__ = ["SimResult", "SpikingModel", "convert", "simulate"]
+__all__ = ["SimResult", "SpikingModel", "convert", "simulate", "step_ops"]

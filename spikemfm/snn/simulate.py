@@ -85,6 +85,18 @@ def chunk_steps(graph: N.EncoderGraph, batch_size: int, tokens: int, timesteps: 
     return max(1, min(timesteps, _CHUNK_ELEMENTS // max(1, batch_size * per_step)))
 
 
+def step_ops(snn: Any, recorder: Recorder | int, timesteps: int | None = None) -> SNNStepOps:
+    """The public stepping API: engine ops that advance ``snn`` one time step per engine run (call
+    ``next_step()`` before each; ``layer_counts()`` gives every neuron layer's running counts). ``recorder`` is a
+    :class:`~spikemfm.snn.record.Recorder`, or the batch size (then ``timesteps`` sizes a fresh one). Used by
+    :func:`simulate` and by the Lava agreement traces, so both step the same model the same way."""
+    if isinstance(recorder, int):
+        if timesteps is None:
+            raise ConfigError("step_ops: give timesteps with a batch size")
+        recorder = Recorder(recorder, timesteps)
+    return SNNStepOps(snn.qparams, snn.config.max_spikes_per_step, recorder, snn.quant_config.dtype)
+
+
 def simulate(snn: Any, inputs: Any, timesteps: int, runtime: str = "auto") -> SimResult:
     """Runs a converted :class:`~spikemfm.snn.model.SpikingModel` for ``timesteps`` steps.
 
@@ -110,7 +122,7 @@ def simulate(snn: Any, inputs: Any, timesteps: int, runtime: str = "auto") -> Si
     with torch.no_grad():
         x0 = engine.embed(graph.embed, x, dtype)  # the encoding layer runs once, at step 1
         if runtime in ("auto", "step"):
-            outputs = _run_steps(SNNStepOps(snn.qparams, max_spikes, rec, dtype), graph, x, x0, timesteps, dtype)
+            outputs = _run_steps(step_ops(snn, rec), graph, x, x0, timesteps, dtype)
         else:
             ops = TimeBatchOps(snn.qparams, max_spikes, rec, dtype)
             outputs = _run_chunks(ops, graph, x, x0, timesteps, dtype)
