@@ -23,7 +23,7 @@ from spikemfm.convert import ConvertConfig, QuantConfig, convert, parse_max_spik
 from spikemfm.data import load_fashion_mnist
 from spikemfm.io import save_table
 from spikemfm.models.tiny_clip import load_tiny_clip
-from spikemfm.pipeline import calibration_images
+from spikemfm.app.tiny_clip import calibration_images
 from spikemfm.report import draw_plot
 from spikemfm.snn import simulate
 from spikemfm.timing import median_time

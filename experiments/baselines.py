@@ -28,7 +28,7 @@ from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
 from spikemfm.data import load_fashion_mnist
 from spikemfm.io import save_figure, save_table
 from spikemfm.models.tiny_clip import load_tiny_clip
-from spikemfm.pipeline import calibration_images
+from spikemfm.app.tiny_clip import calibration_images
 from spikemfm.report import draw_plot
 from spikemfm.snn import simulate
 from spikemfm.timing import best_time

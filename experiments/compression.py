@@ -30,7 +30,7 @@ from spikemfm.evaluate import zero_shot_accuracy
 from spikemfm.io import save_figure, save_table
 from spikemfm.models.text import load_minilm
 from spikemfm.models.tiny_clip import load_tiny_clip
-from spikemfm.pipeline import calibration_images
+from spikemfm.app.tiny_clip import calibration_images
 from spikemfm.snn import simulate
 
 CANDIDATES = (2, 3, 4, 5, 6, 8)

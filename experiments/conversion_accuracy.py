@@ -24,7 +24,7 @@ from spikemfm.data import load_fashion_mnist, load_sentences
 from spikemfm.evaluate import zero_shot_accuracy
 from spikemfm.io import save_figure, save_table
 from spikemfm.models.tiny_clip import load_tiny_clip
-from spikemfm.pipeline import (calibration_images, convert_tiny_clip, qann_classifier, qann_zero_shot,
+from spikemfm.app.tiny_clip import (calibration_images, convert_tiny_clip, qann_classifier, qann_zero_shot,
                                snn_classifier, snn_zero_shot_curve)
 from spikemfm.snn import simulate
 

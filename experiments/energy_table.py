@@ -20,7 +20,7 @@ from spikemfm.energy import available_profiles, estimate_energy
 from spikemfm.energy.plot import plot_breakdown
 from spikemfm.io import save_table
 from spikemfm.models.tiny_clip import load_tiny_clip
-from spikemfm.pipeline import calibration_images, convert_tiny_clip, prompts
+from spikemfm.app.tiny_clip import calibration_images, convert_tiny_clip, prompts
 from spikemfm.snn import simulate
 
 

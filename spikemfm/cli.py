@@ -49,7 +49,7 @@ def _cmd_energy(args: argparse.Namespace) -> int:
     from spikemfm.io import save_table
     from spikemfm.jobs import model_file_for, run_energy_saved
     from spikemfm.models.tiny_clip import load_tiny_clip
-    from spikemfm.pipeline import calibration_images, convert_tiny_clip, prompts
+    from spikemfm.app.tiny_clip import calibration_images, convert_tiny_clip, prompts
     from spikemfm.snn import simulate
 
     profiles = [load_profile(p) for p in args.profile]  # fail fast on a bad profile

@@ -9,7 +9,7 @@ from spikemfm.data import load_fashion_mnist
 from spikemfm.errors import ConfigError
 from spikemfm.evaluate import zero_shot_accuracy
 from spikemfm.models.tiny_clip import load_tiny_clip
-from spikemfm.pipeline import (calibration_images, convert_tiny_clip, qann_classifier, qann_zero_shot,
+from spikemfm.app.tiny_clip import (calibration_images, convert_tiny_clip, qann_classifier, qann_zero_shot,
                                snn_classifier, snn_zero_shot_curve)
 
 

@@ -289,7 +289,7 @@ def _converted(model: str, n_inputs: int, bits: int, max_spikes: int | None, see
     from spikemfm.data import load_fashion_mnist, load_sentences
     from spikemfm.models.text import load_minilm
     from spikemfm.models.tiny_clip import load_tiny_clip
-    from spikemfm.pipeline import calibration_images
+    from spikemfm.app.tiny_clip import calibration_images
     from spikemfm.snn import convert
 
     if model == "tiny-clip-image":

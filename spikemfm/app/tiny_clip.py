@@ -1,4 +1,5 @@
-"""The tiny-CLIP pipeline as library functions: calibrate → quantize → convert → simulate → evaluate.
+"""The bundled tiny CLIP's pipeline (model-specific: kept out of the generic path) as library functions:
+calibrate → quantize → convert → simulate → evaluate.
 
 Both towers run as SNNs: the class embeddings come from the spiking MiniLM text tower and the image
 embeddings from the spiking ViT, each read out at every time step.
