@@ -96,9 +96,9 @@ def _cmd_lava(args: argparse.Namespace) -> int:
 
     Part(args.part, args.block)  # fail fast on a bad part
     with contextlib.ExitStack() as stack:
-        model = args.agreement_model if args.model is None else \
+        job_model = args.agreement_model if args.model is None else \
             str(stack.enter_context(model_file_for(args.model, _source(args))))
-        rows = run_isolated(agreement_job, dict(model=model, parts=[(args.part, args.block)],
+        rows = run_isolated(agreement_job, dict(model=job_model, parts=[(args.part, args.block)],
                                                 precisions=args.precision, timesteps=args.timesteps,
                                                 n_inputs=args.inputs, bits=args.bits,
                                                 max_spikes=parse_max_spikes(args.max_spikes), seed=args.seed,
@@ -192,9 +192,8 @@ def _add_source(p: argparse.ArgumentParser, spikes_default: str) -> None:
 
 def _source(args: argparse.Namespace) -> dict[str, object]:
     """ConvertJob fields of a command's model options."""
-    spikes = args.max_spikes if args.max_spikes == "graded" else _spikes_flag(args.max_spikes)
     return {"tower": args.tower, "checkpoint": args.checkpoint, "model_args": args.model_args, "data": args.data,
-            "bits": args.bits, "max_spikes": spikes, "calib_samples": args.calib_samples}
+            "bits": args.bits, "max_spikes": _spikes_flag(args.max_spikes), "calib_samples": args.calib_samples}
 
 
 def _spikes_flag(text: str) -> int | str:

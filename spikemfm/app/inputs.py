@@ -7,7 +7,6 @@ CLIP records its Fashion-MNIST statistics in the same ``pretrained_cfg`` fields.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -41,13 +40,6 @@ class InputSpec:
         return cls(int(d["size"]), int(d["channels"]), tuple(d["mean"]), tuple(d["std"]), str(d["source"]))
 
 
-def _geometry(graph: N.EncoderGraph) -> tuple[int, int]:
-    e = graph.embed
-    assert isinstance(e, N.PatchEmbed)
-    tokens = e.pos.shape[0] - (1 if e.cls is not None else 0)
-    return int(math.isqrt(tokens)) * e.weight.shape[-1], int(e.weight.shape[1])
-
-
 def _per_channel(v: Any, channels: int) -> tuple[float, ...]:
     v = tuple(float(x) for x in (v if isinstance(v, (tuple, list)) else (v,)))
     return v * channels if len(v) == 1 else v
@@ -55,7 +47,10 @@ def _per_channel(v: Any, channels: int) -> tuple[float, ...]:
 
 def input_spec(module: Any, graph: N.EncoderGraph) -> InputSpec:
     """The input spec of an image tower ``module`` whose extracted graph is ``graph``."""
-    size, channels = _geometry(graph)
+    e = graph.embed
+    if not isinstance(e, N.PatchEmbed):
+        raise ConfigError(f"{graph.name}: an input spec is for image towers")
+    size, channels = e.image_size, e.channels
     cfg = getattr(module, "pretrained_cfg", None)
     if isinstance(cfg, dict) and cfg.get("mean") is not None and cfg.get("std") is not None:
         mean, std, source = cfg["mean"], cfg["std"], f"timm pretrained_cfg ({cfg.get('architecture', 'model')})"

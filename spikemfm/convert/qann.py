@@ -48,11 +48,6 @@ class _Reservoir:
         return x[torch.randperm(x.numel(), generator=self.gen)[:_RESERVOIR]] if x.numel() > _RESERVOIR else x
 
 
-def _graph64(graph: N.EncoderGraph) -> N.EncoderGraph:
-    """A detached copy of the graph with every tensor in float64 (exact integer accumulation downstream)."""
-    return N.map_tensors(graph, lambda t: t.detach().to(torch.float64))
-
-
 def _act_quant(point: N.Point, res: _Reservoir, cfg: QuantConfig) -> ActQuant:
     bits = cfg.act_bits(point)
     if point.role.unsigned:  # softmax output in [0, 1]: unsigned levels, fixed step
@@ -201,7 +196,7 @@ def _calibrate(model: nn.Module | N.EncoderGraph, calib_batches: Iterable[Any], 
     if first is None:
         raise ConfigError("quantize: calib_batches yielded no batch; pass real calibration data")
     graph, fidelity = graph_and_fidelity(model, first)
-    graph = _graph64(graph)
+    graph = N.float64_copy(graph)
     cal = Calibration(_Reservoir(), [])
     seen = 0
     with torch.no_grad():

@@ -100,7 +100,7 @@ def _encoding(sim) -> list[LayerWork]:
     rows = []
     if isinstance(e, N.PatchEmbed):
         k = e.weight[0].numel()
-        patches = n - (1 if e.cls is not None else 0)
+        patches = e.patches
         rows.append(LayerWork(e.path, "encoding", ANALOG_ENCODING, dense_macs=patches * k * d,
                               weights=k * d, act_elements=patches * (k + d), w_bits=32, a_bits=32))
     if e.norm is not None:

@@ -93,7 +93,7 @@ def measure_fidelity(model: nn.Module, graph: N.EncoderGraph, batch: Any,
     finally:
         for h in handles:
             h.remove()
-    g64 = N.map_tensors(graph, lambda t: t.detach().to(torch.float64))
+    g64 = N.float64_copy(graph)
     stages = tuple((path, _rel(seen[path], y)) for path, y in engine.stages(g64, x, FloatOps(), torch.float64)
                    if path in seen)
     return Fidelity(stages, x.batch_size, rtol)

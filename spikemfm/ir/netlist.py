@@ -256,9 +256,7 @@ def trace_inputs(graph: N.EncoderGraph, tokens: int | None = None) -> engine.Inp
     (default: the whole position table, capped at 16)."""
     e = graph.embed
     if isinstance(e, N.PatchEmbed):
-        patches = e.pos.shape[0] - (1 if e.cls is not None else 0)
-        side = int(round(patches ** 0.5)) * e.weight.shape[-1]
-        return engine.Inputs(pixels=torch.zeros(1, e.weight.shape[1], side, side))
+        return engine.Inputs(pixels=torch.zeros(1, e.channels, e.image_size, e.image_size))
     n = tokens or min(16, e.pos.shape[0] - (0 if e.pad_id is None else e.pad_id + 1))
     ids = torch.arange(n)[None] % (e.word.shape[0] - 1) + 1
     if e.pad_id is not None:

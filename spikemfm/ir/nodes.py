@@ -6,6 +6,7 @@ records each node's module path, so errors and reports name the original module.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, Callable
@@ -135,6 +136,21 @@ class PatchEmbed:
     pos: torch.Tensor
     norm: LayerNorm | None
 
+    @property
+    def patches(self) -> int:
+        """Image patches (tokens without the class token)."""
+        return int(self.pos.shape[0]) - (1 if self.cls is not None else 0)
+
+    @property
+    def image_size(self) -> int:
+        """Side of the square image the position table is for."""
+        return int(math.isqrt(self.patches)) * int(self.weight.shape[-1])
+
+    @property
+    def channels(self) -> int:
+        """Input channels."""
+        return int(self.weight.shape[1])
+
 
 @dataclass(frozen=True)
 class TokenEmbed:
@@ -182,6 +198,11 @@ class EncoderGraph:
     @property
     def width(self) -> int:
         return int(self.embed.pos.shape[-1])
+
+
+def float64_copy(graph: "EncoderGraph") -> "EncoderGraph":
+    """A detached copy of a graph with every tensor in float64 (exact integer accumulation downstream)."""
+    return map_tensors(graph, lambda t: t.detach().to(torch.float64))
 
 
 def map_tensors(obj: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
