@@ -10,16 +10,39 @@ from spikemfm.errors import SpikeMFMError
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    """Main job on the embedded default: FP32 zero-shot accuracy on Fashion-MNIST test data."""
+    """The main job: FP32 → QANN → SNN on real data, for the bundled tiny CLIP (zero-shot accuracy on
+    Fashion-MNIST) or any supported model (judged against its own float module and QANN)."""
+    from pathlib import Path
+
     from spikemfm.convert import parse_max_spikes
+    from spikemfm.io import save_table
+
+    cfg = {k: v for k, v in vars(args).items() if k != "func"}
+    if args.model != "tiny-clip-fmnist":
+        from spikemfm.app.model_demo import run_model_demo
+        from spikemfm.jobs import ConvertJob, weights_of
+
+        job = ConvertJob(model=args.model, **{k: v for k, v in _source(args).items() if v is not None})
+        if weights_of(job).startswith("random-init"):
+            print(f"spikemfm demo: warning: {job.model} has {weights_of(job)}", file=sys.stderr)
+        n = args.n_snn if args.n_snn is not None else 64
+        rows, note = run_model_demo(job, tuple(args.timesteps), n, args.batch_size, progress=not args.no_progress)
+        _print_rows(f"spikemfm demo: {args.model} ({args.tower if args.model.startswith('open_clip') else 'tower'}"
+                    f") on {note}", rows)
+        save_table(Path(args.out), "demo", rows, cfg, f"spikemfm demo: {args.model}")
+        print(f"wrote {args.out}/demo.{{json,csv,md}}")
+        return 0
     from spikemfm.demo import DemoConfig, run_demo
 
-    cfg = DemoConfig(n_test=args.n_test, n_snn=min(args.n_snn, args.n_test), bits=args.bits,
-                     max_spikes_per_step=parse_max_spikes(args.max_spikes),
-                     timesteps=tuple(args.timesteps), batch_size=args.batch_size)
-    rows = run_demo(cfg, progress=not args.no_progress)
+    n_snn = args.n_snn if args.n_snn is not None else 1000
+    dcfg = DemoConfig(n_test=args.n_test, n_snn=min(n_snn, args.n_test), bits=args.bits,
+                      max_spikes_per_step=parse_max_spikes(args.max_spikes),
+                      timesteps=tuple(args.timesteps), batch_size=args.batch_size)
+    rows = run_demo(dcfg, progress=not args.no_progress)
     _print_rows(f"spikemfm demo: {args.model} zero-shot on Fashion-MNIST test "
                 "(image and text towers both spiking in the SNN rows)", rows)
+    save_table(Path(args.out), "demo", rows, cfg, "spikemfm demo: tiny-clip-fmnist zero-shot")
+    print(f"wrote {args.out}/demo.{{json,csv,md}}")
     return 0
 
 
@@ -78,7 +101,7 @@ def _cmd_energy(args: argparse.Namespace) -> int:
     cfg = {k: v for k, v in vars(args).items() if k != "func"}
     save_table(out, "energy_summary", summary, cfg, "energy per inference (nJ)")
     for r in reports:
-        save_table(out, f"energy_layers_{r.profile}", r.rows, cfg, f"per-layer energy (pJ), {r.profile}")
+        save_table(out, f"energy_layers_{r.profile}", r.layer_rows(), cfg, f"per-layer energy (pJ), {r.profile}")
         plot_breakdown(r, out / f"energy_{r.profile}.png")
     print(f"wrote {out}/energy_summary.{{json,csv,md}}, per-layer tables and PNG breakdowns")
     return 0
@@ -249,15 +272,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spikemfm", description="Convert multimodal transformers "
                                      "(CLIP, ViT, BERT) into exact spiking neural networks.")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run the main job on the embedded tiny-clip-fmnist model")
-    demo.add_argument("--model", default="tiny-clip-fmnist", choices=["tiny-clip-fmnist"])
-    demo.add_argument("--n-test", type=int, default=10000, help="test images for FP32 (max 10000)")
-    demo.add_argument("--n-snn", type=int, default=1000, help="of those, images for the QANN and SNN rows")
-    demo.add_argument("--bits", type=int, default=8, help="activation and weight bits")
-    demo.add_argument("--max-spikes", default="16", help="spikes per neuron per step: an integer or 'graded'")
+    demo = sub.add_parser("demo", help="the main job on the bundled tiny-clip-fmnist (zero-shot accuracy) or any "
+                          "supported model (FP32 vs QANN vs SNN on real data)")
+    demo.add_argument("--model", default="tiny-clip-fmnist", help="tiny-clip-fmnist (default), minilm, timm:<name>, "
+                      "open_clip:<arch>, hf:<name-or-folder>")
+    _add_source(demo, spikes_default="16")
+    demo.add_argument("--n-test", type=int, default=10000, help="tiny CLIP: test images for FP32 (max 10000)")
+    demo.add_argument("--n-snn", type=int, help="inputs for the QANN and SNN rows (tiny CLIP: 1000 of the "
+                      "--n-test images; other models: 64 real test inputs)")
     demo.add_argument("--timesteps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     demo.add_argument("--batch-size", type=int, default=500)
-    demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    demo.add_argument("--out", default="results/demo_cli")
     demo.add_argument("--config", help=_CONFIG_HELP.format("demo"))
     demo.set_defaults(func=_cmd_demo)
     en = sub.add_parser("energy", help="energy of a saved SNN (or the tiny CLIP's) vs dense baselines per "

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from spikemfm.cli import main
@@ -5,10 +7,31 @@ from spikemfm.demo import DemoConfig, run_demo
 from spikemfm.errors import ConfigError
 
 
-def test_demo_runs_fp32_qann_and_snn(capsys):
-    assert main(["demo", "--n-test", "200", "--n-snn", "40", "--timesteps", "1", "8", "--no-progress"]) == 0
+def test_demo_runs_fp32_qann_and_snn(tmp_path, capsys):
+    assert main(["demo", "--n-test", "200", "--n-snn", "40", "--timesteps", "1", "8", "--no-progress",
+                 "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "FP32 ANN" in out and "QANN 8-bit" in out and "SNN 8-bit" in out
+    assert (tmp_path / "demo.json").is_file()
+
+
+def test_demo_on_a_timm_classifier_compares_with_its_own_module(tmp_path, capsys):
+    argv = ["demo", "--model", "timm:vit_tiny_patch16_224", "--model-arg", "img_size=16", "--model-arg",
+            "patch_size=8", "--model-arg", "depth=2", "--model-arg", "embed_dim=32", "--model-arg", "num_heads=2",
+            "--model-arg", "num_classes=7",
+            "--max-spikes", "graded", "--n-snn", "12", "--batch-size", "6", "--calib-samples", "32",
+            "--timesteps", "1", "3", "--no-progress", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "random-init" in captured.err
+    rows = json.loads((tmp_path / "demo.json").read_text())["rows"]
+    assert [r["stage"] for r in rows] == ["FP32 (your module)", "QANN 8-bit", "SNN 8-bit, graded spikes/step",
+                                          "SNN 8-bit, graded spikes/step"]
+    assert all(r["inputs"] == 12 for r in rows)
+    qann, last = rows[1], rows[-1]
+    assert 0.9 < qann["cosine_vs_fp32"] <= 1.0 + 1e-9 and 0.0 <= qann["top1_vs_fp32"] <= 1.0
+    # graded spikes: every input's accumulated output equals the QANN's, so the SNN rows repeat the QANN's figures
+    assert last["exact_vs_qann"] == 1.0 and abs(last["cosine_vs_fp32"] - qann["cosine_vs_fp32"]) < 1e-6
 
 
 def test_demo_rows_are_consistent():
@@ -18,6 +41,13 @@ def test_demo_rows_are_consistent():
     assert rows[1]["images"] == rows[2]["images"] == 30
     # graded spikes and zero-delay propagation: the SNN equals the QANN from T=1 on
     assert rows[3]["agree_with_qann"] == 1.0 and rows[3]["top1_accuracy"] == rows[2]["top1_accuracy"]
+
+
+def test_a_model_option_the_factory_rejects_is_one_clear_line(capsys):
+    argv = ["demo", "--model", "timm:vit_tiny_patch16_224", "--model-arg", "embed_dim=32", "--no-progress"]
+    assert main(argv) == 2  # 32 is not divisible by vit_tiny's 3 heads: timm asserts
+    err = [line for line in capsys.readouterr().err.splitlines() if "warning: " not in line]
+    assert len(err) == 1 and "vit_tiny_patch16_224" in err[0] and "embed_dim=32" in err[0]
 
 
 def test_demo_config_errors_are_clear(capsys):

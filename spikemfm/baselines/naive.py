@@ -10,16 +10,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from spikemfm.convert.qann import QuantizedModel
-from spikemfm.quant.params import QParams
+from spikemfm.quant.neurons import UnsignedIF
 from spikemfm.snn.model import SpikingModel
 
 
 def naive_unsigned(snn: SpikingModel) -> SpikingModel:
-    """A copy of ``snn`` whose neurons are unsigned IF neurons (lower count bound 0)."""
-    qp = snn.qparams
-    quants = {k: replace(q, lo=0) for k, q in qp.quants.items()}
-    # the GELU lookup is indexed by (count - lo) of the hidden neuron: re-base it on the new lower bound
-    luts = {path: lut[-qp.quants[f"{path}.hidden"].lo:] for path, lut in qp.luts.items()}
-    qp2 = QParams(quants, qp.linears, luts, qp.score_scales, qp.ctx_scales)
-    return SpikingModel(QuantizedModel(snn.graph, qp2, snn.quant_config), snn.config)
+    """The same converted model (same QANN parameters) run with the :class:`~spikemfm.quant.neurons.UnsignedIF`
+    neuron law."""
+    out = SpikingModel.__new__(SpikingModel)
+    out.__dict__.update(snn.__dict__)  # shares graph, parameters and the traced netlist
+    out.config = replace(snn.config, neuron=UnsignedIF.name)
+    return out

@@ -8,6 +8,7 @@ import torch
 
 from spikemfm.errors import ConfigError
 from spikemfm.ir.nodes import Point, Role
+from spikemfm.quant.neurons import NEURON_MODELS, NeuronModel
 
 MIN_BITS, MAX_BITS = 2, 16
 CLIP_METHODS = ("max", "mse", "percentile")
@@ -120,15 +121,25 @@ class ConvertConfig:
         max_spikes_per_step: most unit spikes a neuron may emit per time step (of one sign).
             1 = binary signed spikes (ST-BIF-style IF neuron); k > 1 = multi-spike burst neurons;
             ``None`` = unbounded (graded spikes carrying an integer payload, as Loihi 2 allows).
+        neuron: the neuron law, a name in :data:`spikemfm.quant.neurons.NEURON_MODELS`: ``signed_if`` (exact:
+            the SNN accumulates to the QANN) or ``unsigned_if`` (the naive ReLU→IF baseline).
     """
 
     max_spikes_per_step: int | None = 1
+    neuron: str = "signed_if"
 
     def __post_init__(self) -> None:
         if self.max_spikes_per_step is not None and (
                 not isinstance(self.max_spikes_per_step, int) or self.max_spikes_per_step < 1):
             raise ConfigError(f"ConvertConfig.max_spikes_per_step={self.max_spikes_per_step!r}: "
                               "must be a positive integer or None (unbounded graded spikes)")
+        if not isinstance(self.neuron, str) or self.neuron not in NEURON_MODELS:
+            raise ConfigError(f"ConvertConfig.neuron={self.neuron!r}: choose one of {sorted(NEURON_MODELS)}")
+
+    @property
+    def neuron_model(self) -> NeuronModel:
+        """The :class:`~spikemfm.quant.neurons.NeuronModel` named by :attr:`neuron`."""
+        return NEURON_MODELS[self.neuron]
 
 
 def parse_max_spikes(text: str) -> int | None:

@@ -135,7 +135,7 @@ def channel_importance(graph: N.EncoderGraph, batches: list[engine.Inputs]) -> l
     with torch.no_grad():
         for b in batches:
             engine.run(graph, b, FloatOps(observe=observe))
-    return [sums[f"{blk.mlp.path}.act"] / counts[f"{blk.mlp.path}.act"] *
+    return [sums[blk.mlp.point(N.Role.ACT)] / counts[blk.mlp.point(N.Role.ACT)] *
             blk.mlp.fc2.weight.detach().to(torch.float64).norm(dim=0) for blk in graph.blocks]
 
 

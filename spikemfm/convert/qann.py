@@ -113,16 +113,16 @@ class QANNOps(DirectUnits):
         return ql.affine(acc, self.dtype)
 
     def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        bound = self.qp.product_bound(f"{attn.path}.q", f"{attn.path}.k", q.shape[-1])
+        bound = self.qp.product_bound(attn.point(N.Role.Q), attn.point(N.Role.K), q.shape[-1])
         return exact.product(q, k.transpose(-1, -2), bound).to(self.dtype) * self.qp.score_scales[attn.path]
 
     def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        bound = self.qp.product_bound(f"{attn.path}.probs", f"{attn.path}.v", p.shape[-1])
+        bound = self.qp.product_bound(attn.point(N.Role.PROBS), attn.point(N.Role.V), p.shape[-1])
         return exact.product(p, v, bound).to(self.dtype) * self.qp.ctx_scales[attn.path]
 
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
-        c = self.neuron(N.Point(mlp.path, N.Role.HIDDEN), z)
-        return self.qp.luts[mlp.path].to(self.dtype)[(c - self.qp.quants[f"{mlp.path}.hidden"].lo).long()]
+        c = self.neuron(mlp.point(N.Role.HIDDEN), z)
+        return self.qp.luts[mlp.path].to(self.dtype)[(c - self.qp.quants[mlp.point(N.Role.HIDDEN)].lo).long()]
 
 
 class QuantizedModel:

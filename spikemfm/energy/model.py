@@ -78,6 +78,39 @@ def _dense(p: Profile, w: LayerWork, bits: int) -> _Acc:
     return acc
 
 
+@dataclass(frozen=True)
+class EnergyRow:
+    """One layer's energy (pJ per inference) on the spiking path and on each dense baseline.
+
+    A value is None when the profile cannot price one of its terms; ``missing`` names them (never priced as 0).
+    ``spike_rate`` / ``break_even_rate`` are set for synaptic layers: their input's spikes per neuron per step,
+    and the rate below which this layer alone would cost less than the bit-matched QANN's.
+    """
+
+    layer: str
+    kind: str
+    label: str
+    snn_pj: float | None
+    dense_pj: dict[str, float | None]
+    missing: tuple[str, ...] = ()
+    spike_rate: float | None = None
+    break_even_rate: float | None = None
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+    def as_dict(self) -> dict:
+        """A flat table row (``snn_pJ``, ``<baseline>_pJ``, ``missing_terms``, ...)."""
+        row = {"layer": self.layer, "kind": self.kind, "label": self.label, "snn_pJ": self.snn_pj}
+        row.update({f"{b}_pJ": v for b, v in self.dense_pj.items()})
+        if self.spike_rate is not None:
+            row["spike_rate"] = self.spike_rate
+            row["break_even_rate_vs_qann_bitmatched"] = self.break_even_rate
+        row["missing_terms"] = ", ".join(self.missing)
+        return row
+
+
 @dataclass
 class EnergyReport:
     """Energy per inference (pJ) of the spiking path and of each dense baseline.
@@ -91,7 +124,7 @@ class EnergyReport:
     profile: str
     timesteps: int
     baselines: dict[str, int]
-    rows: list[dict] = field(default_factory=list)
+    rows: list[EnergyRow] = field(default_factory=list)
     snn_total: float = 0.0
     dense_total: dict[str, float] = field(default_factory=dict)
     snn_missing: list[str] = field(default_factory=list)
@@ -113,6 +146,10 @@ class EnergyReport:
         if self.snn_missing or self.dense_missing.get(baseline) or not d:
             return None
         return self.snn_total / d
+
+    def layer_rows(self) -> list[dict]:
+        """Every layer as a flat table row (:meth:`EnergyRow.as_dict`)."""
+        return [r.as_dict() for r in self.rows]
 
     def summary(self) -> dict:
         """One row: totals (nJ), ratios and break-even rates."""
@@ -147,21 +184,19 @@ def estimate_energy(sim: SimResult, profile: Profile | str | Path) -> EnergyRepo
         s, r = _snn(p, w)
         snn_all.merge(s)
         rate_all.merge(r)
-        row = {"layer": w.name, "kind": w.kind, "label": w.label, "snn_pJ": s.value}
-        missing = set(s.missing)
-        for b, bits in bl.items():
-            d = _dense(p, w, bits)
+        dense = {b: _dense(p, w, bits) for b, bits in bl.items()}
+        for b, d in dense.items():
             dense_all[b].merge(d)
-            row[f"{b}_pJ"] = d.value
-            missing |= d.missing
-        if w.kind == "synapse" and w.in_neuron_steps and w.in_spikes and s.value and row["qann_bitmatched_pJ"]:
+        rate = be = None
+        bitmatched = dense["qann_bitmatched"].value
+        if w.kind == "synapse" and w.in_neuron_steps and w.in_spikes and s.value and bitmatched:
             rate = w.in_spikes / w.in_neuron_steps
-            row["spike_rate"] = rate
-            row["break_even_rate_vs_qann_bitmatched"] = rate * row["qann_bitmatched_pJ"] / s.value
-        row["missing_terms"] = ", ".join(sorted(missing))
+            be = rate * bitmatched / s.value
+        missing = set(s.missing).union(*(d.missing for d in dense.values()))
+        rep.rows.append(EnergyRow(w.name, w.kind, w.label, s.value, {b: d.value for b, d in dense.items()},
+                                  tuple(sorted(missing)), rate, be))
         if w.kind == "neuron":
             spikes, steps = spikes + w.spikes, steps + w.neuron_steps
-        rep.rows.append(row)
     rep.snn_total, rep.snn_missing = snn_all.total, sorted(snn_all.missing)
     rep.dense_total = {b: a.total for b, a in dense_all.items()}
     rep.dense_missing = {b: sorted(a.missing) for b, a in dense_all.items()}

@@ -19,9 +19,9 @@ def plot_breakdown(report: EnergyReport, path: Path, title: str = "") -> Path:
     by_kind: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for row in report.rows:
         for col in columns:
-            v = row.get(f"{col}_pJ")
+            v = row.snn_pj if col == "snn" else row.dense_pj.get(col)
             if v:
-                by_kind[row["kind"]][col] += v / 1000.0
+                by_kind[row.kind][col] += v / 1000.0
     fig, ax = plt.subplots(figsize=(8, 4))
     kinds = sorted(by_kind)
     width = 0.8 / len(columns)

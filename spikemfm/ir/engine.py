@@ -163,20 +163,20 @@ def linear_heads(ops: Ops, node: N.Linear, c: torch.Tensor, point: str, heads: i
 
 def attention(a: N.Attention, h: torch.Tensor, mask: torch.Tensor | None, ops: Ops) -> torch.Tensor:
     """Self-attention with every operand that becomes spikes passed through a neuron."""
-    c = ops.neuron(N.Point(a.path, N.Role.ATTN_IN), h)
-    q = linear_heads(ops, a.q, c, N.Point(a.path, N.Role.Q), a.num_heads)
-    k = linear_heads(ops, a.k, c, N.Point(a.path, N.Role.K), a.num_heads)
-    v = linear_heads(ops, a.v, c, N.Point(a.path, N.Role.V), a.num_heads)
+    c = ops.neuron(a.point(N.Role.ATTN_IN), h)
+    q = linear_heads(ops, a.q, c, a.point(N.Role.Q), a.num_heads)
+    k = linear_heads(ops, a.k, c, a.point(N.Role.K), a.num_heads)
+    v = linear_heads(ops, a.v, c, a.point(N.Role.V), a.num_heads)
     if a.causal and (mask is None or mask.shape[-1] != q.shape[-2]):
         raise ValueError(f"{a.path}: causal attention needs the causal mask")
-    p = ops.neuron(N.Point(a.path, N.Role.PROBS), ops.softmax(a, ops.scores(a, q, k), mask))
-    ctx = ops.neuron(N.Point(a.path, N.Role.CTX), merge_heads(ops.context(a, p, v)))
+    p = ops.neuron(a.point(N.Role.PROBS), ops.softmax(a, ops.scores(a, q, k), mask))
+    ctx = ops.neuron(a.point(N.Role.CTX), merge_heads(ops.context(a, p, v)))
     return ops.linear(a.o, ctx)
 
 
 def mlp(m: N.MLP, h: torch.Tensor, ops: Ops) -> torch.Tensor:
     """fc1 → activation → fc2 with neurons on the spiking operands."""
-    c = ops.neuron(N.Point(m.path, N.Role.MLP_IN), h)
+    c = ops.neuron(m.point(N.Role.MLP_IN), h)
     fused = getattr(ops, "linear_activation", None)
     return ops.linear(m.fc2, fused(m, c) if fused is not None else ops.activation(m, ops.linear(m.fc1, c)))
 
@@ -190,15 +190,15 @@ def residual(ops: Ops, name: str, x: torch.Tensor, y: torch.Tensor) -> torch.Ten
 def attention_half(b: N.Block, x: torch.Tensor, mask: torch.Tensor | None, ops: Ops) -> torch.Tensor:
     """The attention half of a block with its residual add (and its LayerNorm: before if pre-LN, after if post-LN)."""
     if b.norm_first:
-        return residual(ops, f"{b.path}.residual_attn", x, attention(b.attn, ops.norm(b.ln1, x), mask, ops))
-    return ops.norm(b.ln1, residual(ops, f"{b.path}.residual_attn", x, attention(b.attn, x, mask, ops)))
+        return residual(ops, b.residual_name("attention"), x, attention(b.attn, ops.norm(b.ln1, x), mask, ops))
+    return ops.norm(b.ln1, residual(ops, b.residual_name("attention"), x, attention(b.attn, x, mask, ops)))
 
 
 def mlp_half(b: N.Block, x: torch.Tensor, ops: Ops) -> torch.Tensor:
     """The MLP half of a block with its residual add (and its LayerNorm)."""
     if b.norm_first:
-        return residual(ops, f"{b.path}.residual_mlp", x, mlp(b.mlp, ops.norm(b.ln2, x), ops))
-    return ops.norm(b.ln2, residual(ops, f"{b.path}.residual_mlp", x, mlp(b.mlp, x, ops)))
+        return residual(ops, b.residual_name("mlp"), x, mlp(b.mlp, ops.norm(b.ln2, x), ops))
+    return ops.norm(b.ln2, residual(ops, b.residual_name("mlp"), x, mlp(b.mlp, x, ops)))
 
 
 def block(b: N.Block, x: torch.Tensor, mask: torch.Tensor | None, ops: Ops) -> torch.Tensor:
@@ -229,7 +229,7 @@ def readout(r: N.Readout, x: torch.Tensor, inputs: Inputs, ops: Ops,
     y = getattr(ops, "pool", pool_fn)(r, x, inputs)
     if r.norm is not None and r.norm_after_pool:
         y = ops.norm(r.norm, y)
-    return ops.linear(r.proj, ops.neuron(N.Point(r.path, N.Role.READOUT_IN), y)) if r.proj is not None else y
+    return ops.linear(r.proj, ops.neuron(r.point(N.Role.READOUT_IN), y)) if r.proj is not None else y
 
 
 def stages(graph: N.EncoderGraph, inputs: Inputs, ops: Ops, dtype: torch.dtype = torch.float32,

@@ -36,5 +36,5 @@ class FloatOps(DirectUnits):
         return p @ v
 
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
-        hidden = self.neuron(N.Point(mlp.path, N.Role.HIDDEN), z)
-        return self.neuron(N.Point(mlp.path, N.Role.ACT), N.activation(mlp.act, hidden))
+        hidden = self.neuron(mlp.point(N.Role.HIDDEN), z)
+        return self.neuron(mlp.point(N.Role.ACT), N.activation(mlp.act, hidden))

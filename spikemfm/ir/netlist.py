@@ -216,7 +216,7 @@ class TraceOps(FloatOps):
 
     def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         y = super().scores(attn, q, k)
-        rec = SpikeProduct(f"{attn.path}.qk", (self.source(q), self.source(k)), tuple(y.shape[1:]), "scores",
+        rec = SpikeProduct(attn.scores_name, (self.source(q), self.source(k)), tuple(y.shape[1:]), "scores",
                            attn.path, attn.num_heads, int(q.shape[-1]))
         return self._emit(y, rec)
 
@@ -224,13 +224,13 @@ class TraceOps(FloatOps):
         # computed token-major and returned as a (B, H, N, d) view, so the engine's merge of the heads is a view
         # of the same storage and the next neuron's operand resolves to this record
         y = (p @ v).transpose(-3, -2).contiguous().transpose(-3, -2)
-        rec = SpikeProduct(f"{attn.path}.av", (self.source(p), self.source(v)), tuple(y.shape[1:]), "context",
+        rec = SpikeProduct(attn.context_name, (self.source(p), self.source(v)), tuple(y.shape[1:]), "context",
                            attn.path, attn.num_heads, int(p.shape[-1]))
         return self._emit(y, rec)
 
     def softmax(self, attn: N.Attention, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         y = super().softmax(attn, s, mask)
-        return self._emit(y, FloatUnit(f"{attn.path}.softmax", (self.source(s),), tuple(y.shape[1:]), "softmax",
+        return self._emit(y, FloatUnit(attn.softmax_name, (self.source(s),), tuple(y.shape[1:]), "softmax",
                                        int(s.shape[-1])))
 
     def norm(self, node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:
@@ -238,17 +238,17 @@ class TraceOps(FloatOps):
         return self._emit(y, FloatUnit(node.path, (self.source(x),), tuple(y.shape[1:]), "layernorm", int(x.shape[-1])))
 
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
-        hidden = self.neuron(N.Point(mlp.path, N.Role.HIDDEN), z)
-        y = self._emit(N.activation(mlp.act, hidden), Lookup(f"{mlp.path}.lut", (self.source(hidden),),
+        hidden = self.neuron(mlp.point(N.Role.HIDDEN), z)
+        y = self._emit(N.activation(mlp.act, hidden), Lookup(mlp.lut_name, (self.source(hidden),),
                                                              tuple(hidden.shape[1:]), mlp.act, mlp.path))
-        return self.neuron(N.Point(mlp.path, N.Role.ACT), y)
+        return self.neuron(mlp.point(N.Role.ACT), y)
 
     def residual(self, name: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self._emit(x + y, ResidualAdd(name, (self.source(x), self.source(y)), tuple(x.shape[1:])))
 
     def pool(self, r: N.Readout, x: torch.Tensor, inputs: engine.Inputs) -> torch.Tensor:
         y = engine.pool(r, x, inputs).clone()
-        return self._emit(y, Pool(f"{r.path}.pool", (self.source(x),), tuple(y.shape[1:]), r.pool))
+        return self._emit(y, Pool(r.pool_name, (self.source(x),), tuple(y.shape[1:]), r.pool))
 
 
 def trace_inputs(graph: N.EncoderGraph, tokens: int | None = None) -> engine.Inputs:

@@ -95,6 +95,25 @@ class Attention:
     num_heads: int
     causal: bool
 
+    def point(self, role: Role) -> Point:
+        """The quantization point of one of this attention's neuron layers."""
+        return Point(self.path, role)
+
+    @property
+    def scores_name(self) -> str:
+        """Name of the Q·Kᵀ spike×spike product (netlist record, parameter keys)."""
+        return f"{self.path}.qk"
+
+    @property
+    def context_name(self) -> str:
+        """Name of the A·V spike×spike product."""
+        return f"{self.path}.av"
+
+    @property
+    def softmax_name(self) -> str:
+        """Name of the softmax float unit."""
+        return f"{self.path}.softmax"
+
 
 @dataclass(frozen=True)
 class MLP:
@@ -104,6 +123,15 @@ class MLP:
     fc1: Linear
     act: str
     fc2: Linear
+
+    def point(self, role: Role) -> Point:
+        """The quantization point of one of this MLP's neuron layers."""
+        return Point(self.path, role)
+
+    @property
+    def lut_name(self) -> str:
+        """Name of the activation's lookup (netlist record)."""
+        return f"{self.path}.lut"
 
 
 @dataclass(frozen=True)
@@ -120,6 +148,12 @@ class Block:
     attn: Attention
     ln2: LayerNorm
     mlp: MLP
+
+    def residual_name(self, half: str) -> str:
+        """Name of the residual add closing the ``attention`` or ``mlp`` half."""
+        if half not in ("attention", "mlp"):
+            raise ValueError(f"{self.path}: half {half!r} is 'attention' or 'mlp'")
+        return f"{self.path}.residual_{'attn' if half == 'attention' else 'mlp'}"
 
 
 @dataclass(frozen=True)
@@ -183,6 +217,15 @@ class Readout:
     proj: Linear | None
     norm_after_pool: bool = False
     prefix_tokens: int = 1
+
+    def point(self, role: Role) -> Point:
+        """The quantization point of the readout's input neuron layer."""
+        return Point(self.path, role)
+
+    @property
+    def pool_name(self) -> str:
+        """Name of the pooling record."""
+        return f"{self.path}.pool"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,19 @@ from spikemfm.errors import ModelLoadError
 from spikemfm.models._compat import import_open_clip, import_timm
 
 
+_FACTORY_ERRORS = (AssertionError, TypeError, ValueError, KeyError, OSError, RuntimeError)
+
+
+def _build(what: str, kwargs: dict[str, Any], factory: Any) -> nn.Module:
+    """``factory()``, with a factory's complaint about its options (timm asserts, open_clip raises TypeError...)
+    turned into one :class:`ModelLoadError` naming the model and the options."""
+    try:
+        return factory()
+    except _FACTORY_ERRORS as exc:
+        opts = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k != "pretrained_cfg_overlay") or "defaults"
+        raise ModelLoadError(f"{what} could not be built/loaded with {opts}: {type(exc).__name__}: {exc}") from exc
+
+
 def load_timm(name: str, pretrained: bool = False, checkpoint: Path | None = None, **kwargs: Any) -> nn.Module:
     """A timm ViT/DeiT by model name.
 
@@ -27,16 +40,14 @@ def load_timm(name: str, pretrained: bool = False, checkpoint: Path | None = Non
         path = Path(checkpoint)
         if not path.is_file():
             raise ModelLoadError(f"{path}: checkpoint not found")
-        bare = timm.create_model(name, pretrained=False, **kwargs)
+        bare = _build(f"timm model {name!r}", kwargs, lambda: timm.create_model(name, pretrained=False, **kwargs))
         _check_timm_checkpoint(path, bare)
         # num_classes in the overlay: else timm drops a checkpoint head whose size differs from the hub config's
         # (1000) and leaves a random one, silently
         kwargs["pretrained_cfg_overlay"] = {"file": str(path), "num_classes": int(bare.num_classes)}
         pretrained = True
-    try:
-        return timm.create_model(name, pretrained=pretrained, **kwargs).eval()
-    except (OSError, RuntimeError) as exc:
-        raise ModelLoadError(f"timm model {name!r} could not be built/loaded: {exc}") from exc
+    return _build(f"timm model {name!r}", kwargs,
+                  lambda: timm.create_model(name, pretrained=pretrained, **kwargs)).eval()
 
 
 def _checkpoint_shapes(path: Path) -> dict[str, tuple[int, ...]]:
@@ -86,7 +97,5 @@ def load_open_clip(name: str, pretrained: str | None = None, **kwargs: Any) -> n
     if pretrained is not None and ("/" in pretrained or pretrained.endswith((".pt", ".bin", ".safetensors"))):
         if not Path(pretrained).is_file():
             raise ModelLoadError(f"{pretrained}: open_clip checkpoint not found")
-    try:
-        return open_clip.create_model(name, pretrained=pretrained, **kwargs).eval()
-    except (OSError, RuntimeError) as exc:
-        raise ModelLoadError(f"open_clip model {name!r} (pretrained={pretrained!r}) failed to load: {exc}") from exc
+    return _build(f"open_clip model {name!r} (pretrained={pretrained!r})", kwargs,
+                  lambda: open_clip.create_model(name, pretrained=pretrained, **kwargs)).eval()

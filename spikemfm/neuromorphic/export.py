@@ -1,7 +1,8 @@
 """``export_lava``: the Lava process graph of a converted block, sub-block or whole tower.
 
-The graph mirrors :mod:`spikemfm.ir.engine` stage for stage (one process per neuron layer, synaptic
-layer, spike×spike product, softmax, LayerNorm, residual add and pooling). The part's input stream
+The graph is built from the model's typed netlist (:mod:`spikemfm.ir.netlist`), one process per record of the
+part (neuron layer, synaptic layer, spike×spike product, softmax, LayerNorm, residual add, pooling; a lookup and
+the activation neuron it drives become one ``LutIF``), wired along the netlist's edges. The part's input stream
 comes from a Lava ``RingBuffer`` source; its output and (optionally) every neuron layer's spikes are
 written by probes. Lava is imported here, never by ``import spikemfm``.
 """
@@ -22,7 +23,8 @@ from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
 from spikemfm.neuromorphic.fixed import FixedParams, FixedPointConfig, fixed_params
-from spikemfm.neuromorphic.parts import Part, Trace, part_input
+from spikemfm.ir import netlist as nl
+from spikemfm.neuromorphic.parts import Part, Trace, part_input, part_records
 
 PRECISIONS = ("floating_pt", "fixed_pt")
 
@@ -49,8 +51,10 @@ def _np(x: torch.Tensor | None) -> np.ndarray | None:
 class _Builder:
     """Creates and wires the processes of one part; float and fixed parameters on every process."""
 
-    def __init__(self, snn: SpikingModel, fp: FixedParams, probe_dir: Path | None, steps: int) -> None:
-        self.snn, self.qp, self.fp = snn, snn.qparams, fp
+    def __init__(self, snn: SpikingModel, fxp: FixedParams, probe_dir: Path | None, steps: int) -> None:
+        self.snn, self.qp, self.fxp = snn, snn.qparams, fxp
+        self.net, self.law = snn.netlist, snn.neuron_model
+        self.norms = {n.path: n for n in N.find_nodes(snn.graph, N.LayerNorm)}
         self.probe_dir, self.steps = probe_dir, steps
         self.B = snn.config.max_spikes_per_step
         _, self.P = _lava()
@@ -67,56 +71,81 @@ class _Builder:
         self.probes[point] = self.probe_dir / f"{len(self.probes):03d}.npy"
         return str(self.probes[point])
 
-    def neuron(self, point: str, h: _Port) -> _Port:
+    def build(self, rec: nl.Record, ports: dict[str, _Port], inputs: engine.Inputs, fixed: bool) -> _Port | None:
+        """The process(es) of one netlist record, wired to the ports of the records feeding it (None: a
+        :class:`~spikemfm.ir.netlist.Lookup`, which the activation neuron after it implements)."""
+        if isinstance(rec, nl.Lookup):
+            return None
+        if isinstance(rec, nl.NeuronLayer):
+            src = self.net[rec.inputs[0]]
+            if isinstance(src, nl.Lookup):  # lookup + act neuron = one LutIF on the hidden neuron's spikes
+                return self.lut_neuron(rec, src, ports[src.inputs[0]], fixed)
+            return self.neuron(rec.point, ports[rec.inputs[0]])
+        if isinstance(rec, nl.SynapticLayer):
+            return self.synapse(rec.name, ports[rec.pre], fixed)
+        if isinstance(rec, nl.SpikeProduct):
+            return self.product(rec, ports[rec.inputs[0]], ports[rec.inputs[1]])
+        if isinstance(rec, nl.FloatUnit):
+            h = ports[rec.inputs[0]]
+            return self.softmax(rec.name, h, inputs) if rec.kind == "softmax" else self.norm(self.norms[rec.name], h)
+        if isinstance(rec, nl.ResidualAdd):
+            return self.add(ports[rec.inputs[0]], ports[rec.inputs[1]], rec.name)
+        if isinstance(rec, nl.Pool):
+            return self.pool(self.snn.graph.readout, ports[rec.inputs[0]], inputs)
+        raise ConfigError(f"export_lava: no Lava process for netlist record {rec.name!r} ({type(rec).__name__})")
+
+    def neuron(self, point: N.Point, h: _Port) -> _Port:
         q = self.qp.quants[point]
-        n = self._add(self.P.SignedIF(shape=h.shape, step=q.step, theta=self.fp.theta[point], lo=q.lo, hi=q.hi,
+        lo, hi = self.law.bounds(q)
+        n = self._add(self.P.SignedIF(shape=h.shape, step=q.step, theta=self.fxp.theta[point], lo=lo, hi=hi,
                                       max_spikes=self.B, probe=self._probe(point), steps=self.steps, name=point))
         h.port.connect(n.a_in)
         return _Port(n.s_out, h.shape)
 
-    def lut_neuron(self, m: N.MLP, h: _Port, fixed: bool) -> _Port:
-        lut = self.qp.luts[m.path]
+    def lut_neuron(self, rec: nl.NeuronLayer, lookup: nl.Lookup, h: _Port, fixed: bool) -> _Port:
+        lut = self.law.clamp_levels(self.qp.quants[rec.point], self.qp.luts[lookup.owner])
         lut = _np(lut.to(torch.int64)) if fixed else _np(lut)
-        n = self._add(self.P.LutIF(shape=h.shape, lut=lut, lo_in=self.qp.quants[f"{m.path}.hidden"].lo,
-                                   max_spikes=self.B, probe=self._probe(f"{m.path}.act"), steps=self.steps,
-                                   name=f"{m.path}.act"))
+        n = self._add(self.P.LutIF(shape=h.shape, lut=lut, lo_in=self.qp.quants[lookup.inputs[0]].lo,
+                                   max_spikes=self.B, probe=self._probe(rec.point), steps=self.steps, name=rec.point))
         h.port.connect(n.s_in)
         return _Port(n.s_out, h.shape)
 
-    def synapse(self, node: N.Linear, h: _Port, fixed: bool) -> _Port:
-        ql = self.qp.linears[node.path]
+    def synapse(self, path: str, h: _Port, fixed: bool) -> _Port:
+        ql = self.qp.linears[path]
         w = _np(ql.w_int.to(torch.int64)) if fixed else _np(ql.w_int)
         s = self._add(self.P.SpikeSynapse(in_shape=h.shape, weights=w, out_scale=_np(ql.out_scale),
-                                          bias=_np(ql.bias), gain=_np(self.fp.gain[node.path]),
-                                          offset=_np(self.fp.offset[node.path]),
-                                          gain_shift=self.fp.cfg.gain_shift, name=node.path))
+                                          bias=_np(ql.bias), gain=_np(self.fxp.gain[path]),
+                                          offset=_np(self.fxp.offset[path]),
+                                          gain_shift=self.fxp.cfg.gain_shift, name=path))
         h.port.connect(s.s_in)
         return _Port(s.a_out, (*h.shape[:-1], ql.w_int.shape[0]))
 
-    def product(self, a: N.Attention, kind: str, ha: _Port, hb: _Port) -> _Port:
-        b, n, _ = hb.shape
-        out = (b, a.num_heads, n, n) if kind == "qk" else hb.shape
-        scale = self.qp.score_scales[a.path] if kind == "qk" else self.qp.ctx_scales[a.path]
+    def product(self, rec: nl.SpikeProduct, ha: _Port, hb: _Port) -> _Port:
+        b, n, _ = hb.shape  # operands arrive token-major (B, N, D); the process splits the heads
+        kind = "qk" if rec.kind == "scores" else "av"
+        out = (b, rec.heads, n, n) if kind == "qk" else hb.shape
+        scale = self.qp.score_scales[rec.owner] if kind == "qk" else self.qp.ctx_scales[rec.owner]
         p = self._add(self.P.SpikeProduct(kind=kind, a_shape=ha.shape, b_shape=hb.shape, out_shape=out,
-                                          heads=a.num_heads, scale=scale, gain=int(self.fp.gain[f"{a.path}.{kind}"]),
-                                          gain_shift=self.fp.cfg.gain_shift, name=f"{a.path}.{kind}"))
+                                          heads=rec.heads, scale=scale, gain=int(self.fxp.gain[rec.name]),
+                                          gain_shift=self.fxp.cfg.gain_shift, name=rec.name))
         ha.port.connect(p.a_in)
         hb.port.connect(p.b_in)
         return _Port(p.a_out, out)
 
-    def softmax(self, a: N.Attention, h: _Port, mask: torch.Tensor | None) -> _Port:
+    def softmax(self, name: str, h: _Port, inputs: engine.Inputs) -> _Port:
+        mask = engine.attention_mask(self.snn.graph, inputs, h.shape[-1])
         m = None if mask is None else np.broadcast_to(_np(mask), h.shape).copy()
-        s = self._add(self.P.Softmax(shape=h.shape, mask=m, exp_lut=_np(self.fp.exp_lut), log2e=self.fp.log2e,
-                                     frac_bits=self.fp.cfg.frac_bits, name=f"{a.path}.softmax"))
+        s = self._add(self.P.Softmax(shape=h.shape, mask=m, exp_lut=_np(self.fxp.exp_lut), log2e=self.fxp.log2e,
+                                     frac_bits=self.fxp.cfg.frac_bits, name=name))
         h.port.connect(s.a_in)
         return _Port(s.a_out, h.shape)
 
     def norm(self, node: N.LayerNorm, h: _Port) -> _Port:
-        fp = self.fp
+        fxp = self.fxp
         ln = self._add(self.P.LayerNormUnit(shape=h.shape, weight=_np(node.weight.double()),
-                                            bias=_np(node.bias.double()), eps=node.eps, w_fx=_np(fp.norm_w[node.path]),
-                                            b_fx=_np(fp.norm_b[node.path]), eps_fx=fp.norm_eps[node.path],
-                                            name=node.path))
+                                            bias=_np(node.bias.double()), eps=node.eps,
+                                            w_fx=_np(fxp.norm_w[node.path]), b_fx=_np(fxp.norm_b[node.path]),
+                                            eps_fx=fxp.norm_eps[node.path], name=node.path))
         h.port.connect(ln.a_in)
         return _Port(ln.a_out, h.shape)
 
@@ -139,7 +168,7 @@ class _Builder:
         else:
             weights = np.ones((b, n), np.int64) if inputs.mask is None else _np(inputs.mask.long())
         p = self._add(self.P.TokenPool(in_shape=h.shape, kind=r.pool, index=index, weights=weights,
-                                       name=f"{r.path}.pool"))
+                                       name=r.pool_name))
         h.port.connect(p.a_in)
         return _Port(p.a_out, (b, h.shape[-1]))
 
@@ -150,46 +179,20 @@ class _Builder:
         return path
 
 
-def _attention(bd: _Builder, a: N.Attention, h: _Port, mask: torch.Tensor | None, fixed: bool) -> _Port:
-    c = bd.neuron(f"{a.path}.in", h)
-    q, k, v = (bd.neuron(f"{a.path}.{n}", bd.synapse(lin, c, fixed)) for n, lin in (("q", a.q), ("k", a.k), ("v", a.v)))
-    p = bd.neuron(f"{a.path}.probs", bd.softmax(a, bd.product(a, "qk", q, k), mask))
-    ctx = bd.neuron(f"{a.path}.ctx", bd.product(a, "av", p, v))
-    return bd.synapse(a.o, ctx, fixed)
-
-
-def _mlp(bd: _Builder, m: N.MLP, h: _Port, fixed: bool) -> _Port:
-    hidden = bd.neuron(f"{m.path}.hidden", bd.synapse(m.fc1, bd.neuron(f"{m.path}.in", h), fixed))
-    return bd.synapse(m.fc2, bd.lut_neuron(m, hidden, fixed), fixed)
-
-
-def _half(bd: _Builder, b: N.Block, x: _Port, kind: str, mask: torch.Tensor | None, fixed: bool) -> _Port:
-    ln = b.ln1 if kind == "attention" else b.ln2
-    branch = (lambda h: _attention(bd, b.attn, h, mask, fixed)) if kind == "attention" else \
-        (lambda h: _mlp(bd, b.mlp, h, fixed))
-    if b.norm_first:
-        return bd.add(x, branch(bd.norm(ln, x)), f"{b.path}.{kind}.add")
-    return bd.norm(ln, bd.add(x, branch(x), f"{b.path}.{kind}.add"))
-
-
-def _readout(bd: _Builder, r: N.Readout, x: _Port, inputs: engine.Inputs, fixed: bool) -> _Port:
-    if r.norm is not None and not r.norm_after_pool:
-        x = bd.norm(r.norm, x)
-    y = bd.pool(r, x, inputs)
-    if r.norm is not None and r.norm_after_pool:
-        y = bd.norm(r.norm, y)
-    return bd.synapse(r.proj, bd.neuron(f"{r.path}.in", y), fixed) if r.proj is not None else y
-
-
-def _wire(bd: _Builder, graph: N.EncoderGraph, part: Part, x: _Port, inputs: engine.Inputs, fixed: bool) -> _Port:
-    mask = engine.attention_mask(graph, inputs, x.shape[1])
-    blocks = graph.blocks if part.kind == "tower" else (graph.blocks[part.block],)
-    for b in blocks:
-        if part.kind in ("attention", "block", "tower"):
-            x = _half(bd, b, x, "attention", mask, fixed)
-        if part.kind in ("mlp", "block", "tower"):
-            x = _half(bd, b, x, "mlp", mask, fixed)
-    return _readout(bd, graph.readout, x, inputs, fixed) if part.kind == "tower" else x
+def _wire(bd: _Builder, part: Part, source: _Port, inputs: engine.Inputs, fixed: bool) -> _Port:
+    """Creates one process per netlist record of ``part``, in execution order; the stream entering the part
+    comes from ``source``."""
+    records = part_records(bd.net, bd.snn.graph, part)
+    inside = {r.name for r in records}
+    ports: dict[str, _Port] = {}
+    for rec in records:
+        for name in rec.inputs:
+            if name not in inside:
+                ports.setdefault(name, source)  # the residual stream entering the part
+        port = bd.build(rec, ports, inputs, fixed)
+        if port is not None:
+            ports[rec.name] = port
+    return ports[records[-1].name]
 
 
 @dataclass
@@ -266,12 +269,12 @@ def export_lava(snn: SpikingModel, inputs: Any, part: Part | None = None, timest
                           "QuantConfig(precision='float64')")
     part = part or Part()
     x = engine.as_inputs(snn.graph, inputs)
-    fp = fixed_params(snn.graph, snn.qparams, fixed or FixedPointConfig())
+    fxp = fixed_params(snn.graph, snn.qparams, fixed or FixedPointConfig())
     stream = part_input(snn, part, x)
-    data = _np(fp.to_fixed(stream)).astype(np.int32) if precision == "fixed_pt" else _np(stream)
+    data = _np(fxp.to_fixed(stream)).astype(np.int32) if precision == "fixed_pt" else _np(stream)
     ring_buffer, _ = _lava()
     source = ring_buffer(data=np.repeat(data[..., None], timesteps, axis=-1))
-    bd = _Builder(snn, fp, Path(probe_dir) if probe_dir is not None else None, timesteps)
-    out = _wire(bd, snn.graph, part, _Port(source.s_out, tuple(data.shape)), x, precision == "fixed_pt")
+    bd = _Builder(snn, fxp, Path(probe_dir) if probe_dir is not None else None, timesteps)
+    out = _wire(bd, part, _Port(source.s_out, tuple(data.shape)), x, precision == "fixed_pt")
     path = bd.output(out)
     return LavaNetwork(part, precision, timesteps, source, bd.processes, path, bd.probes)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from spikemfm.quant.neurons import NeuronModel, SignedIF
 from spikemfm.quant.params import QParams
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
@@ -80,41 +81,35 @@ class FixedParams:
         return x.to(torch.float64) / 2.0 ** self.cfg.frac_bits
 
 
-def _add_norm(fp: FixedParams, node: N.LayerNorm | None) -> None:
-    if node is None:
-        return
-    f = fp.cfg.frac_bits
-    fp.norm_w[node.path] = _round_int(node.weight.to(torch.float64) * 2.0 ** f)
-    fp.norm_b[node.path] = _round_int(node.bias.to(torch.float64) * 2.0 ** f)
-    fp.norm_eps[node.path] = max(1, int(round(node.eps * 2.0 ** (2 * f))))
+def _add_norm(fxp: FixedParams, node: N.LayerNorm) -> None:
+    f = fxp.cfg.frac_bits
+    fxp.norm_w[node.path] = _round_int(node.weight.to(torch.float64) * 2.0 ** f)
+    fxp.norm_b[node.path] = _round_int(node.bias.to(torch.float64) * 2.0 ** f)
+    fxp.norm_eps[node.path] = max(1, int(round(node.eps * 2.0 ** (2 * f))))
 
 
 def fixed_params(graph: N.EncoderGraph, qp: QParams, cfg: FixedPointConfig) -> FixedParams:
     """Derives every integer parameter of the fixed-point variant from a QANN's parameters."""
-    fp = FixedParams(cfg)
+    fxp = FixedParams(cfg)
     f, g = cfg.frac_bits, cfg.gain_shift
     for point, q in qp.quants.items():
         theta = int(round(q.step * 2.0 ** f))
         if theta < 2:
             raise ConfigError(f"fixed point: the threshold of {point} (step {q.step:.3g}) is below 2 units of "
                               f"2^-{f}; raise FixedPointConfig.frac_bits")
-        fp.theta[point] = theta
+        fxp.theta[point] = theta
     for path, ql in qp.linears.items():
-        fp.gain[path] = _round_int(ql.out_scale * 2.0 ** (f + g))
+        fxp.gain[path] = _round_int(ql.out_scale * 2.0 ** (f + g))
         bias = ql.bias if ql.bias is not None else torch.zeros_like(ql.out_scale)
-        fp.offset[path] = _round_int(bias * 2.0 ** (f + g))
-    for path, s in qp.score_scales.items():
-        fp.gain[f"{path}.qk"] = _round_int(s * 2.0 ** (f + g))
-    for path, s in qp.ctx_scales.items():
-        fp.gain[f"{path}.av"] = _round_int(s * 2.0 ** (f + g))
-    _add_norm(fp, graph.embed.norm)
-    for b in graph.blocks:
-        _add_norm(fp, b.ln1)
-        _add_norm(fp, b.ln2)
-    _add_norm(fp, graph.readout.norm)
-    fp.exp_lut = _round_int(torch.exp2(torch.arange(2 ** f, dtype=torch.float64) / 2 ** f) * 2.0 ** f)
-    fp.log2e = int(round(math.log2(math.e) * 2 ** f))
-    return fp
+        fxp.offset[path] = _round_int(bias * 2.0 ** (f + g))
+    for attn in (a for a in N.find_nodes(graph, N.Attention) if a.path in qp.score_scales):
+        fxp.gain[attn.scores_name] = _round_int(qp.score_scales[attn.path] * 2.0 ** (f + g))
+        fxp.gain[attn.context_name] = _round_int(qp.ctx_scales[attn.path] * 2.0 ** (f + g))
+    for node in N.find_nodes(graph, N.LayerNorm):
+        _add_norm(fxp, node)
+    fxp.exp_lut = _round_int(torch.exp2(torch.arange(2 ** f, dtype=torch.float64) / 2 ** f) * 2.0 ** f)
+    fxp.log2e = int(round(math.log2(math.e) * 2 ** f))
+    return fxp
 
 
 def isqrt(n: torch.Tensor) -> torch.Tensor:
@@ -124,23 +119,23 @@ def isqrt(n: torch.Tensor) -> torch.Tensor:
     return torch.where((r + 1) * (r + 1) <= n, r + 1, r)
 
 
-def fx_layer_norm(fp: FixedParams, path: str, x: torch.Tensor) -> torch.Tensor:
+def fixed_layer_norm(fxp: FixedParams, path: str, x: torch.Tensor) -> torch.Tensor:
     """Integer LayerNorm over the last axis (see the module docstring)."""
     d = x - torch.div(x.sum(-1, keepdim=True), x.shape[-1], rounding_mode="floor")
     var = torch.div((d * d).sum(-1, keepdim=True), x.shape[-1], rounding_mode="floor")
-    sigma = isqrt(var + fp.norm_eps[path])
-    return torch.div(d * fp.norm_w[path], sigma, rounding_mode="floor") + fp.norm_b[path]
+    sigma = isqrt(var + fxp.norm_eps[path])
+    return torch.div(d * fxp.norm_w[path], sigma, rounding_mode="floor") + fxp.norm_b[path]
 
 
-def fx_softmax(fp: FixedParams, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+def fixed_softmax(fxp: FixedParams, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Integer softmax over the last axis with blocked pairs (``mask`` True) at probability 0."""
-    f = fp.cfg.frac_bits
+    f = fxp.cfg.frac_bits
     blocked = torch.zeros_like(s, dtype=torch.bool) if mask is None else mask.expand_as(s)
     floor = torch.iinfo(torch.int64).min // 4
     top = torch.where(blocked, floor, s).amax(-1, keepdim=True)
-    t = (torch.where(blocked, 0, s - top) * fp.log2e) >> f
+    t = (torch.where(blocked, 0, s - top) * fxp.log2e) >> f
     k = t >> f
-    e = fp.exp_lut[t - (k << f)] >> (-k).clamp(0, 62)
+    e = fxp.exp_lut[t - (k << f)] >> (-k).clamp(0, 62)
     e = torch.where(blocked, 0, e)
     return torch.div(e << f, e.sum(-1, keepdim=True).clamp_min(1), rounding_mode="floor")
 
@@ -152,10 +147,10 @@ class FixedStepOps:
     c ← c + clip(clamp(⌊(x + ⌊θ/2⌋)/θ⌋, lo, hi) − c, −B, B).
     """
 
-    def __init__(self, qp: QParams, fp: FixedParams, max_spikes: int | None) -> None:
-        self.qp, self.fp, self.max_spikes = qp, fp, max_spikes
+    def __init__(self, qp: QParams, fxp: FixedParams, max_spikes: int | None, law: NeuronModel = SignedIF()) -> None:
+        self.qp, self.fxp, self.max_spikes, self.law = qp, fxp, max_spikes, law
         self.counts: dict[str, torch.Tensor] = {}
-        self.limit = 2 ** (fp.cfg.value_bits - 1)
+        self.limit = 2 ** (fxp.cfg.value_bits - 1)
 
     def layer_counts(self) -> dict[str, torch.Tensor]:
         """Every neuron layer's running counts (engine layout)."""
@@ -166,7 +161,7 @@ class FixedStepOps:
 
     def _check(self, name: str, x: torch.Tensor) -> torch.Tensor:
         if x.numel() and int(x.abs().max()) >= self.limit:
-            raise ConfigError(f"fixed point: {name} needs more than the declared {self.fp.cfg.value_bits} bits "
+            raise ConfigError(f"fixed point: {name} needs more than the declared {self.fxp.cfg.value_bits} bits "
                               f"(max |x| = {int(x.abs().max())}); lower FixedPointConfig.frac_bits or raise value_bits")
         return x
 
@@ -182,34 +177,37 @@ class FixedStepOps:
         return self.counts[point]
 
     def neuron(self, point: str, x: torch.Tensor) -> torch.Tensor:
-        q, theta = self.qp.quants[point], self.fp.theta[point]
-        target = torch.div(x + theta // 2, theta, rounding_mode="floor").clamp(q.lo, q.hi)
+        lo, hi = self.law.bounds(self.qp.quants[point])
+        theta = self.fxp.theta[point]
+        target = torch.div(x + theta // 2, theta, rounding_mode="floor").clamp(lo, hi)
         return self._move(point, target)
 
     def linear(self, node: N.Linear, c: torch.Tensor) -> torch.Tensor:
         acc = c @ self.qp.linears[node.path].w_int.to(torch.int64).T
-        return self._check(node.path, (acc * self.fp.gain[node.path] + self.fp.offset[node.path]) >> self.fp.cfg.gain_shift)
+        y = (acc * self.fxp.gain[node.path] + self.fxp.offset[node.path]) >> self.fxp.cfg.gain_shift
+        return self._check(node.path, y)
 
     def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         acc = q @ k.transpose(-1, -2)
-        return self._check(f"{attn.path}.qk", (acc * self.fp.gain[f"{attn.path}.qk"]) >> self.fp.cfg.gain_shift)
+        return self._check(attn.scores_name, (acc * self.fxp.gain[attn.scores_name]) >> self.fxp.cfg.gain_shift)
 
     def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return self._check(f"{attn.path}.av", ((p @ v) * self.fp.gain[f"{attn.path}.av"]) >> self.fp.cfg.gain_shift)
+        acc = p @ v
+        return self._check(attn.context_name, (acc * self.fxp.gain[attn.context_name]) >> self.fxp.cfg.gain_shift)
 
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
-        c = self.neuron(f"{mlp.path}.hidden", z)
-        lut = self.qp.luts[mlp.path].to(torch.int64)
-        return self._move(f"{mlp.path}.act", lut[c - self.qp.quants[f"{mlp.path}.hidden"].lo])
+        c = self.neuron(mlp.point(N.Role.HIDDEN), z)
+        lut = self.law.clamp_levels(self.qp.quants[mlp.point(N.Role.ACT)], self.qp.luts[mlp.path]).to(torch.int64)
+        return self._move(mlp.point(N.Role.ACT), lut[c - self.qp.quants[mlp.point(N.Role.HIDDEN)].lo])
 
     def norm(self, node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:
-        return self._check(node.path, fx_layer_norm(self.fp, node.path, x))
+        return self._check(node.path, fixed_layer_norm(self.fxp, node.path, x))
 
     def softmax(self, attn: N.Attention, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        return fx_softmax(self.fp, s, mask)
+        return fixed_softmax(self.fxp, s, mask)
 
 
-def fx_pool(r: N.Readout, x: torch.Tensor, inputs: engine.Inputs) -> torch.Tensor:
+def fixed_pool(r: N.Readout, x: torch.Tensor, inputs: engine.Inputs) -> torch.Tensor:
     """Integer token pooling (floor division for the means)."""
     if r.pool in ("cls", "eot"):
         return engine.pool(r, x, inputs)

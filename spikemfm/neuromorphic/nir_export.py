@@ -37,7 +37,7 @@ def _stages(snn: SpikingModel, block: int, subgraph: str) -> tuple[str, list[tup
     if not 0 <= block < len(snn.graph.blocks):
         raise ConfigError(f"export_nir: block={block}; {snn.graph.name} has {len(snn.graph.blocks)} blocks")
     b = snn.graph.blocks[block]
-    src = N.Point(b.attn.path, N.Role.ATTN_IN) if subgraph == "qkv" else N.Point(b.mlp.path, N.Role.MLP_IN)
+    src = b.attn.point(N.Role.ATTN_IN) if subgraph == "qkv" else b.mlp.point(N.Role.MLP_IN)
     net = build_netlist(snn.graph)  # the synaptic layers the input neuron layer drives, and their neurons
     # plain strings: NIR writes names and metadata through h5py, which takes no str subclass
     return str(src), [(str(syn.name), str(net.consumers(syn.name)[0].name)) for syn in net.consumers(src)]

@@ -17,7 +17,8 @@ from spikemfm.convert.qann import QANNOps
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
-from spikemfm.neuromorphic.fixed import FixedParams, FixedPointConfig, FixedStepOps, fixed_params, fx_pool
+from spikemfm.ir.netlist import Encoding, Netlist, Record
+from spikemfm.neuromorphic.fixed import FixedParams, FixedPointConfig, FixedStepOps, fixed_params, fixed_pool
 from spikemfm.snn.model import SpikingModel
 from spikemfm.snn.simulate import step_ops
 
@@ -74,6 +75,21 @@ def part_input(snn: SpikingModel, part: Part, inputs: engine.Inputs) -> torch.Te
     return x
 
 
+def part_records(net: Netlist, graph: N.EncoderGraph, part: Part) -> list[Record]:
+    """The netlist records of ``part`` in execution order (the tower: everything after the encoding). The
+    attention half of a block ends at its residual add, or at the LayerNorm after it (post-LN)."""
+    part.check(graph)
+    if part.kind == "tower":
+        return [r for r in net if not isinstance(r, Encoding)]
+    records = [r for r in net if net.block(r.name) == part.block]
+    if part.kind == "block":
+        return records
+    b = graph.blocks[part.block]
+    end = b.residual_name("attention") if b.norm_first else b.ln1.path
+    cut = next(i for i, r in enumerate(records) if r.name == end) + 1
+    return records[:cut] if part.kind == "attention" else records[cut:]
+
+
 def part_step(graph: N.EncoderGraph, part: Part, x: torch.Tensor, mask: torch.Tensor | None,
               inputs: engine.Inputs, ops: Any, fixed: bool) -> torch.Tensor:
     """One time step of ``part`` on input stream ``x``."""
@@ -81,7 +97,7 @@ def part_step(graph: N.EncoderGraph, part: Part, x: torch.Tensor, mask: torch.Te
         x = ops.inject(x)
         for b in graph.blocks:
             x = engine.block(b, x, mask, ops)
-        return engine.readout(graph.readout, x, inputs, ops, fx_pool if fixed else engine.pool)
+        return engine.readout(graph.readout, x, inputs, ops, fixed_pool if fixed else engine.pool)
     b = graph.blocks[part.block]
     if part.kind == "mlp":
         return engine.mlp_half(b, x, ops)
@@ -114,9 +130,9 @@ def reference_float(snn: SpikingModel, part: Part, inputs: engine.Inputs, timest
 
 
 def reference_fixed(snn: SpikingModel, part: Part, inputs: engine.Inputs, timesteps: int,
-                    fp: FixedParams | None = None) -> Trace:
+                    fxp: FixedParams | None = None) -> Trace:
     """The integer PyTorch reference (:class:`~spikemfm.neuromorphic.fixed.FixedStepOps`) on ``part``."""
-    fp = fp or fixed_params(snn.graph, snn.qparams, FixedPointConfig())
-    x = fp.to_fixed(part_input(snn, part, inputs))
-    ops = FixedStepOps(snn.qparams, fp, snn.config.max_spikes_per_step)
+    fxp = fxp or fixed_params(snn.graph, snn.qparams, FixedPointConfig())
+    x = fxp.to_fixed(part_input(snn, part, inputs))
+    ops = FixedStepOps(snn.qparams, fxp, snn.config.max_spikes_per_step, snn.neuron_model)
     return _trace(snn.graph, part, x, inputs, ops, timesteps, fixed=True)

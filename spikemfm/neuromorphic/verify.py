@@ -68,10 +68,10 @@ def check_agreement(snn: SpikingModel, inputs: Any, part: Part, timesteps: int =
                     precision: str = "floating_pt", fixed: FixedPointConfig | None = None) -> Agreement:
     """Runs ``part`` in Lava (every neuron layer probed) and in PyTorch, and compares them."""
     x = engine.as_inputs(snn.graph, inputs)
-    fp = fixed_params(snn.graph, snn.qparams, fixed or FixedPointConfig())
+    fxp = fixed_params(snn.graph, snn.qparams, fixed or FixedPointConfig())
     float_ref, t_float = _timed(reference_float, snn, part, x, timesteps)
     ref, t_ref = (float_ref, t_float) if precision == "floating_pt" else \
-        _timed(reference_fixed, snn, part, x, timesteps, fp)
+        _timed(reference_fixed, snn, part, x, timesteps, fxp)
     with tempfile.TemporaryDirectory(prefix="spikemfm-lava-") as tmp:
         net = export_lava(snn, x, part, timesteps, precision, fixed, probe_dir=tmp)
         run = net.run()
@@ -79,6 +79,6 @@ def check_agreement(snn: SpikingModel, inputs: Any, part: Part, timesteps: int =
     fvf = None
     if precision == "fixed_pt":
         last = float_ref.outputs[-1]
-        fvf = float((fp.to_float(ref.outputs[-1]) - last).norm() / last.norm().clamp_min(1e-12))
+        fvf = float((fxp.to_float(ref.outputs[-1]) - last).norm() / last.norm().clamp_min(1e-12))
     return Agreement(part.kind, part.block, precision, timesteps, x.batch_size, net.num_processes, len(ref.spikes),
                      diff, mismatches, spikes, fvf, run.startup_s, run.steps_per_s, timesteps / t_ref)

@@ -12,6 +12,8 @@ import torch
 from spikemfm.convert.config import ConvertConfig
 from spikemfm.convert.qann import QuantizedModel
 from spikemfm.errors import ConfigError
+from spikemfm.ir.netlist import Netlist, build_netlist
+from spikemfm.quant.neurons import NeuronModel
 
 
 class SpikingModel:
@@ -30,6 +32,19 @@ class SpikingModel:
         self.qparams = qann.qparams
         self.quant_config = qann.config
         self.config = config
+        self._netlist: Netlist | None = None
+
+    @property
+    def netlist(self) -> Netlist:
+        """The typed netlist of the tower (traced once, on first use)."""
+        if self._netlist is None:
+            self._netlist = build_netlist(self.graph)
+        return self._netlist
+
+    @property
+    def neuron_model(self) -> NeuronModel:
+        """The neuron law every runtime applies (:attr:`ConvertConfig.neuron`)."""
+        return self.config.neuron_model
 
     def forward(self, x: Any, timesteps: int) -> torch.Tensor:
         from spikemfm.snn.simulate import simulate  # simulate() takes a SpikingModel: imported at call time

@@ -32,9 +32,11 @@ from typing import Callable, NamedTuple
 import torch
 
 from spikemfm.quant import exact
+from spikemfm.quant.neurons import NeuronModel, SignedIF
 from spikemfm.quant.params import QParams
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
+from spikemfm.ir.netlist import Netlist, SpikeProduct, SynapticLayer
 from spikemfm.snn import kernels
 from spikemfm.snn.record import Recorder
 
@@ -47,24 +49,25 @@ class _Fired(NamedTuple):
     point: str
 
 
-_FEEDS_SYNAPSES = frozenset(("in", "ctx", "act"))  # neuron points read by a synaptic layer
-
-
-def _columns(point: str) -> bool:
-    """Whether the kernel must return per-column totals and active rows (what a synaptic layer reads)."""
-    return point.rsplit(".", 1)[-1] in _FEEDS_SYNAPSES
-
-
 class SpikeOpsBase:
-    """What both runtimes (this one and :class:`~spikemfm.snn.timebatch.TimeBatchOps`) share: per-step spike
-    bounds and the two spike×spike products, which each runtime's ``_product`` evaluates."""
+    """What both runtimes (this one and :class:`~spikemfm.snn.timebatch.TimeBatchOps`) share: the wiring read
+    from the netlist (each synaptic layer's presynaptic neuron layer, each product's operands), the neuron law's
+    count bounds, per-step spike bounds and the two spike×spike products, which each runtime's ``_product``
+    evaluates."""
 
     qp: QParams
     max_spikes: int | None
 
+    def _wire(self, qp: QParams, net: Netlist, law: NeuronModel) -> None:
+        self.qp, self.law = qp, law
+        self.pre = {s.name: s.pre for s in net.of(SynapticLayer)}  # synaptic layer -> presynaptic neuron layer
+        self.read_by_synapses = frozenset(self.pre.values())  # these need per-column totals and active rows
+        self.operands = {r.name: (r.inputs[0], r.inputs[1]) for r in net.of(SpikeProduct)}
+        self.bounds = {p: law.bounds(q) for p, q in qp.quants.items()}  # point -> count range (lo, hi)
+
     def _level_span(self, point: str) -> float:
-        q = self.qp.quants.get(point)
-        return float(q.hi - q.lo) if q is not None else float("inf")
+        b = self.bounds.get(point)
+        return float(b[1] - b[0]) if b is not None else float("inf")
 
     def _max_step(self, point: str) -> float:
         """Bound on |spikes| of one neuron in one step: B, or the whole level range when graded."""
@@ -72,31 +75,36 @@ class SpikeOpsBase:
             return float(self.max_spikes)
         return self._level_span(point)
 
+    def _lut(self, mlp: N.MLP) -> torch.Tensor:
+        """The activation's table of output levels (float32), limited to the act neurons' count range."""
+        return self.law.clamp_levels(self.qp.quants[mlp.point(N.Role.ACT)],
+                                     self.qp.luts[mlp.path]).to(torch.float32).contiguous()
+
     def _product(self, key: str, points: tuple[str, str], a: torch.Tensor, b: torch.Tensor,
                  scale: float) -> torch.Tensor:
         raise NotImplementedError
 
     def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        return self._product(f"{attn.path}.qk", (f"{attn.path}.q", f"{attn.path}.k"), q, k.transpose(-1, -2),
-                             self.qp.score_scales[attn.path])
+        key = attn.scores_name
+        return self._product(key, self.operands[key], q, k.transpose(-1, -2), self.qp.score_scales[attn.path])
 
     def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return self._product(f"{attn.path}.av", (f"{attn.path}.probs", f"{attn.path}.v"), p, v,
-                             self.qp.ctx_scales[attn.path])
+        key = attn.context_name
+        return self._product(key, self.operands[key], p, v, self.qp.ctx_scales[attn.path])
 
 
 class SNNStepOps(SpikeOpsBase):
     """Engine ops for one time step at a time; call :meth:`next_step` before each engine run."""
 
-    def __init__(self, qp: QParams, max_spikes: int | None, recorder: Recorder,
-                 dtype: torch.dtype = torch.float64) -> None:
-        self.qp = qp
+    def __init__(self, qp: QParams, net: Netlist, max_spikes: int | None, recorder: Recorder,
+                 dtype: torch.dtype = torch.float64, law: NeuronModel = SignedIF()) -> None:
+        self._wire(qp, net, law)
         self.dtype = dtype  # precision of the float path (the QANN's)
         self.max_spikes = max_spikes
         self.rec = recorder
         self.t = -1
         self.counts: dict[str, torch.Tensor] = {}
-        self.fired: dict[int, _Fired] = {}  # id(count tensor) -> its increment this step
+        self.fired: dict[str, _Fired] = {}  # point -> its increment this step (layers that fired)
         self.step_activity: dict[str, tuple[float, float]] = {}  # point -> (spikes, events) this step
         self.acc: dict[str, torch.Tensor] = {}
         self.cache: dict[str, tuple[tuple[torch.Tensor, ...], torch.Tensor]] = {}
@@ -150,16 +158,16 @@ class SNNStepOps(SpikeOpsBase):
             return prev
         self.settled.pop(point, None)
         self.counts[point] = fired.count
-        self.fired[id(fired.count)] = _Fired(fired, point)
+        self.fired[point] = _Fired(fired, point)
         return fired.count
 
     def neuron(self, point: str, x: torch.Tensor) -> torch.Tensor:
         rest = self._at_rest(point, x)
         if rest is not None:
             return rest
-        q = self.qp.quants[point]
-        return self._fire(point, x, lambda prev: kernels.fire_quant(x, q.step, q.lo, q.hi, self.max_spikes, prev,
-                                                                    _columns(point)))
+        step, (lo, hi) = self.qp.quants[point].step, self.bounds[point]
+        return self._fire(point, x, lambda prev: kernels.fire_quant(x, step, lo, hi, self.max_spikes, prev,
+                                                                    point in self.read_by_synapses))
 
     def _weights(self, path: str, in_point: str, counts: bool) -> torch.Tensor:
         """W_intᵀ in the cheapest exact arithmetic (:mod:`spikemfm.quant.exact`) for C·W_intᵀ (``counts``,
@@ -186,7 +194,7 @@ class SNNStepOps(SpikeOpsBase):
         """The layer's accumulated integer current for input counts ``c`` (recording this step's work)."""
         if self.inputs.get(node.path) is c:  # the input neuron layer did not spike: same current
             return self.acc[node.path]
-        fired = self.fired[id(c)]  # synaptic layers are always fed by a neuron layer
+        fired = self.fired[self.pre[node.path]]  # c is new: its neuron layer fired this step
         f = fired.step
         self.rec.synapse_totals(node.path, self.t, f.spikes, f.events, f.col_spikes, f.col_events,
                                 self.qp.linears[node.path].w_int)
@@ -212,15 +220,15 @@ class SNNStepOps(SpikeOpsBase):
             return rest
         acc = self._synapse(node, c)
         scale, bias = self._affine_params(node.path)
-        q, width = self.qp.quants[point], scale.shape[0]
+        step, (lo, hi), width = self.qp.quants[point].step, self.bounds[point], scale.shape[0]
         if heads is None:
             shape = torch.Size((*c.shape[:-1], width))
         else:
             shape = torch.Size((*c.shape[:-2], heads, c.shape[-2], width // heads))
             self.head_major.add(point)
         return self._fire(point, c, lambda prev: kernels.fire_affine(
-            acc, scale, bias, q.step, q.lo, q.hi, self.max_spikes, prev, shape, heads is None and _columns(point),
-            heads))
+            acc, scale, bias, step, lo, hi, self.max_spikes, prev, shape,
+            heads is None and point in self.read_by_synapses, heads))
 
     def linear_heads(self, node: N.Linear, c: torch.Tensor, point: str, heads: int) -> torch.Tensor:
         """An attention operand (q, k or v) as counts (..., H, N, d), fused as in :meth:`linear_neuron`."""
@@ -269,21 +277,21 @@ class SNNStepOps(SpikeOpsBase):
         return out
 
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
-        return self._lookup(mlp, self.neuron(f"{mlp.path}.hidden", z))
+        return self._lookup(mlp, self.neuron(mlp.point(N.Role.HIDDEN), z))
 
     def linear_activation(self, mlp: N.MLP, c: torch.Tensor) -> torch.Tensor:
         """``activation(mlp, linear(mlp.fc1, c))`` with fc1 fused into the hidden neuron layer."""
-        return self._lookup(mlp, self.linear_neuron(mlp.fc1, c, f"{mlp.path}.hidden"))
+        return self._lookup(mlp, self.linear_neuron(mlp.fc1, c, mlp.point(N.Role.HIDDEN)))
 
     def _lookup(self, mlp: N.MLP, c: torch.Tensor) -> torch.Tensor:
         """The activation's LUT neuron layer on the hidden counts c."""
-        point = f"{mlp.path}.act"
+        point = mlp.point(N.Role.ACT)
         rest = self._at_rest(point, c)
         if rest is not None:
             return rest
-        lo = self.qp.quants[f"{mlp.path}.hidden"].lo
+        lo = self.qp.quants[mlp.point(N.Role.HIDDEN)].lo
         if mlp.path not in self.luts:
-            self.luts[mlp.path] = self.qp.luts[mlp.path].to(torch.float32).contiguous()
+            self.luts[mlp.path] = self._lut(mlp)
         lut = self.luts[mlp.path]
         return self._fire(point, c, lambda prev: kernels.fire_lut(c, lut, lo, self.max_spikes, prev))
 
@@ -291,4 +299,4 @@ class SNNStepOps(SpikeOpsBase):
         return self._float_unit(node.path, "layernorm", x, lambda: engine.layer_norm(node, x))
 
     def softmax(self, attn: N.Attention, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        return self._float_unit(f"{attn.path}.softmax", "softmax", s, lambda: engine.masked_softmax(s, mask))
+        return self._float_unit(attn.softmax_name, "softmax", s, lambda: engine.masked_softmax(s, mask))

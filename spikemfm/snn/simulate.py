@@ -94,7 +94,8 @@ def step_ops(snn: Any, recorder: Recorder | int, timesteps: int | None = None) -
         if timesteps is None:
             raise ConfigError("step_ops: give timesteps with a batch size")
         recorder = Recorder(recorder, timesteps)
-    return SNNStepOps(snn.qparams, snn.config.max_spikes_per_step, recorder, snn.quant_config.dtype)
+    return SNNStepOps(snn.qparams, snn.netlist, snn.config.max_spikes_per_step, recorder, snn.quant_config.dtype,
+                      snn.neuron_model)
 
 
 def simulate(snn: Any, inputs: Any, timesteps: int, runtime: str = "auto") -> SimResult:
@@ -124,7 +125,7 @@ def simulate(snn: Any, inputs: Any, timesteps: int, runtime: str = "auto") -> Si
         if runtime in ("auto", "step"):
             outputs = _run_steps(step_ops(snn, rec), graph, x, x0, timesteps, dtype)
         else:
-            ops = TimeBatchOps(snn.qparams, max_spikes, rec, dtype)
+            ops = TimeBatchOps(snn.qparams, snn.netlist, max_spikes, rec, dtype, snn.neuron_model)
             outputs = _run_chunks(ops, graph, x, x0, timesteps, dtype)
     neuron_stats, synapse_stats, float_stats = rec.finish()
     return SimResult(outputs, neuron_stats, synapse_stats, float_stats, timesteps, x.batch_size,

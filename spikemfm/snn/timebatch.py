@@ -26,9 +26,11 @@ from typing import Callable, NamedTuple
 import torch
 
 from spikemfm.quant import exact
+from spikemfm.quant.neurons import NeuronModel, SignedIF
 from spikemfm.quant.params import QParams
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
+from spikemfm.ir.netlist import Netlist
 from spikemfm.snn.ops import SpikeOpsBase
 from spikemfm.snn.record import Recorder
 
@@ -47,15 +49,15 @@ class _ChunkFired(NamedTuple):
 class TimeBatchOps(SpikeOpsBase):
     """Engine ops over a chunk of steps; call :meth:`next_chunk` before each engine run."""
 
-    def __init__(self, qp: QParams, max_spikes: int | None, recorder: Recorder,
-                 dtype: torch.dtype = torch.float64) -> None:
-        self.qp = qp
+    def __init__(self, qp: QParams, net: Netlist, max_spikes: int | None, recorder: Recorder,
+                 dtype: torch.dtype = torch.float64, law: NeuronModel = SignedIF()) -> None:
+        self._wire(qp, net, law)
         self.max_spikes = max_spikes
         self.rec = recorder
         self.dtype = dtype
         self.t0, self.steps = 0, 0
         self.counts: dict[str, torch.Tensor] = {}  # point -> count after the last step of the previous chunk
-        self.fired: dict[int, _ChunkFired] = {}  # id(count tensor) -> what the layer fired this chunk
+        self.fired: dict[str, _ChunkFired] = {}  # point -> what the layer fired this chunk
         self.activity: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # point -> (spikes, events) (L,)
         self.last_in: dict[str, torch.Tensor] = {}  # float unit -> its input at the previous step
         self.last_out: dict[str, torch.Tensor] = {}  # unit -> its output at the previous step
@@ -94,11 +96,12 @@ class TimeBatchOps(SpikeOpsBase):
         self.counts[point] = counts[-1].clone()
         spikes, events = self.rec.neuron_steps(point, self.t0, delta, self._max_step(point))
         self.activity[point] = (spikes, events)
-        self.fired[id(counts)] = _ChunkFired(delta, point, spikes, events)
+        self.fired[point] = _ChunkFired(delta, point, spikes, events)
         return counts
 
     def neuron(self, point: str, x: torch.Tensor) -> torch.Tensor:
-        return self._neuron(point, self.qp.quants[point].level(x).to(torch.float32))
+        lo, hi = self.bounds[point]
+        return self._neuron(point, self.qp.quants[point].level(x).clamp_(lo, hi).to(torch.float32))
 
     def _fill(self, key: str, changed: list[bool], fn: Slices) -> torch.Tensor:
         """fn on the steps whose flag is set; every other step repeats the previous step's output."""
@@ -119,7 +122,7 @@ class TimeBatchOps(SpikeOpsBase):
 
     def linear(self, node: N.Linear, c: torch.Tensor) -> torch.Tensor:
         ql = self.qp.linears[node.path]
-        fired = self.fired[id(c)]  # synaptic layers are always fed by a neuron layer
+        fired = self.fired[self.pre[node.path]]
         self.rec.synapse_steps(node.path, self.t0, fired.delta, fired.spikes, fired.events, ql.w_int,
                                self._max_step(fired.point))
         w = self.weights.get(node.path)
@@ -145,12 +148,12 @@ class TimeBatchOps(SpikeOpsBase):
         return self._fill(key, ((na + nb) > 0).tolist(), prod)
 
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
-        c = self.neuron(f"{mlp.path}.hidden", z)
+        c = self.neuron(mlp.point(N.Role.HIDDEN), z)
         lut = self.luts.get(mlp.path)
         if lut is None:
-            lut = self.luts[mlp.path] = self.qp.luts[mlp.path].to(torch.float32)
-        idx = (c - self.qp.quants[f"{mlp.path}.hidden"].lo).to(torch.int32)
-        return self._neuron(f"{mlp.path}.act", lut.index_select(0, idx.view(-1)).view(c.shape))
+            lut = self.luts[mlp.path] = self._lut(mlp)
+        idx = (c - self.qp.quants[mlp.point(N.Role.HIDDEN)].lo).to(torch.int32)
+        return self._neuron(mlp.point(N.Role.ACT), lut.index_select(0, idx.view(-1)).view(c.shape))
 
     def _float_unit(self, key: str, kind: str, x: torch.Tensor,
                     fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
@@ -169,4 +172,4 @@ class TimeBatchOps(SpikeOpsBase):
         return self._float_unit(node.path, "layernorm", x, lambda s: engine.layer_norm(node, s))
 
     def softmax(self, attn: N.Attention, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        return self._float_unit(f"{attn.path}.softmax", "softmax", s, lambda v: engine.masked_softmax(v, mask))
+        return self._float_unit(attn.softmax_name, "softmax", s, lambda v: engine.masked_softmax(v, mask))

@@ -5,7 +5,8 @@ import spikemfm
 from spikemfm.baselines import naive_unsigned, sta_convert, sta_outputs, to_torch_module
 from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
 from spikemfm.ir import extract
-from spikemfm.snn import simulate
+from spikemfm.ir import engine
+from spikemfm.snn import simulate, step_ops
 
 
 def test_rebuilt_tower_reproduces_the_tiny_clip_image_tower(tiny_clip, fmnist_test):
@@ -27,8 +28,14 @@ def test_naive_unsigned_neurons_never_fire_negative_and_lose_the_qann():
     _, qann, snn = _snn()
     x = torch.randn(4, 3, 8, 8)
     naive = naive_unsigned(snn)
-    assert all(q.lo == 0 for q in naive.qparams.quants.values())
+    assert naive.qparams is snn.qparams and naive.neuron_model.name == "unsigned_if"  # only the law changed
     res, ref = simulate(naive, x, 4), qann(x)
+    ops, inputs = step_ops(naive, 4, 4), engine.as_inputs(naive.graph, x)
+    for _ in range(4):
+        ops.next_step()
+        engine.run(naive.graph, inputs, ops, torch.float64)
+        counts = ops.layer_counts()
+        assert len(counts) == len(snn.qparams.quants) and all(int(c.min()) >= 0 for c in counts.values())
     assert simulate(snn, x, 4).t_exact(ref) == 1  # graded signed spikes: exact at once
     assert res.max_error(ref)[-1] > 0.05 * ref.abs().max()  # the negative halves are gone
 

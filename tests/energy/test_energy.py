@@ -14,6 +14,7 @@ from spikemfm.energy import costs as C
 from spikemfm.energy.workload import layer_work
 from spikemfm.errors import ConfigError
 from spikemfm.ir import nodes as N
+from spikemfm.ir.netlist import Netlist, SynapticLayer
 from spikemfm.snn import simulate
 from spikemfm.snn.ops import SNNStepOps
 from spikemfm.snn.record import Recorder
@@ -28,7 +29,8 @@ def _one_linear_run(w_bits=4):
                  linears={"fc": QLinear("fc", W, torch.ones(2, dtype=torch.float64),
                                         torch.ones(2, dtype=torch.float64), None, w_bits)})
     rec = Recorder(batch_size=1, timesteps=3)
-    ops = SNNStepOps(qp, max_spikes=None, recorder=rec)
+    net = Netlist("one-linear", (SynapticLayer("fc", ("in",), (2,), 3, 2),), "fc", 1, {})  # "in" drives fc
+    ops = SNNStepOps(qp, net, max_spikes=None, recorder=rec)
     outs = []
     for c in COUNTS:
         ops.next_step()
@@ -64,7 +66,7 @@ def test_counts_equal_neurobench_synaptic_operations():
 
     def spy(self, node, c):
         if self.inputs.get(node.path) is not c:
-            seen.setdefault(node.path, []).append(self.fired[id(c)].step.delta.clone())
+            seen.setdefault(node.path, []).append(self.fired[self.pre[node.path]].step.delta.clone())
         return orig(self, node, c)
 
     SNNStepOps._synapse = spy
@@ -145,6 +147,9 @@ def test_neuromorphic_profiles_say_incomplete_not_zero():
     assert not rep.complete and "fp32_mult" in rep.snn_missing
     assert rep.ratio("int8") is None and rep.snn_total > 0
     assert "incomplete" in str(rep.summary()["snn_nJ"])
+    unpriced = [r for r in rep.rows if r.snn_pj is None]
+    assert unpriced and all(r.missing and not r.complete for r in unpriced)  # per layer, named, never 0
+    assert {r["layer"] for r in rep.layer_rows() if r["snn_pJ"] is None} == {r.layer for r in unpriced}
     assert estimate_energy(_tiny_sim(), "truenorth").snn_missing  # float units are not priced by TrueNorth
 
 
@@ -152,6 +157,11 @@ def test_horowitz_report_is_complete_with_break_even():
     rep = estimate_energy(_tiny_sim(), "horowitz45")
     assert rep.complete and rep.baselines["qann_bitmatched"] == math.ceil(math.log2(6 + 1))
     assert rep.ratio("fp32") > 0
+    assert math.isclose(sum(r.snn_pj for r in rep.rows), rep.snn_total)  # the layer rows sum to the totals
+    for b in rep.baselines:
+        assert math.isclose(sum(r.dense_pj[b] for r in rep.rows), rep.dense_total[b])
+    synapses = [r for r in rep.rows if r.kind == "synapse"]
+    assert synapses and all(r.spike_rate is not None and r.break_even_rate >= 0 for r in synapses)
     for b, r in rep.break_even_rate.items():
         assert r is not None and r >= 0.0
 

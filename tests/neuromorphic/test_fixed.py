@@ -12,7 +12,7 @@ from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
 from spikemfm.neuromorphic import FixedPointConfig, Part, export_lava
-from spikemfm.neuromorphic.fixed import (FixedParams, FixedStepOps, fixed_params, fx_layer_norm, fx_softmax,
+from spikemfm.neuromorphic.fixed import (FixedParams, FixedStepOps, fixed_params, fixed_layer_norm, fixed_softmax,
                                          isqrt)
 from spikemfm.neuromorphic.parts import reference_fixed, reference_float
 
@@ -25,8 +25,8 @@ def test_isqrt_is_the_exact_integer_root():
 
 
 def _params(f=16):
-    fp = fixed_params(_one_block_graph(), QParams(), FixedPointConfig(frac_bits=f))
-    return fp
+    fxp = fixed_params(_one_block_graph(), QParams(), FixedPointConfig(frac_bits=f))
+    return fxp
 
 
 def _one_block_graph():
@@ -42,20 +42,20 @@ def _one_block_graph():
 
 
 def test_integer_layer_norm_tracks_the_float_one():
-    fp = _params()
+    fxp = _params()
     x = torch.randn(5, 8, dtype=torch.float64) * 3 + 1
     node = _one_block_graph().blocks[0].ln1
-    y = fp.to_float(fx_layer_norm(fp, node.path, fp.to_fixed(x)))
+    y = fxp.to_float(fixed_layer_norm(fxp, node.path, fxp.to_fixed(x)))
     assert torch.allclose(y, engine.layer_norm(node, x), atol=1e-3)
 
 
 def test_integer_softmax_tracks_the_float_one_and_blocks_masked_pairs():
-    fp = _params()
+    fxp = _params()
     s = torch.randn(3, 6, 6, dtype=torch.float64) * 4
     mask = torch.ones(6, 6, dtype=torch.bool).triu(1)[None]
-    p = fx_softmax(fp, fp.to_fixed(s), mask)
+    p = fixed_softmax(fxp, fxp.to_fixed(s), mask)
     assert int(p[mask.expand_as(p)].abs().sum()) == 0
-    assert torch.allclose(fp.to_float(p), engine.masked_softmax(s, mask), atol=1e-4)
+    assert torch.allclose(fxp.to_float(p), engine.masked_softmax(s, mask), atol=1e-4)
     assert (p.sum(-1) <= 2 ** 16).all() and (p.sum(-1) >= 2 ** 16 - 6).all()  # floor division loses < 1 per entry
 
 
@@ -63,8 +63,8 @@ def test_integer_if_neuron_hand_worked_spike_train():
     # θ = 4 (step 4/2^16), constant input 10 units: level ⌊(10 + 2)/4⌋ = 3, at most 1 spike per step;
     # then the input drops to −5: level ⌊(−5 + 2)/4⌋ = −1.
     qp = QParams(quants={"p": ActQuant("p", 4 / 2 ** 16, -7, 7, 4)})
-    fp = FixedParams(FixedPointConfig(), theta={"p": 4})
-    ops = FixedStepOps(qp, fp, max_spikes=1)
+    fxp = FixedParams(FixedPointConfig(), theta={"p": 4})
+    ops = FixedStepOps(qp, fxp, max_spikes=1)
     counts = [int(ops.neuron("p", torch.tensor([x]))) for x in (10, 10, 10, 10, -5, -5, -5, -5, -5)]
     assert counts == [1, 2, 3, 3, 2, 1, 0, -1, -1]
 
@@ -90,11 +90,11 @@ def small_snn():
 
 def test_fixed_reference_stays_close_to_the_float_snn(small_snn):
     x = engine.as_inputs(small_snn.graph, torch.randn(3, 3, 8, 8))
-    fp = fixed_params(small_snn.graph, small_snn.qparams, FixedPointConfig())
-    fixed = reference_fixed(small_snn, Part("tower"), x, 24, fp)
+    fxp = fixed_params(small_snn.graph, small_snn.qparams, FixedPointConfig())
+    fixed = reference_fixed(small_snn, Part("tower"), x, 24, fxp)
     flt = reference_float(small_snn, Part("tower"), x, 24)
     assert fixed.outputs.dtype == torch.int64 and set(fixed.spikes) == set(flt.spikes)
-    err = (fp.to_float(fixed.outputs[-1]) - flt.outputs[-1]).norm() / flt.outputs[-1].norm()
+    err = (fxp.to_float(fixed.outputs[-1]) - flt.outputs[-1]).norm() / flt.outputs[-1].norm()
     assert err < 0.02
     # the float trace is the simulator's: same outputs as spikemfm.simulate
     assert torch.equal(flt.outputs, spikemfm.simulate(small_snn, x, 24).outputs)

@@ -61,6 +61,24 @@ def test_step_and_time_runtimes_agree(tower, max_spikes, precision, monkeypatch)
     assert step.outputs.dtype == qann.config.dtype
 
 
+@pytest.mark.parametrize("tower", ["image", "bert_padding"])
+def test_runtimes_agree_under_the_unsigned_neuron_law(tower, monkeypatch):
+    """The neuron law is a seam every runtime honours: the naive unsigned model, step vs time-batched."""
+    model, x = TOWERS[tower]
+    snn = convert(quantize(model, QuantConfig(bits=4), [x]), ConvertConfig(max_spikes_per_step=2,
+                                                                           neuron="unsigned_if"))
+    step = simulate(snn, x, 9, runtime="step")
+    monkeypatch.setattr(sim, "_CHUNK_ELEMENTS", 1 << 30)
+    _stats_equal(step, simulate(snn, x, 9, runtime="time"))
+    signed = simulate(convert(quantize(model, QuantConfig(bits=4), [x]), ConvertConfig(max_spikes_per_step=2)), x, 9)
+    assert not torch.equal(step.outputs, signed.outputs)  # the law changed what the neurons carry
+
+
+def test_unknown_neuron_law_is_refused():
+    with pytest.raises(ConfigError, match="ConvertConfig.neuron"):
+        ConvertConfig(neuron="lif")
+
+
 def test_unknown_runtime_is_refused():
     model, x = TOWERS["image"]
     snn = convert(quantize(model, QuantConfig(bits=4), [x]))
