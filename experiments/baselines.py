@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from spikemfm.baselines import naive_unsigned, sta_convert, sta_outputs
 from spikemfm.baselines.spikezip import relu_graph, spikezip_convert, spikezip_outputs, spikezip_qann, spikezip_qat
-from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
+from spikemfm.convert import ConvertConfig, QuantConfig, convert, parse_max_spikes, quantize
 from spikemfm.data import load_fashion_mnist
 from spikemfm.io import save_figure, save_table
 from spikemfm.models.tiny_clip import load_tiny_clip
@@ -74,7 +74,8 @@ def main() -> None:
     p.add_argument("--n-test", type=int, default=1000)
     p.add_argument("--timesteps", type=int, nargs="+", default=[4, 8, 16])
     p.add_argument("--bits", type=int, default=8)
-    p.add_argument("--max-spikes", type=int, nargs="+", default=[16, 0], help="0 = graded spikes (no bound)")
+    p.add_argument("--max-spikes", type=parse_max_spikes, nargs="+", default=[16, None],
+                   help="spikes per neuron per step: integers or 'graded' (no bound)")
     p.add_argument("--spikezip-level", type=int, default=16, help="SpikeZIP quantizer levels (16 = 4-bit)")
     p.add_argument("--spikezip-epochs", type=int, default=2, help="SpikeZIP QAT epochs on the 60k training images (-1: no SpikeZIP rows)")
     p.add_argument("--spikezip-timesteps", type=int, nargs="+", default=[4, 8, 16, 32, 64])
@@ -86,8 +87,8 @@ def main() -> None:
     xs, ys = list(x_all.split(100)), list(y_all.split(100))
     calib = calibration_images()
     qann = quantize(model.visual, QuantConfig(bits=args.bits), calib)
-    variants = [(f"spikemfm SNN ({args.bits}-bit, " + (f"<={b} spikes/step)" if b else "graded spikes)"),
-                 convert(qann, ConvertConfig(max_spikes_per_step=b or None))) for b in args.max_spikes]
+    variants = [(f"spikemfm SNN ({args.bits}-bit, " + (f"<={b} spikes/step)" if b is not None else "graded spikes)"),
+                 convert(qann, ConvertConfig(max_spikes_per_step=b))) for b in args.max_spikes]
     ours = variants[0][1]
     with torch.no_grad():
         timer = Timer(lambda: model.visual(xs[0]))
@@ -97,7 +98,7 @@ def main() -> None:
                  "top1": float(_accuracy(lambda x: qann(x)[None], xs, ys, clf)[0]),
                  **timer.row(lambda: qann(xs[0]), "-"), "spike_driven": "no"}]
     naive = (f"naive rate-coded (unsigned IF, {args.bits}-bit, " +
-             (f"<={args.max_spikes[0]} spikes/step)" if args.max_spikes[0] else "graded spikes)"))
+             (f"<={args.max_spikes[0]} spikes/step)" if args.max_spikes[0] is not None else "graded spikes)"))
     for name, snn in variants + [(naive, naive_unsigned(ours))]:
         rows += _curve_rows(name, lambda x, t: simulate(snn, x, t).outputs, xs, ys, clf, args.timesteps, timer,
                             "neurons, synapses, Q·Kᵀ, A·V, GELU; float softmax/LayerNorm")
@@ -143,7 +144,7 @@ def spikezip_rows(model, graph, clf, calib, xs, ys, args, timer: Timer) -> tuple
                         ts, timer, "STBIF neurons (1 spike/step), TD linear/Q·Kᵀ/A·V; float softmax/LayerNorm", 1)
     for b in sorted({bits, args.bits}):  # the SpikeZIP bit width, and the width of the main rows
         ours = convert(quantize(relu_graph(qann, graph), QuantConfig(bits=b), calib),
-                       ConvertConfig(max_spikes_per_step=args.max_spikes[0] or None))
+                       ConvertConfig(max_spikes_per_step=args.max_spikes[0]))
         rows += _curve_rows(f"spikemfm SNN on the same ReLU weights ({b}-bit PTQ, <={args.max_spikes[0]} spikes/step)",
                             lambda x, t: simulate(ours, x, t).outputs, xs, ys, clf, ts, timer,
                             "neurons, synapses, Q·Kᵀ, A·V; float softmax/LayerNorm")
