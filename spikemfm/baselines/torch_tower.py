@@ -67,7 +67,8 @@ class TorchImageTower(nn.Module):
     def __init__(self, graph: N.EncoderGraph) -> None:
         super().__init__()
         e, r = graph.embed, graph.readout
-        if graph.input_kind != "image" or e.cls is None or r.pool != "cls" or e.norm is not None:
+        if graph.input_kind != "image" or e.cls is None or e.extra is not None or not e.pos_on_prefix \
+                or r.pool != "cls" or e.norm is not None:
             raise UnsupportedModuleError(f"{graph.name}: only cls-pooled image towers without ln_pre are rebuilt")
         w = e.weight
         self.patch = nn.Conv2d(w.shape[1], w.shape[0], w.shape[-1], stride=w.shape[-1], bias=e.bias is not None)

@@ -176,6 +176,10 @@ def prune(model: nn.Module | N.EncoderGraph, config: PruneConfig, data: Iterable
     graph = as_graph(model, first)
     batches = [engine.as_inputs(graph, b) for b in itertools.islice(itertools.chain([first], data), config.max_batches)]
     ratios = [config.ratios(i) for i in range(len(graph.blocks))]
+    gated = [b.mlp.path for (b, (_, mr)) in zip(graph.blocks, ratios) if mr and b.mlp.gate is not None]
+    if gated:
+        raise ConfigError(f"prune: MLP channel pruning of gated MLPs ({gated[0]}, ...) is not supported (the gate "
+                          "and its norm would need their own importance); set mlp_ratio=0 (heads can be pruned)")
     # measure only what will be pruned (head ablation costs one forward per head)
     h_imp = head_importance(graph, batches) if any(h for h, _ in ratios) else None
     c_imp = channel_importance(graph, batches) if any(m for _, m in ratios) else None

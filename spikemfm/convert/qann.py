@@ -73,7 +73,7 @@ def build_qparams(graph: N.EncoderGraph, res: _Reservoir, cfg: QuantConfig) -> Q
             qp.linears[r.name] = make_qlinear(lin, q[r.pre].step, cfg.weight_row_bits(r.name, lin.weight.shape[0]))
         elif isinstance(r, SpikeProduct) and r.kind == "scores":  # Q·Kᵀ/√d
             qp.score_scales[r.owner] = q[r.inputs[0]].step * q[r.inputs[1]].step * engine.score_scale(attns[r.owner])
-        elif isinstance(r, SpikeProduct):  # A·V
+        elif isinstance(r, SpikeProduct):  # A·V, or a gated MLP's act(gate) ⊙ value (keyed by the MLP's path)
             qp.ctx_scales[r.owner] = q[r.inputs[0]].step * q[r.inputs[1]].step
         elif isinstance(r, Lookup):
             hid = q[r.inputs[0]]
@@ -119,6 +119,9 @@ class QANNOps(DirectUnits):
     def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         bound = self.qp.product_bound(attn.point(N.Role.PROBS), attn.point(N.Role.V), p.shape[-1])
         return exact.product(p, v, bound).to(self.dtype) * self.qp.ctx_scales[attn.path]
+
+    def gate(self, mlp: N.MLP, g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return exact.elementwise(g, v).to(self.dtype) * self.qp.ctx_scales[mlp.path]
 
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
         c = self.neuron(mlp.point(N.Role.HIDDEN), z)

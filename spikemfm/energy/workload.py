@@ -10,11 +10,13 @@ and the encoding layer's MACs once. All counts are per inference (averaged over 
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 from spikemfm.ir import nodes as N
 from spikemfm.snn.simulate import SimResult
-from spikemfm.ir.netlist import (Encoding, FloatUnit, Lookup, NeuronLayer, SpikeProduct, SynapticLayer,
+from spikemfm.ir.netlist import (Constant, Encoding, FloatUnit, Lookup, NeuronLayer, SpikeProduct, SynapticLayer,
                                  build_netlist)
 from spikemfm.snn.units import ANALOG_ENCODING, FLOAT_ON_ACCUMULATED, SPIKE_DRIVEN
 
@@ -69,21 +71,33 @@ def _neuron(sim, point: str) -> LayerWork:
                      active_neuron_steps=float(st.events.sum()) / b, neurons=st.neurons, timesteps=t)
 
 
-def _float_unit(sim, r: FloatUnit, tokens: int) -> LayerWork:
-    # softmax: heads × N × N scores; LayerNorm: N rows, or one row after pooling
-    elements = r.shape[0] * tokens * tokens if r.kind == "softmax" else (tokens if len(r.shape) > 1 else 1) * r.row
+def _scaled(n: int, traced: int, tokens: int) -> int:
+    """A token-count dimension of a record traced on ``traced`` tokens, for a simulation on ``tokens``."""
+    return tokens if n == traced else n
+
+
+def _float_unit(sim, r: FloatUnit, traced: int, tokens: int) -> LayerWork:
+    # softmax: heads × queries × keys scores; LayerNorm: one row per token (or per pooled row)
+    if r.kind == "softmax":
+        elements = r.shape[0] * _scaled(r.shape[-2], traced, tokens) * _scaled(r.shape[-1], traced, tokens)
+    else:  # (..., rows, row): heads of a qk-norm, tokens, or one pooled row
+        heads = math.prod(r.shape[:-2]) if len(r.shape) > 2 else 1
+        elements = heads * (_scaled(r.shape[-2], traced, tokens) if len(r.shape) > 1 else 1) * r.row
     st = sim.float_stats.get(r.name)
     evals = float(st.elements.sum()) / sim.batch_size if st else 0.0
     return LayerWork(r.name, r.kind, FLOAT_ON_ACCUMULATED, dense_elements=elements, float_evals=evals,
                      timesteps=sim.timesteps)
 
 
-def _product(sim, r: SpikeProduct, tokens: int) -> LayerWork:
+def _product(sim, r: SpikeProduct, traced: int, tokens: int) -> LayerWork:
+    # scores (H, queries, keys) with inner = head size; context (H, queries, head size) with inner = keys
+    queries = _scaled(r.shape[-2], traced, tokens)
+    keys = _scaled(r.shape[-1] if r.kind == "scores" else r.inner, traced, tokens)
     d = r.inner if r.kind == "scores" else r.shape[-1]  # head size
     st = sim.synapse_stats.get(r.name)
-    return LayerWork(r.name, "spike_product", SPIKE_DRIVEN, dense_macs=r.heads * tokens * tokens * d,
-                     act_elements=3 * r.heads * tokens * max(tokens, d),
-                     a_bits=sim.qparams.quants[N.Point(r.owner, N.Role.Q)].bits,
+    return LayerWork(r.name, "spike_product", SPIKE_DRIVEN, dense_macs=r.heads * queries * keys * d,
+                     act_elements=3 * r.heads * queries * max(keys, d),
+                     a_bits=sim.qparams.quants[r.inputs[0] if r.kind == "gate" else N.Point(r.owner, N.Role.Q)].bits,
                      sops=float(st.effective_ops.sum()) / sim.batch_size if st else 0.0, timesteps=sim.timesteps)
 
 
@@ -120,14 +134,17 @@ def layer_work(sim: SimResult) -> list[LayerWork]:
     for r in net:
         if isinstance(r, Encoding):
             rows += _encoding(sim)
+        elif isinstance(r, Constant):  # computed once, in float, like the encoding
+            rows.append(LayerWork(r.name, "encoding", ANALOG_ENCODING, dense_macs=r.size * r.fan_in,
+                                  weights=r.size * r.fan_in, act_elements=r.size, w_bits=32, a_bits=32))
         elif isinstance(r, NeuronLayer):
             rows.append(_neuron(sim, r.name))
         elif isinstance(r, SynapticLayer):
             rows.append(_synapse(sim, r.name, r.pre))
         elif isinstance(r, SpikeProduct):
-            rows.append(_product(sim, r, tokens))
+            rows.append(_product(sim, r, net.tokens, tokens))
         elif isinstance(r, FloatUnit):
-            rows.append(_float_unit(sim, r, tokens))
+            rows.append(_float_unit(sim, r, net.tokens, tokens))
         elif isinstance(r, Lookup):
             rows.append(_lookup(sim, r, net.consumers(r.name)[0].name))
     return rows  # residual adds and pooling sum currents: not priced separately

@@ -10,6 +10,7 @@ An ops object provides:
     linear(node, c)                 synaptic layer on the (quantized) input c
     scores(attn, q, k)              scaled Q·Kᵀ (spike×spike in the SNN)
     context(attn, p, v)             A·V (spike×spike in the SNN)
+    gate(mlp, g, v)                 g ⊙ v of a gated MLP (elementwise spike×spike in the SNN)
     activation(mlp, z)              the MLP nonlinearity (a LUT neuron in QANN/SNN)
     norm(node, x)                   LayerNorm (a float unit on accumulated input in the SNN)
     softmax(attn, s, mask)          masked softmax of attention scores (float unit in the SNN)
@@ -20,6 +21,7 @@ and may provide fused forms (the engine falls back to the composition where it d
 and hooks for the steps the engine otherwise does itself (the netlist tracer observes them):
     residual(name, x, y)            the residual add x + y
     pool(readout, x, inputs)        token pooling (default :func:`pool`, or the ``pool_fn`` given to readout)
+    constant(name, x)               a learned constant current (attention pooling's query; default: x itself)
 
 Quantization points are :class:`~spikemfm.ir.nodes.Point` names: plain strings that also carry their role.
 """
@@ -71,6 +73,9 @@ def as_inputs(graph: N.EncoderGraph, x: Any) -> Inputs:
         ids, mask = x, None
     else:
         raise ValueError(f"{graph.name}: token input must be (B, N) ids or a mapping with input_ids")
+    pad = getattr(graph.embed, "mask_pad_id", None)
+    if mask is None and pad is not None:  # the tower derives its padding from the ids (open_clip)
+        mask = ids != pad
     return Inputs(ids=ids.long(), mask=None if mask is None else mask.long(),
                   types=None if types is None else types.long())
 
@@ -100,11 +105,16 @@ def embed(node: N.PatchEmbed | N.TokenEmbed, inputs: Inputs, dtype: torch.dtype)
         x = F.conv2d(inputs.pixels.to(dtype), w, None if node.bias is None else node.bias.to(dtype),
                      stride=w.shape[-1])
         x = x.flatten(2).transpose(1, 2)
-        if node.cls is not None:
-            x = torch.cat([node.cls.to(dtype).expand(x.shape[0], 1, -1), x], dim=1)
-        if x.shape[1] != node.pos.shape[0]:
-            raise ValueError(f"{node.path}: image gives {x.shape[1]} tokens, position table has {node.pos.shape[0]}")
-        x = x + node.pos.to(dtype)
+        if x.shape[1] != node.patches:
+            raise ValueError(f"{node.path}: image gives {x.shape[1]} patches, the position table is for "
+                             f"{node.patches}")
+        prefix = node.prefix()
+        if not node.pos_on_prefix:
+            x = x + node.pos.to(dtype)
+        if prefix is not None:
+            x = torch.cat([prefix.to(dtype).expand(x.shape[0], -1, -1), x], dim=1)
+        if node.pos_on_prefix:
+            x = x + node.pos.to(dtype)
     else:
         if inputs.ids is None:
             raise ValueError(f"{node.path}: this tower takes token ids")
@@ -114,7 +124,11 @@ def embed(node: N.PatchEmbed | N.TokenEmbed, inputs: Inputs, dtype: torch.dtype)
         x = node.word.to(dtype)[inputs.ids] + node.pos.to(dtype)[pos]
         if node.types is not None:
             x = x + node.types.to(dtype)[inputs.types if inputs.types is not None else 0]
-    return layer_norm(node.norm, x) if node.norm is not None else x
+    x = layer_norm(node.norm, x) if node.norm is not None else x
+    if isinstance(node, N.TokenEmbed) and node.proj is not None:
+        p = node.proj
+        x = F.linear(x, p.weight.to(dtype), None if p.bias is None else p.bias.to(dtype))
+    return x
 
 
 def positions(node: N.TokenEmbed, ids: torch.Tensor) -> torch.Tensor:
@@ -161,11 +175,20 @@ def linear_heads(ops: Ops, node: N.Linear, c: torch.Tensor, point: str, heads: i
     return _heads(ops.neuron(point, ops.linear(node, c)), heads)
 
 
+def _operand(ops: Ops, a: N.Attention, node: N.Linear, c: torch.Tensor, role: N.Role,
+             norm: N.LayerNorm | None) -> torch.Tensor:
+    """An attention operand as head-major counts; with qk-norm, the per-head LayerNorm (a float unit on the
+    accumulated current) sits between the synaptic layer and the neuron."""
+    if norm is None:
+        return linear_heads(ops, node, c, a.point(role), a.num_heads)
+    return ops.neuron(a.point(role), ops.norm(norm, _heads(ops.linear(node, c), a.num_heads)))
+
+
 def attention(a: N.Attention, h: torch.Tensor, mask: torch.Tensor | None, ops: Ops) -> torch.Tensor:
     """Self-attention with every operand that becomes spikes passed through a neuron."""
     c = ops.neuron(a.point(N.Role.ATTN_IN), h)
-    q = linear_heads(ops, a.q, c, a.point(N.Role.Q), a.num_heads)
-    k = linear_heads(ops, a.k, c, a.point(N.Role.K), a.num_heads)
+    q = _operand(ops, a, a.q, c, N.Role.Q, a.q_norm)
+    k = _operand(ops, a, a.k, c, N.Role.K, a.k_norm)
     v = linear_heads(ops, a.v, c, a.point(N.Role.V), a.num_heads)
     if a.causal and (mask is None or mask.shape[-1] != q.shape[-2]):
         raise ValueError(f"{a.path}: causal attention needs the causal mask")
@@ -175,8 +198,14 @@ def attention(a: N.Attention, h: torch.Tensor, mask: torch.Tensor | None, ops: O
 
 
 def mlp(m: N.MLP, h: torch.Tensor, ops: Ops) -> torch.Tensor:
-    """fc1 → activation → fc2 with neurons on the spiking operands."""
+    """fc1 → activation → fc2 with neurons on the spiking operands (gated: see :class:`~spikemfm.ir.nodes.MLP`)."""
     c = ops.neuron(m.point(N.Role.MLP_IN), h)
+    if m.gate is not None:
+        g = ops.activation(m, ops.linear(m.gate, c))
+        v = ops.neuron(m.point(N.Role.VALUE), ops.linear(m.fc1, c))
+        z = ops.gate(m, g, v)
+        z = ops.norm(m.norm, z) if m.norm is not None else z
+        return ops.linear(m.fc2, ops.neuron(m.point(N.Role.GATED), z))
     fused = getattr(ops, "linear_activation", None)
     return ops.linear(m.fc2, fused(m, c) if fused is not None else ops.activation(m, ops.linear(m.fc1, c)))
 
@@ -210,10 +239,14 @@ def pool(r: N.Readout, x: torch.Tensor, inputs: Inputs) -> torch.Tensor:
     """Token pooling (linear in x, so it reads the accumulated stream directly)."""
     if r.pool == "cls":
         return x[..., 0, :]
+    if r.pool == "last":
+        return x[..., -1, :]
+    if r.pool == "concat_prefix":
+        return x[..., :r.prefix_tokens, :].flatten(-2)
     if r.pool == "avg_tokens":
         return x[..., r.prefix_tokens:, :].mean(-2)
     if r.pool == "eot":
-        idx = inputs.ids.argmax(-1)
+        idx = token_index(r, inputs)
         return x[..., torch.arange(idx.shape[0]), idx, :]
     if r.pool == "mean":
         m = (inputs.mask if inputs.mask is not None else torch.ones_like(inputs.ids)).to(x.dtype)[..., None]
@@ -221,12 +254,46 @@ def pool(r: N.Readout, x: torch.Tensor, inputs: Inputs) -> torch.Tensor:
     raise ValueError(f"{r.path}: pooling {r.pool!r} unsupported; supported: {N.POOLS}")
 
 
+def token_index(r: N.Readout, inputs: Inputs) -> torch.Tensor:
+    """The token ``eot`` pooling reads per sample: argmax(ids), or the first position of ``r.eos_id``."""
+    if r.eos_id is None:
+        return inputs.ids.argmax(-1)
+    return (inputs.ids == r.eos_id).int().argmax(-1)
+
+
+def constant(ops: Ops, name: str, x: torch.Tensor) -> torch.Tensor:
+    """A constant current (injected at step 1 and held), through the ops' ``constant`` hook if any."""
+    hook = getattr(ops, "constant", None)
+    return hook(name, x) if hook is not None else x
+
+
+def attention_pool(ap: N.AttnPool, x: torch.Tensor, ops: Ops) -> torch.Tensor:
+    """Attention pooling with a learned latent query (see :class:`~spikemfm.ir.nodes.AttnPool`): (..., N, D) →
+    (..., D)."""
+    a = ap.attn
+    x = x[..., ap.skip:, :]
+    dtype = x.dtype if x.is_floating_point() else torch.float64  # the fixed-point ops carry int64 Q.F values
+    lat = ap.latent.to(dtype)
+    q0 = F.linear(lat, a.q.weight.to(dtype), None if a.q.bias is None else a.q.bias.to(dtype))
+    q0 = constant(ops, ap.latent_name, q0.expand(*x.shape[:-2], *q0.shape))
+    q = _heads(ops.neuron(a.point(N.Role.Q), q0), a.num_heads)
+    c = ops.neuron(a.point(N.Role.ATTN_IN), x)
+    k = linear_heads(ops, a.k, c, a.point(N.Role.K), a.num_heads)
+    v = linear_heads(ops, a.v, c, a.point(N.Role.V), a.num_heads)
+    p = ops.neuron(a.point(N.Role.PROBS), ops.softmax(a, ops.scores(a, q, k), None))
+    y = ops.linear(a.o, ops.neuron(a.point(N.Role.CTX), merge_heads(ops.context(a, p, v))))
+    if ap.mlp is not None:
+        h = ops.norm(ap.norm, y) if ap.norm is not None else y
+        y = residual(ops, ap.residual_name, y, mlp(ap.mlp, h, ops))
+    return y[..., 0, :]
+
+
 def readout(r: N.Readout, x: torch.Tensor, inputs: Inputs, ops: Ops,
             pool_fn: Callable[[N.Readout, torch.Tensor, Inputs], torch.Tensor] = pool) -> torch.Tensor:
     """Final norm, pooling (``pool_fn``; integer pooling for fixed-point ops) and projection."""
     if r.norm is not None and not r.norm_after_pool:
         x = ops.norm(r.norm, x)
-    y = getattr(ops, "pool", pool_fn)(r, x, inputs)
+    y = attention_pool(r.attn_pool, x, ops) if r.attn_pool is not None else getattr(ops, "pool", pool_fn)(r, x, inputs)
     if r.norm is not None and r.norm_after_pool:
         y = ops.norm(r.norm, y)
     return ops.linear(r.proj, ops.neuron(r.point(N.Role.READOUT_IN), y)) if r.proj is not None else y

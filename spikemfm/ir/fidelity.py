@@ -67,7 +67,9 @@ def _capture(root: nn.Module, prefix: str, graph: N.EncoderGraph) -> tuple[dict[
             mod = root.get_submodule(path)
         except AttributeError:
             continue  # a block the module does not name as one submodule: compared through later stages
-        handles.append(mod.register_forward_hook(lambda _m, _a, y, p=b.path: seen.setdefault(p, first_tensor(y))))
+        def post(_m, _a, y, p=b.path) -> None:  # returns None: a hook's return value would replace the output
+            seen.setdefault(p, first_tensor(y))  # the first call: a shared module (ALBERT) runs again later
+        handles.append(mod.register_forward_hook(post))
         if i == 0:
             def pre(_m, args, kwargs, p=graph.embed.path):
                 seen.setdefault(p, args[0] if args else next(iter(kwargs.values())))
@@ -94,8 +96,13 @@ def measure_fidelity(model: nn.Module, graph: N.EncoderGraph, batch: Any,
         for h in handles:
             h.remove()
     g64 = N.float64_copy(graph)
-    stages = tuple((path, _rel(seen[path], y)) for path, y in engine.stages(g64, x, FloatOps(), torch.float64)
-                   if path in seen)
+    try:
+        stages = tuple((path, _rel(seen[path], y)) for path, y in engine.stages(g64, x, FloatOps(), torch.float64)
+                       if path in seen)
+    except (RuntimeError, ValueError, IndexError) as exc:  # shapes the extraction got wrong
+        raise FidelityError(f"{type(model).__module__}.{type(model).__name__}: the extracted graph cannot run on "
+                            f"the inputs the module runs on ({type(exc).__name__}: {exc}); this configuration is "
+                            "not converted faithfully") from exc
     return Fidelity(stages, x.batch_size, rtol)
 
 

@@ -35,6 +35,9 @@ class FloatOps(DirectUnits):
     def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return p @ v
 
+    def gate(self, mlp: N.MLP, g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return g * v
+
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
         hidden = self.neuron(mlp.point(N.Role.HIDDEN), z)
         return self.neuron(mlp.point(N.Role.ACT), N.activation(mlp.act, hidden))

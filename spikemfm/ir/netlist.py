@@ -6,10 +6,11 @@ names its inputs; consumers iterate records and follow edges instead of re-deriv
 names. Per time step t (the SNN's discrete-time view):
 
 - :class:`Encoding`   x⁰ = embed(input), injected as current at t = 1 (analog for images, rows for tokens).
+- :class:`Constant`   a learned constant current from t = 1 on (the latent query of attention pooling).
 - :class:`NeuronLayer` signed (unsigned for probabilities) bounded integrate-and-fire: v[t] = v[t−1] + I[t] − θ·s[t],
   s[t] moves the count toward ⌊Σ I / θ + ½⌋ (at most ``max_spikes`` per step); ``role`` says what it carries.
 - :class:`SynapticLayer` I[t] = W_int · s_pre[t] · scale (+ bias once): ``pre`` is its presynaptic neuron layer.
-- :class:`SpikeProduct` P[t] = A[t]·B[t] − A[t−1]·B[t−1] of two spike counts (Q·Kᵀ, A·V).
+- :class:`SpikeProduct` P[t] = A[t]·B[t] − A[t−1]·B[t−1] of two spike counts (Q·Kᵀ, A·V, gate ⊙ value).
 - :class:`FloatUnit`  y[t] = f(Σ inputs up to t) (softmax, LayerNorm): a float unit on accumulated input.
 - :class:`Lookup`     c_out[t] = LUT[c_in[t]]: the MLP nonlinearity on its input neuron's count.
 - :class:`ResidualAdd` I[t] = I_a[t] + I_b[t]; :class:`Pool` token selection / mean of currents.
@@ -53,6 +54,14 @@ class Encoding(Record):
 
 
 @dataclass(frozen=True)
+class Constant(Record):
+    """A learned constant current computed once at step 1 and held (attention pooling's latent query
+    q = latent·W_qᵀ + b: ``fan_in`` multiply-accumulates per element, in float, like the encoding)."""
+
+    fan_in: int
+
+
+@dataclass(frozen=True)
 class NeuronLayer(Record):
     """A layer of IF neurons at a quantization point; ``name`` is its :class:`~spikemfm.ir.nodes.Point`."""
 
@@ -86,7 +95,8 @@ class SynapticLayer(Record):
 
 @dataclass(frozen=True)
 class SpikeProduct(Record):
-    """A product of two spike trains: ``kind`` ``scores`` (Q·Kᵀ) or ``context`` (A·V); ``owner`` the attention."""
+    """A product of two spike trains: ``kind`` ``scores`` (Q·Kᵀ), ``context`` (A·V) — ``owner`` the attention — or
+    ``gate`` (act(gate) ⊙ value, elementwise: ``heads`` = ``inner`` = 1) — ``owner`` the gated MLP."""
 
     kind: str
     owner: str
@@ -181,6 +191,7 @@ class TraceOps(FloatOps):
     def __init__(self, graph: N.EncoderGraph) -> None:
         super().__init__()
         self.embed = graph.embed
+        self.attn_pools = N.find_nodes(graph, N.AttnPool)
         self.records: list[Record] = []
         self._producer: dict[int, str] = {}
         self._alive: list[torch.Tensor] = []  # keeps traced tensors alive so their ids stay unique
@@ -228,6 +239,11 @@ class TraceOps(FloatOps):
                            attn.path, attn.num_heads, int(p.shape[-1]))
         return self._emit(y, rec)
 
+    def gate(self, mlp: N.MLP, g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        y = super().gate(mlp, g, v)
+        return self._emit(y, SpikeProduct(mlp.gate_name, (self.source(g), self.source(v)), tuple(y.shape[1:]),
+                                          "gate", mlp.path, 1, 1))
+
     def softmax(self, attn: N.Attention, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         y = super().softmax(attn, s, mask)
         return self._emit(y, FloatUnit(attn.softmax_name, (self.source(s),), tuple(y.shape[1:]), "softmax",
@@ -242,6 +258,10 @@ class TraceOps(FloatOps):
         y = self._emit(N.activation(mlp.act, hidden), Lookup(mlp.lut_name, (self.source(hidden),),
                                                              tuple(hidden.shape[1:]), mlp.act, mlp.path))
         return self.neuron(mlp.point(N.Role.ACT), y)
+
+    def constant(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        fan_in = next(ap.latent.shape[-1] for ap in self.attn_pools if ap.latent_name == name)
+        return self._emit(x, Constant(name, (), tuple(x.shape[1:]), int(fan_in)))
 
     def residual(self, name: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self._emit(x + y, ResidualAdd(name, (self.source(x), self.source(y)), tuple(x.shape[1:])))

@@ -26,6 +26,8 @@ class Role(str, Enum):
     MLP_IN = "mlp_input"
     HIDDEN = "hidden"
     ACT = "activation"
+    VALUE = "value"
+    GATED = "gated"
     READOUT_IN = "readout_input"
 
     @property
@@ -40,7 +42,8 @@ class Role(str, Enum):
 
 
 _SUFFIX = {Role.ATTN_IN: "in", Role.Q: "q", Role.K: "k", Role.V: "v", Role.PROBS: "probs", Role.CTX: "ctx",
-           Role.MLP_IN: "in", Role.HIDDEN: "hidden", Role.ACT: "act", Role.READOUT_IN: "in"}
+           Role.MLP_IN: "in", Role.HIDDEN: "hidden", Role.ACT: "act", Role.VALUE: "value", Role.GATED: "gated",
+           Role.READOUT_IN: "in"}
 
 
 class Point(str):
@@ -83,6 +86,7 @@ class Attention:
     """Multi-head self-attention.
 
     Q = x W_qᵀ + b_q (same for K, V), split into ``num_heads`` heads of size d;
+    with qk-norm, Q ← LN_q(Q), K ← LN_k(K) per head (over d);
     A = softmax(Q Kᵀ / √d + M) with M = −∞ on masked pairs (causal and/or padding);
     y = concat_h(A V) W_oᵀ + b_o.
     """
@@ -94,6 +98,8 @@ class Attention:
     o: Linear
     num_heads: int
     causal: bool
+    q_norm: LayerNorm | None = None
+    k_norm: LayerNorm | None = None
 
     def point(self, role: Role) -> Point:
         """The quantization point of one of this attention's neuron layers."""
@@ -117,12 +123,24 @@ class Attention:
 
 @dataclass(frozen=True)
 class MLP:
-    """y = fc2(act(fc1(x))), act one of ``ACTIVATIONS``."""
+    """y = fc2(act(fc1(x))), act one of ``ACTIVATIONS``; gated (``gate`` set, SwiGLU / GEGLU):
+    y = fc2(norm(act(gate(x)) ⊙ fc1(x))), ``norm`` optional (EVA02's sub-LN).
+
+    In the SNN the gate's activation is a lookup neuron, fc1's output (the value) a neuron layer, and their
+    elementwise product a spike×spike product (like A·V), requantized by the ``gated`` neuron layer before fc2.
+    """
 
     path: str
     fc1: Linear
     act: str
     fc2: Linear
+    gate: Linear | None = None
+    norm: LayerNorm | None = None
+
+    @property
+    def gate_name(self) -> str:
+        """Name of the gate ⊙ value spike×spike product."""
+        return f"{self.path}.gate"
 
     def point(self, role: Role) -> Point:
         """The quantization point of one of this MLP's neuron layers."""
@@ -158,9 +176,11 @@ class Block:
 
 @dataclass(frozen=True)
 class PatchEmbed:
-    """x = [cls; conv_p(img)ᵀ] + pos, then optional LayerNorm (open_clip ``ln_pre``).
+    """x = [cls; extra; conv_p(img)ᵀ] + pos (``pos_on_prefix``) or [cls; extra; conv_p(img)ᵀ + pos] (timm
+    ``no_embed_class``: DeiT3, DINOv2-reg), then optional LayerNorm (open_clip ``ln_pre``, timm ``norm_pre``).
 
     conv_p: a (D, C, p, p) convolution with stride p; the encoding layer that reads the analog image.
+    ``extra``: further learned prefix tokens after the class token (DeiT's distillation token, register tokens).
     """
 
     path: str
@@ -169,11 +189,23 @@ class PatchEmbed:
     cls: torch.Tensor | None
     pos: torch.Tensor
     norm: LayerNorm | None
+    extra: torch.Tensor | None = None
+    pos_on_prefix: bool = True
+
+    @property
+    def prefix_tokens(self) -> int:
+        """Learned tokens before the patches (class, distillation, registers)."""
+        return (1 if self.cls is not None else 0) + (0 if self.extra is None else int(self.extra.shape[0]))
+
+    def prefix(self) -> torch.Tensor | None:
+        """The learned prefix tokens (P, D) in order, or None."""
+        parts = ([self.cls[None]] if self.cls is not None else []) + ([self.extra] if self.extra is not None else [])
+        return torch.cat(parts) if parts else None
 
     @property
     def patches(self) -> int:
-        """Image patches (tokens without the class token)."""
-        return int(self.pos.shape[0]) - (1 if self.cls is not None else 0)
+        """Image patches (tokens without the prefix tokens)."""
+        return int(self.pos.shape[0]) - (self.prefix_tokens if self.pos_on_prefix else 0)
 
     @property
     def image_size(self) -> int:
@@ -188,10 +220,12 @@ class PatchEmbed:
 
 @dataclass(frozen=True)
 class TokenEmbed:
-    """x = E[ids] + P[pos] (+ S[types]), then optional LayerNorm (BERT).
+    """x = E[ids] + P[pos] (+ S[types]), then optional LayerNorm (BERT), then optional ``proj`` (ELECTRA / ALBERT
+    map a narrower embedding to the hidden width).
 
     pos = 0 … N−1, or with ``pad_id`` set (RoBERTa / XLM-R) pos = pad_id + cumsum(ids ≠ pad_id) on real tokens
-    and pad_id on padding; S is the token-type (segment) table, row 0 where no types are given.
+    and pad_id on padding; S is the token-type (segment) table, row 0 where no types are given. The whole
+    encoding runs once, in float, at step 1 (it is the analog input current of the first neurons).
     """
 
     path: str
@@ -200,15 +234,46 @@ class TokenEmbed:
     types: torch.Tensor | None
     norm: LayerNorm | None
     pad_id: int | None = None
+    proj: Linear | None = None
+    mask_pad_id: int | None = None  # padding = the tokens equal to this id, where no attention mask is given
+
+
+@dataclass(frozen=True)
+class AttnPool:
+    """Attention pooling with a learned latent query (timm ``global_pool='map'``, SigLIP):
+
+    q = latent W_qᵀ + b_q (a constant current, computed once), K, V = x W_{k,v}ᵀ + b over tokens ``skip`` … N−1;
+    y = o(softmax(q Kᵀ/√d) V);  y ← y + mlp(norm(y)) (when ``mlp`` is set);  pooled = y[latent 0].
+    In the SNN: q, K, V, probabilities and context are neuron layers, q·Kᵀ and A·V spike×spike products,
+    exactly as in a block's attention.
+    """
+
+    path: str
+    latent: torch.Tensor
+    attn: Attention
+    norm: LayerNorm | None
+    mlp: MLP | None
+    skip: int = 0
+
+    @property
+    def latent_name(self) -> str:
+        """Name of the latent query's constant current (netlist record)."""
+        return f"{self.path}.latent"
+
+    @property
+    def residual_name(self) -> str:
+        return f"{self.path}.residual_mlp"
 
 
 @dataclass(frozen=True)
 class Readout:
     """y = proj(pool(norm(x))) (or proj(norm(pool(x))) when ``norm_after_pool``); pool ∈ POOLS.
 
-    cls: token 0; eot: the token at argmax(ids) (CLIP text); mean: masked mean over tokens
-    (sentence-transformers); avg_tokens: mean over tokens ``prefix_tokens`` … N−1 (ViT ``avg`` pooling, which
-    skips the class/register tokens: 1 with a class token, 0 without one or with ``pool_include_prefix``).
+    cls: token 0; last: token N−1 (open_clip ``text_pool_type='last'``); eot: the token at argmax(ids) (CLIP
+    text), or the first token equal to ``eos_id`` where set (open_clip ``'eos'``); mean: masked mean over tokens (sentence-transformers); avg_tokens: mean over tokens ``prefix_tokens`` …
+    N−1 (ViT ``avg`` pooling, which skips the class/register tokens: their count, or 0 with
+    ``pool_include_prefix``); concat_prefix: tokens 0 … ``prefix_tokens``−1 side by side (B, P·D) (DeiT distilled:
+    ``proj`` holds both heads, each halved, so proj(pool) = (head(x₀) + head_dist(x₁)) / 2); map: ``attn_pool``.
     """
 
     path: str
@@ -217,6 +282,8 @@ class Readout:
     proj: Linear | None
     norm_after_pool: bool = False
     prefix_tokens: int = 1
+    eos_id: int | None = None  # eot pooling: the first token equal to this id instead of argmax(ids)
+    attn_pool: AttnPool | None = None  # pool 'map': attention pooling with a learned query
 
     def point(self, role: Role) -> Point:
         """The quantization point of the readout's input neuron layer."""
@@ -248,6 +315,18 @@ def float64_copy(graph: "EncoderGraph") -> "EncoderGraph":
     return map_tensors(graph, lambda t: t.detach().to(torch.float64))
 
 
+def map_paths(obj: Any, prefix: str) -> Any:
+    """A copy of a node tree with ``prefix`` before every node path (a tower nested in a bigger module)."""
+    if isinstance(obj, tuple):
+        return tuple(map_paths(o, prefix) for o in obj)
+    if hasattr(obj, "__dataclass_fields__"):
+        changes = {k: map_paths(getattr(obj, k), prefix) for k in obj.__dataclass_fields__ if k != "path"}
+        if "path" in obj.__dataclass_fields__:
+            changes["path"] = prefix + obj.path
+        return replace(obj, **changes)
+    return obj
+
+
 def map_tensors(obj: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
     """A copy of a node tree (dataclasses, tuples, dict values) with every tensor replaced by ``fn(tensor)``."""
     if isinstance(obj, torch.Tensor):
@@ -272,8 +351,8 @@ def find_nodes(obj: Any, kind: type) -> list[Any]:
     return []
 
 
-ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu", "relu")
-POOLS = ("cls", "eot", "mean", "avg_tokens")
+ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu", "relu", "silu", "sigmoid")
+POOLS = ("cls", "last", "eot", "mean", "avg_tokens", "concat_prefix", "map")
 
 
 def activation(name: str, x: torch.Tensor) -> torch.Tensor:
@@ -286,4 +365,8 @@ def activation(name: str, x: torch.Tensor) -> torch.Tensor:
         return x * torch.sigmoid(1.702 * x)
     if name == "relu":
         return torch.relu(x)
+    if name == "silu":
+        return torch.nn.functional.silu(x)
+    if name == "sigmoid":
+        return torch.sigmoid(x)
     raise ValueError(f"activation {name!r} unsupported; supported: {ACTIVATIONS}")

@@ -55,6 +55,7 @@ class _Builder:
         self.snn, self.qp, self.fxp = snn, snn.qparams, fxp
         self.net, self.law = snn.netlist, snn.neuron_model
         self.norms = {n.path: n for n in N.find_nodes(snn.graph, N.LayerNorm)}
+        self.qk_norms = {n.path for a in N.find_nodes(snn.graph, N.Attention) for n in (a.q_norm, a.k_norm) if n}
         self.probe_dir, self.steps = probe_dir, steps
         self.B = snn.config.max_spikes_per_step
         _, self.P = _lava()
@@ -76,6 +77,10 @@ class _Builder:
         :class:`~spikemfm.ir.netlist.Lookup`, which the activation neuron after it implements)."""
         if isinstance(rec, nl.Lookup):
             return None
+        if isinstance(rec, nl.Constant):
+            raise ConfigError(f"export_lava: {rec.name} is a learned constant current (attention pooling's latent "
+                              "query), which the Lava builder does not source yet; export a block "
+                              "(--part block/mlp/attention) instead of the whole tower")
         if isinstance(rec, nl.NeuronLayer):
             src = self.net[rec.inputs[0]]
             if isinstance(src, nl.Lookup):  # lookup + act neuron = one LutIF on the hidden neuron's spikes
@@ -84,8 +89,14 @@ class _Builder:
         if isinstance(rec, nl.SynapticLayer):
             return self.synapse(rec.name, ports[rec.pre], fixed)
         if isinstance(rec, nl.SpikeProduct):
+            if rec.kind == "gate":
+                raise ConfigError(f"export_lava: {rec.name} is a gated MLP's elementwise product, which has no Lava "
+                                  "process yet; export an attention part instead")
             return self.product(rec, ports[rec.inputs[0]], ports[rec.inputs[1]])
         if isinstance(rec, nl.FloatUnit):
+            if rec.name in self.qk_norms:
+                raise ConfigError(f"export_lava: {rec.name} is a per-head qk-norm, which the Lava builder does not "
+                                  "wire yet (its LayerNorm process normalises whole token rows)")
             h = ports[rec.inputs[0]]
             return self.softmax(rec.name, h, inputs) if rec.kind == "softmax" else self.norm(self.norms[rec.name], h)
         if isinstance(rec, nl.ResidualAdd):
@@ -160,8 +171,12 @@ class _Builder:
         index = weights = None
         if r.pool == "cls":
             index = np.zeros(b, dtype=np.int64)
+        elif r.pool == "last":
+            index = np.full(b, n - 1, dtype=np.int64)
+        elif r.pool == "concat_prefix":
+            index = np.arange(r.prefix_tokens, dtype=np.int64)
         elif r.pool == "eot":
-            index = _np(inputs.ids.argmax(-1))
+            index = _np(engine.token_index(r, inputs))
         elif r.pool == "avg_tokens":
             weights = np.ones((b, n), dtype=np.int64)
             weights[:, :r.prefix_tokens] = 0
@@ -170,7 +185,7 @@ class _Builder:
         p = self._add(self.P.TokenPool(in_shape=h.shape, kind=r.pool, index=index, weights=weights,
                                        name=r.pool_name))
         h.port.connect(p.a_in)
-        return _Port(p.a_out, (b, h.shape[-1]))
+        return _Port(p.a_out, (b, h.shape[-1] * (r.prefix_tokens if r.pool == "concat_prefix" else 1)))
 
     def output(self, h: _Port) -> Path:
         path = (self.probe_dir or Path(tempfile.mkdtemp(prefix="spikemfm-lava-"))) / "output.npy"

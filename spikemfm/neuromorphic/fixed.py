@@ -105,6 +105,8 @@ def fixed_params(graph: N.EncoderGraph, qp: QParams, cfg: FixedPointConfig) -> F
     for attn in (a for a in N.find_nodes(graph, N.Attention) if a.path in qp.score_scales):
         fxp.gain[attn.scores_name] = _round_int(qp.score_scales[attn.path] * 2.0 ** (f + g))
         fxp.gain[attn.context_name] = _round_int(qp.ctx_scales[attn.path] * 2.0 ** (f + g))
+    for m in (m for m in N.find_nodes(graph, N.MLP) if m.gate is not None and m.path in qp.ctx_scales):
+        fxp.gain[m.gate_name] = _round_int(qp.ctx_scales[m.path] * 2.0 ** (f + g))
     for node in N.find_nodes(graph, N.LayerNorm):
         _add_norm(fxp, node)
     fxp.exp_lut = _round_int(torch.exp2(torch.arange(2 ** f, dtype=torch.float64) / 2 ** f) * 2.0 ** f)
@@ -150,11 +152,12 @@ class FixedStepOps:
     def __init__(self, qp: QParams, fxp: FixedParams, max_spikes: int | None, law: NeuronModel = SignedIF()) -> None:
         self.qp, self.fxp, self.max_spikes, self.law = qp, fxp, max_spikes, law
         self.counts: dict[str, torch.Tensor] = {}
+        self.head_major: set[str] = set()  # qk-norm operands: counts kept as (..., H, N, d)
         self.limit = 2 ** (fxp.cfg.value_bits - 1)
 
     def layer_counts(self) -> dict[str, torch.Tensor]:
-        """Every neuron layer's running counts (engine layout)."""
-        return dict(self.counts)
+        """Every neuron layer's running counts (engine layout (..., N, D))."""
+        return {k: engine.merge_heads(v) if k in self.head_major else v for k, v in self.counts.items()}
 
     def next_step(self) -> None:
         """Nothing to reset: every stage recomputes from the accumulated counts."""
@@ -168,6 +171,10 @@ class FixedStepOps:
     def inject(self, x: torch.Tensor) -> torch.Tensor:
         return self._check("input", x)
 
+    def constant(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        """A learned constant current (float, computed once) in Q.F."""
+        return self._check(name, self.fxp.to_fixed(x))
+
     def _move(self, point: str, target: torch.Tensor) -> torch.Tensor:
         prev = self.counts.get(point, torch.zeros_like(target))
         delta = target - prev
@@ -179,6 +186,8 @@ class FixedStepOps:
     def neuron(self, point: str, x: torch.Tensor) -> torch.Tensor:
         lo, hi = self.law.bounds(self.qp.quants[point])
         theta = self.fxp.theta[point]
+        if getattr(point, "role", None) in (N.Role.Q, N.Role.K, N.Role.V) and x.dim() >= 4:
+            self.head_major.add(point)
         target = torch.div(x + theta // 2, theta, rounding_mode="floor").clamp(lo, hi)
         return self._move(point, target)
 
@@ -195,6 +204,10 @@ class FixedStepOps:
         acc = p @ v
         return self._check(attn.context_name, (acc * self.fxp.gain[attn.context_name]) >> self.fxp.cfg.gain_shift)
 
+    def gate(self, mlp: N.MLP, g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        acc = g * v
+        return self._check(mlp.gate_name, (acc * self.fxp.gain[mlp.gate_name]) >> self.fxp.cfg.gain_shift)
+
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
         c = self.neuron(mlp.point(N.Role.HIDDEN), z)
         lut = self.law.clamp_levels(self.qp.quants[mlp.point(N.Role.ACT)], self.qp.luts[mlp.path]).to(torch.int64)
@@ -209,7 +222,7 @@ class FixedStepOps:
 
 def fixed_pool(r: N.Readout, x: torch.Tensor, inputs: engine.Inputs) -> torch.Tensor:
     """Integer token pooling (floor division for the means)."""
-    if r.pool in ("cls", "eot"):
+    if r.pool in ("cls", "last", "eot", "concat_prefix"):  # selections: exact on integers as they are
         return engine.pool(r, x, inputs)
     if r.pool == "avg_tokens":
         return torch.div(x[..., r.prefix_tokens:, :].sum(-2), x.shape[-2] - r.prefix_tokens, rounding_mode="floor")

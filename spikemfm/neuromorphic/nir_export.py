@@ -37,6 +37,9 @@ def _stages(snn: SpikingModel, block: int, subgraph: str) -> tuple[str, list[tup
     if not 0 <= block < len(snn.graph.blocks):
         raise ConfigError(f"export_nir: block={block}; {snn.graph.name} has {len(snn.graph.blocks)} blocks")
     b = snn.graph.blocks[block]
+    if subgraph == "mlp" and b.mlp.gate is not None:
+        raise ConfigError(f"export_nir: {b.mlp.path} is a gated MLP: its elementwise spike product has no NIR "
+                          "primitive; export subgraph='qkv'")
     src = b.attn.point(N.Role.ATTN_IN) if subgraph == "qkv" else b.mlp.point(N.Role.MLP_IN)
     net = build_netlist(snn.graph)  # the synaptic layers the input neuron layer drives, and their neurons
     # plain strings: NIR writes names and metadata through h5py, which takes no str subclass
@@ -57,7 +60,9 @@ def export_nir(snn: SpikingModel, block: int = 0, subgraph: str = "mlp", path: s
         n = ql.w_int.shape[0]
         lin_meta = {"w_int": ql.w_int.numpy(), "out_scale": ql.out_scale.numpy(), "weight_bits": ql.bits,
                     "bias_once": (ql.bias if ql.bias is not None else ql.out_scale * 0).numpy(), "source": src}
-        if_meta = {"neuron": "signed_bounded_if", "step": q.step, "lo": q.lo, "hi": q.hi, "bits": q.bits,
+        lo, hi = snn.neuron_model.bounds(q)  # the model's neuron law (signed_if, or the naive unsigned_if)
+        law = "signed_bounded_if" if snn.config.neuron == "signed_if" else snn.config.neuron
+        if_meta = {"neuron": law, "step": q.step, "lo": lo, "hi": hi, "bits": q.bits,
                    "v_init": q.step / 2, "reset": "subtract",
                    "max_spikes_per_step": -1 if snn.config.max_spikes_per_step is None else snn.config.max_spikes_per_step}
         nodes[lin_path] = nir.Linear(weight=(ql.w_int * ql.out_scale[:, None]).numpy(), metadata={"spikemfm": lin_meta})

@@ -57,6 +57,12 @@ def _dense(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return torch.empty(t.shape, dtype=dtype).copy_(t)
 
 
+def elementwise(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a ⊙ b of two integer-valued tensors (counts of any dtype), exact: float64 holds every product of two
+    levels below 2^26 in magnitude."""
+    return a.to(torch.float64) * b.to(torch.float64)
+
+
 def product(a: torch.Tensor, b: torch.Tensor, bound: float) -> torch.Tensor:
     """a @ b of two integer-valued tensors (any dtype) whose every partial sum is at most ``bound``, exact."""
     dtype = torch.float32 if bound < EXACT32 else torch.float64

@@ -42,6 +42,14 @@ from spikemfm.snn.record import Recorder
 
 
 
+_OPERANDS = (N.Role.Q, N.Role.K, N.Role.V)
+
+
+def _head_major(point: str, x: torch.Tensor) -> bool:
+    """Whether an attention operand's input comes split into heads (..., H, N, d) rather than (..., N, D)."""
+    return getattr(point, "role", None) in _OPERANDS and x.dim() >= 4
+
+
 class _Fired(NamedTuple):
     """What a neuron layer emitted this step (see :class:`~spikemfm.snn.kernels.Fired`) and its name."""
 
@@ -91,6 +99,14 @@ class SpikeOpsBase:
     def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         key = attn.context_name
         return self._product(key, self.operands[key], p, v, self.qp.ctx_scales[attn.path])
+
+    def _elementwise(self, key: str, points: tuple[str, str], a: torch.Tensor, b: torch.Tensor,
+                     scale: float) -> torch.Tensor:
+        raise NotImplementedError
+
+    def gate(self, mlp: N.MLP, g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        key = mlp.gate_name
+        return self._elementwise(key, self.operands[key], g, v, self.qp.ctx_scales[mlp.path])
 
 
 class SNNStepOps(SpikeOpsBase):
@@ -165,6 +181,8 @@ class SNNStepOps(SpikeOpsBase):
         rest = self._at_rest(point, x)
         if rest is not None:
             return rest
+        if _head_major(point, x):  # qk-norm: q / k counts arrive split into heads
+            self.head_major.add(point)
         step, (lo, hi) = self.qp.quants[point].step, self.bounds[point]
         return self._fire(point, x, lambda prev: kernels.fire_quant(x, step, lo, hi, self.max_spikes, prev,
                                                                     point in self.read_by_synapses))
@@ -273,6 +291,23 @@ class SNNStepOps(SpikeOpsBase):
             prev = None
             bound = self.qp.product_bound(*points, a.shape[-1])
             out = exact.product(a, b, bound).to(self.dtype).mul_(scale)  # in place: same values as the QANN's
+        self.cache[key] = ((a, b), out)
+        return out
+
+    def _elementwise(self, key: str, points: tuple[str, str], a: torch.Tensor, b: torch.Tensor,
+                     scale: float) -> torch.Tensor:
+        """a ⊙ b of two running counts: each spike of either train updates one element (fan-out 1)."""
+        prev = self.cache.get(key)
+        if prev is not None and prev[0][0] is a and prev[0][1] is b:
+            return prev[1]
+        (sa, na), (sb, nb) = (self.step_activity.get(p, (0.0, 0.0)) for p in points)
+        self.rec.product_step(key, self.t, (sa, na), (sb, nb), fan_a=1, fan_b=1)
+        if prev is not None and na == 0 and nb == 0:
+            out = prev[1]
+        else:  # exact integer product, then scaled in the QANN's precision like the QANN
+            self.cache.pop(key, None)
+            prev = None
+            out = exact.elementwise(a, b).to(self.dtype).mul_(scale)
         self.cache[key] = ((a, b), out)
         return out
 

@@ -147,6 +147,16 @@ class TimeBatchOps(SpikeOpsBase):
             return exact.product(pa, pb, bound).to(self.dtype) * scale
         return self._fill(key, ((na + nb) > 0).tolist(), prod)
 
+    def _elementwise(self, key: str, points: tuple[str, str], a: torch.Tensor, b: torch.Tensor,
+                     scale: float) -> torch.Tensor:
+        (sa, na), (sb, nb) = (self.activity[p] for p in points)
+        self.rec.product_steps(key, self.t0, (sa, na), (sb, nb), fan_a=1, fan_b=1)
+
+        def prod(idx: list[int] | None) -> torch.Tensor:
+            pa, pb = (a, b) if idx is None else (a[idx], b[idx])
+            return exact.elementwise(pa, pb).to(self.dtype) * scale
+        return self._fill(key, ((na + nb) > 0).tolist(), prod)
+
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
         c = self.neuron(mlp.point(N.Role.HIDDEN), z)
         lut = self.luts.get(mlp.path)

@@ -37,13 +37,15 @@ def _unit(r: nl.Record) -> Unit:
     if isinstance(r, nl.Encoding):
         return (Unit(r.name, "patch-embed", ANALOG_ENCODING, "conv on the analog image at step 1") if r.analog else
                 Unit(r.name, "token-embed", CURRENT_SUM, "embedding rows injected as current at step 1"))
+    if isinstance(r, nl.Constant):
+        return Unit(r.name, "constant", ANALOG_ENCODING, "learned constant current (latent query) from step 1")
     if isinstance(r, nl.NeuronLayer):
         per_step = "unsigned neuron on the softmax output" if r.role.unsigned else _NEURON
         return Unit(r.name, "if-neuron", SPIKE_DRIVEN, per_step)
     if isinstance(r, nl.SynapticLayer):
         return Unit(r.name, "synapse", SPIKE_DRIVEN, "add weight column per input spike")
     if isinstance(r, nl.SpikeProduct):
-        what = "ΔQ·Kᵀ + Q·ΔKᵀ" if r.kind == "scores" else "ΔA·V + A·ΔV"
+        what = {"scores": "ΔQ·Kᵀ + Q·ΔKᵀ", "context": "ΔA·V + A·ΔV", "gate": "ΔG⊙V + G⊙ΔV"}[r.kind]
         return Unit(r.name, "spike-product", SPIKE_DRIVEN, f"{what}: add per spike of either train")
     if isinstance(r, nl.FloatUnit):
         what = "exp/normalise of accumulated scores" if r.kind == "softmax" else \

@@ -25,8 +25,9 @@ def test_bad_convert_config(bad):
 
 def test_unsupported_module_names_path_and_type():
     m = spikemfm.load("timm:vit_tiny_patch16_224", img_size=8, patch_size=4, depth=1, embed_dim=16, num_heads=2)
-    m.blocks[0].mlp.act = nn.SiLU()
-    with pytest.raises(UnsupportedModuleError, match=r"blocks\.0\.mlp\.act \(torch\.nn\.modules\.activation\.SiLU\)"):
+    m.blocks[0].mlp.act = nn.Hardswish()
+    with pytest.raises(UnsupportedModuleError,
+                       match=r"blocks\.0\.mlp\.act \(torch\.nn\.modules\.activation\.Hardswish\)"):
         extract(m)
 
 
@@ -35,9 +36,11 @@ def test_unsupported_model_lists_supported():
         extract(nn.Sequential(nn.Linear(3, 3)))
 
 
-def test_distilled_deit_is_refused_clearly():
-    m = spikemfm.load("timm:deit_tiny_distilled_patch16_224", img_size=16, patch_size=8, depth=1)
-    with pytest.raises(UnsupportedModuleError, match="distillation"):
+def test_post_norm_timm_block_is_refused_clearly():
+    from timm.models.vision_transformer import ResPostBlock
+
+    m = spikemfm.load("timm:vit_small_patch16_224", img_size=16, patch_size=8, depth=1, block_fn=ResPostBlock)
+    with pytest.raises(UnsupportedModuleError, match=r"blocks\.0 \(timm\.models\.vision_transformer\.ResPostBlock\)"):
         extract(m)
 
 

@@ -300,8 +300,10 @@ class _PoolBase(PyLoihiProcessModel):
     def _pool(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """The pooled sum (or the selected token) and the token counts to divide by (None: no division)."""
         p = self.proc_params
-        if p["kind"] in ("cls", "eot"):
+        if p["kind"] in ("cls", "last", "eot"):
             return x[np.arange(x.shape[0]), p["index"]], None
+        if p["kind"] == "concat_prefix":
+            return x[:, p["index"]].reshape(x.shape[0], -1), None
         w = p["weights"].astype(x.dtype)
         return (x * w[..., None]).sum(axis=1), np.maximum(w.sum(axis=1, keepdims=True), 1)
 

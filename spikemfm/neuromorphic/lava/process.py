@@ -121,16 +121,19 @@ class ResidualAdd(AbstractProcess):
 
 
 class TokenPool(AbstractProcess):
-    """Token pooling of the accumulated stream: ``cls`` / ``eot`` (index per sample) or a masked mean.
+    """Token pooling of the accumulated stream: ``cls`` / ``last`` / ``eot`` (index per sample), a masked mean, or
+    ``concat_prefix`` (tokens ``index`` side by side).
 
-    ``weights`` (batch, N) are 0/1 token weights for the means; ``index`` (batch,) the token to take.
+    ``weights`` (batch, N) are 0/1 token weights for the means; ``index`` (batch,) the token to take, or for
+    ``concat_prefix`` the (P,) tokens to concatenate (output width P·D).
     """
 
     def __init__(self, *, in_shape: Shape, kind: str, index: np.ndarray | None, weights: np.ndarray | None,
                  name: str | None = None) -> None:
         super().__init__(kind=kind, index=index, weights=weights, name=name)
         self.a_in = InPort(shape=in_shape)
-        self.a_out = OutPort(shape=(in_shape[0], in_shape[-1]))
+        width = in_shape[-1] * (len(index) if kind == "concat_prefix" else 1)
+        self.a_out = OutPort(shape=(in_shape[0], width))
 
 
 class StreamProbe(AbstractProcess):
