@@ -26,8 +26,8 @@ from spikemfm.io import atomic_path
 from spikemfm.ir import nodes as N
 
 FORMAT = "spikemfm-snn/2"  # /2: compact tensors, TokenEmbed token-type table, Readout.prefix_tokens
-_CLASSES = [N.Linear, N.LayerNorm, N.Attention, N.MLP, N.Block, N.PatchEmbed, N.TokenEmbed, N.Readout,
-            N.EncoderGraph, QParams, ActQuant, QLinear, QuantConfig, ConvertConfig]
+_CLASSES = [N.Linear, N.LayerNorm, N.Rope, N.Attention, N.MLP, N.Block, N.PatchEmbed, N.TokenEmbed, N.AttnPool,
+            N.Readout, N.EncoderGraph, QParams, ActQuant, QLinear, QuantConfig, ConvertConfig]
 
 
 def save_converted(snn: SpikingModel, path: str | Path, meta: dict[str, Any] | None = None) -> Path:

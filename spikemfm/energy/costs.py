@@ -104,11 +104,11 @@ def float_element(p: Profile, kind: str) -> Cost:
 
     LayerNorm: 4 adds + 3 multiplies (mean, variance, normalise, affine). Softmax: exp as a degree-4
     polynomial (4 multiplies + 4 adds), one add for the sum, one multiply by the reciprocal.
-    GELU (dense path): 6 multiplies + 4 adds (tanh approximation).
+    GELU (dense path): 6 multiplies + 4 adds (tanh approximation). RoPE: 2 multiplies + 1 add (x·cos + rot(x)·sin).
     """
     if formula(p):
         return 0.0, []  # the formula ignores them
-    ops = {"layernorm": (3, 4), "softmax": (5, 5), "gelu": (6, 4)}[kind]
+    ops = {"layernorm": (3, 4), "softmax": (5, 5), "gelu": (6, 4), "rope": (2, 1)}[kind]
     return _combine(_sum(p, {"fp32_mult": ops[0], "fp32_add": ops[1]}), mem(p, 64, "acts"))
 
 

@@ -58,7 +58,7 @@ def _snn(p: Profile, w: LayerWork) -> tuple[_Acc, _Acc]:
         acc.add(w.neuron_steps - w.active_neuron_steps, C.neuron_update(p, False))
         acc.add(w.spikes, C.route(p))
         rate.add(w.spikes, C.route(p))
-    elif w.kind in ("layernorm", "softmax"):
+    elif w.kind in ("layernorm", "softmax", "rope"):
         acc.add(w.float_evals, C.float_element(p, w.kind))
     elif w.kind == "lut":
         acc.add(w.float_evals, C.lookup(p, w.a_bits))
@@ -71,7 +71,7 @@ def _dense(p: Profile, w: LayerWork, bits: int) -> _Acc:
         acc.add(w.dense_macs, C.mac(p, bits))
         acc.add(w.weights, C.mem(p, bits, "weights"))
         acc.add(w.act_elements, C.mem(p, bits, "acts"))
-    elif w.kind in ("layernorm", "softmax"):
+    elif w.kind in ("layernorm", "softmax", "rope"):
         acc.add(w.dense_elements, C.float_element(p, w.kind))
     elif w.kind == "lut":
         acc.add(w.dense_elements, C.float_element(p, "gelu") if bits >= 32 else C.lookup(p, bits))

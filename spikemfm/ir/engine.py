@@ -91,9 +91,34 @@ class Ops(Protocol):
     def softmax(self, attn: N.Attention, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor: ...
 
 
-def layer_norm(node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:
-    """LayerNorm over the last dimension (a float unit on accumulated input in the SNN)."""
+def layer_norm(node: N.LayerNorm | N.Rope, x: torch.Tensor) -> torch.Tensor:
+    """LayerNorm over the last dimension, or a :class:`~spikemfm.ir.nodes.Rope` rotation (the float units on
+    accumulated input in the SNN that :meth:`Ops.norm` evaluates)."""
+    if isinstance(node, N.Rope):
+        return rope(node, x)
     return F.layer_norm(x, x.shape[-1:], node.weight.to(x.dtype), node.bias.to(x.dtype), node.eps)
+
+
+def rotate(x: torch.Tensor, half: bool) -> torch.Tensor:
+    """RoPE's rotation partner of x over the last axis: interleaved pairs, or the two halves."""
+    if half:
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat([-x2, x1], dim=-1)
+    return torch.stack([-x[..., 1::2], x[..., ::2]], -1).reshape(x.shape)
+
+
+def rope(node: N.Rope, x: torch.Tensor) -> torch.Tensor:
+    """Rotary position embedding over (..., N, d), leaving the first ``node.prefix`` tokens as they are."""
+    head, tail = x[..., :node.prefix, :], x[..., node.prefix:, :]
+    if tail.shape[-2] != node.sin.shape[0]:
+        raise ValueError(f"{node.path}: {tail.shape[-2]} rotated tokens, the RoPE table has {node.sin.shape[0]}")
+    out = tail * node.cos.to(x.dtype) + rotate(tail, node.half) * node.sin.to(x.dtype)
+    return torch.cat([head, out], dim=-2)
+
+
+def unit_kind(node: N.LayerNorm | N.Rope) -> str:
+    """The float-unit kind of a node :meth:`Ops.norm` evaluates."""
+    return "rope" if isinstance(node, N.Rope) else "layernorm"
 
 
 def embed(node: N.PatchEmbed | N.TokenEmbed, inputs: Inputs, dtype: torch.dtype) -> torch.Tensor:
@@ -176,25 +201,30 @@ def linear_heads(ops: Ops, node: N.Linear, c: torch.Tensor, point: str, heads: i
 
 
 def _operand(ops: Ops, a: N.Attention, node: N.Linear, c: torch.Tensor, role: N.Role,
-             norm: N.LayerNorm | None) -> torch.Tensor:
-    """An attention operand as head-major counts; with qk-norm, the per-head LayerNorm (a float unit on the
-    accumulated current) sits between the synaptic layer and the neuron."""
-    if norm is None:
+             units: tuple[N.LayerNorm | N.Rope | None, ...] = ()) -> torch.Tensor:
+    """An attention operand as head-major counts; qk-norm and RoPE (float units on the accumulated current) sit
+    between the synaptic layer and the neuron."""
+    units = tuple(u for u in units if u is not None)
+    if not units:
         return linear_heads(ops, node, c, a.point(role), a.num_heads)
-    return ops.neuron(a.point(role), ops.norm(norm, _heads(ops.linear(node, c), a.num_heads)))
+    x = _heads(ops.linear(node, c), a.num_heads)
+    for u in units:
+        x = ops.norm(u, x)
+    return ops.neuron(a.point(role), x)
 
 
 def attention(a: N.Attention, h: torch.Tensor, mask: torch.Tensor | None, ops: Ops) -> torch.Tensor:
     """Self-attention with every operand that becomes spikes passed through a neuron."""
     c = ops.neuron(a.point(N.Role.ATTN_IN), h)
-    q = _operand(ops, a, a.q, c, N.Role.Q, a.q_norm)
-    k = _operand(ops, a, a.k, c, N.Role.K, a.k_norm)
+    q = _operand(ops, a, a.q, c, N.Role.Q, (a.q_norm, a.q_rope))
+    k = _operand(ops, a, a.k, c, N.Role.K, (a.k_norm, a.k_rope))
     v = linear_heads(ops, a.v, c, a.point(N.Role.V), a.num_heads)
     if a.causal and (mask is None or mask.shape[-1] != q.shape[-2]):
         raise ValueError(f"{a.path}: causal attention needs the causal mask")
     p = ops.neuron(a.point(N.Role.PROBS), ops.softmax(a, ops.scores(a, q, k), mask))
-    ctx = ops.neuron(a.point(N.Role.CTX), merge_heads(ops.context(a, p, v)))
-    return ops.linear(a.o, ctx)
+    ctx = merge_heads(ops.context(a, p, v))
+    ctx = ops.norm(a.norm, ctx) if a.norm is not None else ctx
+    return ops.linear(a.o, ops.neuron(a.point(N.Role.CTX), ctx))
 
 
 def mlp(m: N.MLP, h: torch.Tensor, ops: Ops) -> torch.Tensor:

@@ -1,11 +1,14 @@
-"""Maps timm, open_clip and Hugging Face transformer towers onto :mod:`spikemfm.ir.nodes`.
+"""The registry of tower families (:data:`EXTRACTORS`) that map torch modules onto :mod:`spikemfm.ir.nodes`.
 
-Supported: timm ``VisionTransformer`` (ViT/DeiT, pre-LN, cls token or avg pooling, LayerScale folded, ``pre_norm``
-as in the ``vit_*_clip_*`` towers, ``pos_embed='none'``),
-open_clip ``VisionTransformer`` and CLIP text tower (``OpenClipTextTower``), Hugging Face ``BertModel``
-(post-LN) and :class:`spikemfm.models.text.TextEncoder` (BERT + mean pooling, e.g. all-MiniLM-L6-v2),
-and :class:`spikemfm.models.tiny_clip.TinyCLIP` towers. Anything else raises
-:class:`UnsupportedModuleError` naming the module path and type.
+One file per family: :mod:`~spikemfm.ir.from_timm` (``VisionTransformer`` / ``VisionTransformerDistilled``:
+cls / avg / map pooling, class / distillation / register tokens, ``no_embed_class``, ``pre_norm``,
+``pos_embed='none'``, LayerScale folded, qk-norm, ``Mlp`` / ``SwiGLU`` / ``GluMlp``),
+:mod:`~spikemfm.ir.from_open_clip` (``VisionTransformer``, ``TimmModel`` trunks, CLIP / ``CustomTextCLIP`` text
+towers through :class:`OpenClipTextTower`, causal or not, argmax / eos / first / last pooling, HF text encoders),
+:mod:`~spikemfm.ir.from_hf` (BERT, RoBERTa, XLM-R, CamemBERT, ELECTRA, DistilBERT, ALBERT, and
+:class:`spikemfm.models.text.TextEncoder` around any of them). Anything else raises
+:class:`UnsupportedModuleError` naming the module path, its type and what is supported; so does a configuration
+of a known family that its extractor does not anticipate.
 """
 from __future__ import annotations
 
@@ -22,10 +25,11 @@ from spikemfm.ir.from_hf import HF_CLASSES, from_bert
 from spikemfm.ir.from_open_clip import (OpenClipTextTower, from_open_clip_text, from_open_clip_timm,
                                         from_open_clip_visual)
 from spikemfm.ir.from_timm import from_timm_vit
+from spikemfm.ir.from_timm_eva import from_timm_eva
 from spikemfm.ir.mapping import SUPPORTED, unsupported
 
 __all__ = ["EXTRACTORS", "Extractor", "OpenClipTextTower", "SUPPORTED", "extract", "extractor_for", "first_tensor",
-           "from_bert", "from_open_clip_text", "from_open_clip_visual", "from_timm_vit"]
+           "from_bert", "from_open_clip_text", "from_open_clip_visual", "from_timm_eva", "from_timm_vit"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ def _is(module_prefix: str, *classes: str) -> Callable[[nn.Module], bool]:
 EXTRACTORS: tuple[Extractor, ...] = (
     Extractor("timm-vit", _is("timm.", "VisionTransformer", "VisionTransformerDistilled"),
               lambda m, n: from_timm_vit(m, n or "timm-vit"), lambda m, x: m(x.pixels)),
+    Extractor("timm-eva", _is("timm.", "Eva"), lambda m, n: from_timm_eva(m, n or "timm-eva"), lambda m, x: m(x.pixels)),
     Extractor("open_clip-visual", _is("open_clip.", "VisionTransformer"),
               lambda m, n: from_open_clip_visual(m, n or "open_clip-visual"), lambda m, x: first_tensor(m(x.pixels)),
               lambda m: (m, "visual.")),

@@ -52,17 +52,19 @@ def from_open_clip_timm(m: nn.Module, name: str = "open_clip-timm") -> N.Encoder
     from dataclasses import replace
 
     from spikemfm.ir.from_timm import from_timm_vit
+    from spikemfm.ir.from_timm_eva import from_timm_eva
 
-    if not (type(m.trunk).__module__.startswith("timm.") and type(m.trunk).__name__ in ("VisionTransformer",
-                                                                                         "VisionTransformerDistilled")):
-        raise unsupported("visual.trunk", m.trunk, "only a timm VisionTransformer trunk is converted")
+    trunk_kind = type(m.trunk).__name__
+    if not (type(m.trunk).__module__.startswith("timm.") and trunk_kind in ("VisionTransformer",
+                                                                             "VisionTransformerDistilled", "Eva")):
+        raise unsupported("visual.trunk", m.trunk, "only a timm VisionTransformer / Eva trunk is converted")
     linears = []
     for key, layer in m.head.named_children():
         if isinstance(layer, nn.Linear):
             linears.append(linear(f"visual.head.{key}", layer))
         elif not isinstance(layer, (nn.Identity, nn.Dropout)):
             raise unsupported(f"visual.head.{key}", layer, "head: only dropout and a linear projection are converted")
-    g = from_timm_vit(m.trunk, name)
+    g = (from_timm_eva if trunk_kind == "Eva" else from_timm_vit)(m.trunk, name)
     g = N.map_paths(g, "visual.trunk.")
     if not linears:
         return g

@@ -106,7 +106,8 @@ class SpikeProduct(Record):
 
 @dataclass(frozen=True)
 class FloatUnit(Record):
-    """A float function of accumulated input: ``kind`` ``softmax`` or ``layernorm``; ``row`` its reduced length."""
+    """A float function of accumulated input: ``kind`` ``softmax``, ``layernorm`` or ``rope``; ``row`` its reduced
+    length."""
 
     kind: str
     row: int
@@ -251,7 +252,8 @@ class TraceOps(FloatOps):
 
     def norm(self, node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:
         y = super().norm(node, x)
-        return self._emit(y, FloatUnit(node.path, (self.source(x),), tuple(y.shape[1:]), "layernorm", int(x.shape[-1])))
+        return self._emit(y, FloatUnit(node.path, (self.source(x),), tuple(y.shape[1:]), engine.unit_kind(node),
+                                       int(x.shape[-1])))
 
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
         hidden = self.neuron(mlp.point(N.Role.HIDDEN), z)

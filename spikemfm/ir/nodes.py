@@ -82,13 +82,31 @@ class LayerNorm:
 
 
 @dataclass(frozen=True)
+class Rope:
+    """Rotary position embedding of an attention operand (EVA02): over the head dimension d, for the tokens after
+    the first ``prefix`` (class / register tokens are not rotated),
+
+        y = x ⊙ cos[pos] + rot(x) ⊙ sin[pos],   rot(x) = [−x₁, x₀, −x₃, x₂, …]  (``half``: [−x_{d/2:}, x_{:d/2}])
+
+    a fixed position-dependent rotation of the synaptic current (a float unit on the accumulated current in the
+    SNN: linear, so it commutes with accumulation).
+    """
+
+    path: str
+    sin: torch.Tensor
+    cos: torch.Tensor
+    half: bool
+    prefix: int
+
+
+@dataclass(frozen=True)
 class Attention:
     """Multi-head self-attention.
 
     Q = x W_qᵀ + b_q (same for K, V), split into ``num_heads`` heads of size d;
-    with qk-norm, Q ← LN_q(Q), K ← LN_k(K) per head (over d);
+    with qk-norm, Q ← LN_q(Q), K ← LN_k(K) per head (over d); with RoPE, Q, K rotated per position (:class:`Rope`);
     A = softmax(Q Kᵀ / √d + M) with M = −∞ on masked pairs (causal and/or padding);
-    y = concat_h(A V) W_oᵀ + b_o.
+    y = norm(concat_h(A V)) W_oᵀ + b_o (``norm`` optional).
     """
 
     path: str
@@ -100,6 +118,9 @@ class Attention:
     causal: bool
     q_norm: LayerNorm | None = None
     k_norm: LayerNorm | None = None
+    q_rope: Rope | None = None
+    k_rope: Rope | None = None
+    norm: LayerNorm | None = None  # sub-LN on the merged context before o (EVA02 ``scale_attn_inner``)
 
     def point(self, role: Role) -> Point:
         """The quantization point of one of this attention's neuron layers."""

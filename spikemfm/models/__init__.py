@@ -5,7 +5,8 @@ Names:
     ``minilm``                       the real pretrained all-MiniLM-L6-v2 (BERT 6x384), offline
     ``timm:<name>``                  a timm ViT/DeiT, e.g. ``timm:deit_tiny_patch16_224``
     ``open_clip:<arch>``             an open_clip CLIP, e.g. ``open_clip:ViT-B-32``
-    ``hf:<name or folder>``          a Hugging Face BERT-style encoder
+    ``hf:<name or folder>``          a Hugging Face encoder (BERT, RoBERTa, XLM-R, CamemBERT, ELECTRA, DistilBERT,
+                                     ALBERT), pooled as a sentence encoder
 """
 from __future__ import annotations
 

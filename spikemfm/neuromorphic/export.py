@@ -97,6 +97,8 @@ class _Builder:
             if rec.name in self.qk_norms:
                 raise ConfigError(f"export_lava: {rec.name} is a per-head qk-norm, which the Lava builder does not "
                                   "wire yet (its LayerNorm process normalises whole token rows)")
+            if rec.kind not in ("softmax", "layernorm"):
+                raise ConfigError(f"export_lava: {rec.name} is a {rec.kind} unit, which has no Lava process yet")
             h = ports[rec.inputs[0]]
             return self.softmax(rec.name, h, inputs) if rec.kind == "softmax" else self.norm(self.norms[rec.name], h)
         if isinstance(rec, nl.ResidualAdd):

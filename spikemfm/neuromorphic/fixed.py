@@ -8,6 +8,7 @@ spikes are signed integer counts. Parameters are derived once from the float QAN
     neuron threshold   θ = round(step · 2^F)               (integer IF: V₀ = ⌊θ/2⌋, V −= n·θ)
     synaptic current   y = (acc · g + β) >> G,  g = round(out_scale · 2^(F+G)),  β = round(bias · 2^(F+G))
     scores / context   y = (acc · g) >> G                   (acc: exact integer spike×spike product)
+    RoPE               y = (x · round(cos · 2^F) + rot(x) · round(sin · 2^F)) >> F
     LayerNorm          m = ⌊Σx / D⌋, d = x − m, σ = isqrt(⌊Σd² / D⌋ + round(eps · 2^2F)),
                        y = ⌊d · round(w · 2^F) / σ⌋ + round(b · 2^F)
     softmax            z = s − max(s), t = (z · round(log2(e) · 2^F)) >> F, k = t >> F, r = t − k·2^F,
@@ -69,6 +70,7 @@ class FixedParams:
     norm_w: dict[str, torch.Tensor] = field(default_factory=dict)
     norm_b: dict[str, torch.Tensor] = field(default_factory=dict)
     norm_eps: dict[str, int] = field(default_factory=dict)
+    rope: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # path -> (sin, cos) in Q.F
     exp_lut: torch.Tensor | None = None
     log2e: int = 0
 
@@ -109,6 +111,9 @@ def fixed_params(graph: N.EncoderGraph, qp: QParams, cfg: FixedPointConfig) -> F
         fxp.gain[m.gate_name] = _round_int(qp.ctx_scales[m.path] * 2.0 ** (f + g))
     for node in N.find_nodes(graph, N.LayerNorm):
         _add_norm(fxp, node)
+    for node in N.find_nodes(graph, N.Rope):
+        fxp.rope[node.path] = (_round_int(node.sin.to(torch.float64) * 2.0 ** f),
+                               _round_int(node.cos.to(torch.float64) * 2.0 ** f))
     fxp.exp_lut = _round_int(torch.exp2(torch.arange(2 ** f, dtype=torch.float64) / 2 ** f) * 2.0 ** f)
     fxp.log2e = int(round(math.log2(math.e) * 2 ** f))
     return fxp
@@ -127,6 +132,14 @@ def fixed_layer_norm(fxp: FixedParams, path: str, x: torch.Tensor) -> torch.Tens
     var = torch.div((d * d).sum(-1, keepdim=True), x.shape[-1], rounding_mode="floor")
     sigma = isqrt(var + fxp.norm_eps[path])
     return torch.div(d * fxp.norm_w[path], sigma, rounding_mode="floor") + fxp.norm_b[path]
+
+
+def fixed_rope(fxp: FixedParams, node: N.Rope, x: torch.Tensor) -> torch.Tensor:
+    """Integer RoPE: y = (x·cos + rot(x)·sin) >> F on the rotated tokens (tables in Q.F)."""
+    sin, cos = fxp.rope[node.path]
+    head, tail = x[..., :node.prefix, :], x[..., node.prefix:, :]
+    out = (tail * cos + engine.rotate(tail, node.half) * sin) >> fxp.cfg.frac_bits
+    return torch.cat([head, out], dim=-2)
 
 
 def fixed_softmax(fxp: FixedParams, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -213,7 +226,9 @@ class FixedStepOps:
         lut = self.law.clamp_levels(self.qp.quants[mlp.point(N.Role.ACT)], self.qp.luts[mlp.path]).to(torch.int64)
         return self._move(mlp.point(N.Role.ACT), lut[c - self.qp.quants[mlp.point(N.Role.HIDDEN)].lo])
 
-    def norm(self, node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+    def norm(self, node: N.LayerNorm | N.Rope, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(node, N.Rope):
+            return self._check(node.path, fixed_rope(self.fxp, node, x))
         return self._check(node.path, fixed_layer_norm(self.fxp, node.path, x))
 
     def softmax(self, attn: N.Attention, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

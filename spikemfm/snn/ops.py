@@ -331,7 +331,7 @@ class SNNStepOps(SpikeOpsBase):
         return self._fire(point, c, lambda prev: kernels.fire_lut(c, lut, lo, self.max_spikes, prev))
 
     def norm(self, node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:
-        return self._float_unit(node.path, "layernorm", x, lambda: engine.layer_norm(node, x))
+        return self._float_unit(node.path, engine.unit_kind(node), x, lambda: engine.layer_norm(node, x))
 
     def softmax(self, attn: N.Attention, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         return self._float_unit(attn.softmax_name, "softmax", s, lambda: engine.masked_softmax(s, mask))

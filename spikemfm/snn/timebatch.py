@@ -179,7 +179,7 @@ class TimeBatchOps(SpikeOpsBase):
         return self._fill(key, changed, lambda idx: fn(x if idx is None else x[idx]))
 
     def norm(self, node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:
-        return self._float_unit(node.path, "layernorm", x, lambda s: engine.layer_norm(node, s))
+        return self._float_unit(node.path, engine.unit_kind(node), x, lambda s: engine.layer_norm(node, s))
 
     def softmax(self, attn: N.Attention, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         return self._float_unit(attn.softmax_name, "softmax", s, lambda v: engine.masked_softmax(v, mask))

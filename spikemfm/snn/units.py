@@ -48,8 +48,9 @@ def _unit(r: nl.Record) -> Unit:
         what = {"scores": "ΔQ·Kᵀ + Q·ΔKᵀ", "context": "ΔA·V + A·ΔV", "gate": "ΔG⊙V + G⊙ΔV"}[r.kind]
         return Unit(r.name, "spike-product", SPIKE_DRIVEN, f"{what}: add per spike of either train")
     if isinstance(r, nl.FloatUnit):
-        what = "exp/normalise of accumulated scores" if r.kind == "softmax" else \
-            "mean/var/normalise of the accumulated stream"
+        what = {"softmax": "exp/normalise of accumulated scores",
+                "layernorm": "mean/var/normalise of the accumulated stream",
+                "rope": "rotate the accumulated q/k current by its position"}[r.kind]
         return Unit(r.name, r.kind, FLOAT_ON_ACCUMULATED, what)
     if isinstance(r, nl.Lookup):
         return Unit(r.name, f"{r.act}-lut", SPIKE_DRIVEN,

@@ -74,6 +74,9 @@ CASES = {
     "timm_qk_norm": lambda: _timm("vit_small_patch16_224", qk_norm=True),
     "timm_swiglu": lambda: _swiglu(),
     "timm_swiglu_sub_ln": lambda: _swiglu(scale_mlp_norm=True),
+    "timm_eva02_rope_swiglu": lambda: _timm("eva02_tiny_patch14_224", patch_size=8),
+    "timm_eva02_sub_ln": lambda: _timm("eva02_base_patch14_224", patch_size=8),
+    "timm_rope_vit_registers_gap": lambda: _timm("vit_base_patch16_rope_reg1_gap_256"),
     "open_clip_text_non_causal": lambda: _clip(no_causal_mask=True),
     "open_clip_text_last_pool": lambda: _clip(pool_type="last"),
     "open_clip_siglip_timm_trunk": _siglip_open_clip,
@@ -112,7 +115,8 @@ def test_each_new_unit_is_labelled_and_priced():
 
     for case, unit, kind in (("timm_siglip_map_pooling", "attn_pool.latent", "constant"),
                              ("timm_qk_norm", "blocks.0.attn.q_norm", "layernorm"),
-                             ("timm_swiglu", "blocks.0.mlp.gate", "spike-product")):
+                             ("timm_swiglu", "blocks.0.mlp.gate", "spike-product"),
+                             ("timm_eva02_rope_swiglu", "blocks.0.attn.k_rope", "rope")):
         model, x = CASES[case]()
         snn = convert(quantize(model, QuantConfig(bits=4), [x]), ConvertConfig(max_spikes_per_step=2))
         labels = {u.name: u.kind for u in describe_units(snn.graph)}
@@ -122,7 +126,8 @@ def test_each_new_unit_is_labelled_and_priced():
 
 
 @pytest.mark.parametrize("case, match", [("timm_siglip_map_pooling", "attention pooling"),
-                                         ("timm_qk_norm", "qk-norm"), ("timm_swiglu", "gated MLP")])
+                                         ("timm_qk_norm", "qk-norm"), ("timm_swiglu", "gated MLP"),
+                                         ("timm_rope_vit_registers_gap", "rope unit")])
 def test_lava_path_refuses_what_it_cannot_wire(case, match):
     """Present in the fixed-point reference; the Lava builder refuses these units with one clear error."""
     pytest.importorskip("lava")
@@ -154,3 +159,28 @@ def test_albert_unrolls_shared_layers_with_own_neurons():
     assert len(paths) == 2 and len(set(paths)) == 2 and paths[1].endswith("@1")
     assert torch.equal(graph.blocks[0].attn.q.weight, graph.blocks[1].attn.q.weight)  # one shared layer
     assert isinstance(graph.embed, N.TokenEmbed) and graph.embed.proj is not None  # 16 → 32
+
+
+@pytest.mark.parametrize("case", ["timm_siglip_map_pooling", "timm_eva02_sub_ln", "hf_albert_shared_layers"])
+def test_new_units_survive_a_save_and_reload(case, tmp_path):
+    from spikemfm.serialize import load_converted, save_converted
+
+    model, x = CASES[case]()
+    snn = convert(quantize(model, QuantConfig(bits=4), [x]), ConvertConfig(max_spikes_per_step=2))
+    again, _ = load_converted(save_converted(snn, tmp_path / "m.snn.pt"))
+    assert torch.equal(spikemfm.simulate(snn, x, 6).outputs, spikemfm.simulate(again, x, 6).outputs)
+
+
+def test_rope_is_the_modules_rotation():
+    """The graph's RoPE unit on a q current equals timm's apply_rot_embed_cat on the rotated tokens."""
+    from timm.layers.pos_embed_sincos import apply_rot_embed_cat
+
+    from spikemfm.ir import engine
+
+    model, _ = CASES["timm_eva02_rope_swiglu"]()
+    graph = extractor_for(model).build(model, None)
+    rope = graph.blocks[0].attn.q_rope
+    x = torch.randn(2, 2, 1 + rope.sin.shape[0], rope.sin.shape[1], dtype=torch.float64)
+    want = apply_rot_embed_cat(x[:, :, 1:], model.rope.get_embed().double(), half=rope.half)
+    got = engine.rope(rope, x)
+    assert torch.equal(got[:, :, :1], x[:, :, :1]) and torch.allclose(got[:, :, 1:], want, atol=1e-12)

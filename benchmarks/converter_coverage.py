@@ -7,7 +7,7 @@ reason, from ``UnsupportedModuleError`` or the fidelity guard) / not built (the 
 the small config offline) / crash (any other exception: must be 0). Writes results/coverage/coverage.{json,csv,md}
 (every case) and coverage_summary.{json,csv,md} (counts per family and status).
 
-Run: ``python benchmarks/coverage.py`` (about 20 minutes on 2 cores; ``--family hf`` for one family).
+Run: ``python benchmarks/converter_coverage.py`` (about 20 minutes on 2 cores; ``--family hf`` for one family).
 """
 from __future__ import annotations
 
