@@ -109,6 +109,6 @@ def extract(model: nn.Module, name: str | None = None) -> N.EncoderGraph:
         return ex.build(model, name)
     except SpikeMFMError:
         raise
-    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError, AssertionError) as exc:
         raise unsupported("", model, f"the {ex.name} extractor does not handle this configuration "
                           f"({type(exc).__name__}: {exc})") from exc

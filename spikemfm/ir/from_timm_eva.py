@@ -4,8 +4,9 @@ What EVA-02 adds to a ViT, and where it lands in the graph: rotary position embe
 (:class:`~spikemfm.ir.nodes.Rope`, float units on the q/k currents, prefix tokens not rotated), a sub-LN on the
 merged attention context (``Attention.norm``), separate q/v biases on a fused qkv, SwiGLU / GluMlp MLPs with an
 optional sub-LN (gated :class:`~spikemfm.ir.nodes.MLP`), and LayerScale (``gamma_1`` / ``gamma_2``, folded).
-Refused with a clear error: post-norm blocks, gated attention outputs, grouped kv heads, depth-dependent
-("mixed") RoPE, patch dropout, a dynamic image size.
+``AttentionRope`` (timm's RoPE ViTs, DINOv3, PE-Core) maps the same way. Refused with a clear error: post-norm
+blocks, gated attention outputs, grouped kv heads, depth-dependent ("mixed") RoPE. A dynamic-image-size model is
+converted at its native grid.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def _qkv(path: str, a: nn.Module) -> tuple[N.Linear, N.Linear, N.Linear]:
         return (linear(f"{path}.q_proj", a.q_proj), linear(f"{path}.k_proj", a.k_proj),
                 linear(f"{path}.v_proj", a.v_proj))
     w = tensor(a.qkv.weight).chunk(3, dim=0)
-    if a.q_bias is not None:
+    if getattr(a, "q_bias", None) is not None:
         bias = tensor(torch.cat((a.q_bias, a.k_bias, a.v_bias))).chunk(3)
         if a.qkv.bias is not None:  # qkv_bias_separate: both added
             bias = tuple(b + extra for b, extra in zip(bias, tensor(a.qkv.bias).chunk(3)))
@@ -45,8 +46,8 @@ def _eva_block(path: str, blk: nn.Module, table: torch.Tensor | None) -> N.Block
         raise unsupported(path, blk, f"block type {type(blk).__name__} unsupported (EvaBlock; post-norm EVA blocks "
                           "are not converted)")
     a = blk.attn
-    if type(a).__name__ != "EvaAttention" or a.gate is not None:
-        raise unsupported(f"{path}.attn", a, "only EvaAttention without an output gate is converted")
+    if type(a).__name__ not in ("EvaAttention", "AttentionRope") or a.gate is not None:
+        raise unsupported(f"{path}.attn", a, "only EvaAttention / AttentionRope without an output gate is converted")
     q, k, v = _qkv(f"{path}.attn", a)
     if abs(float(a.scale) - a.head_dim ** -0.5) > 1e-12 or not q.weight.shape == k.weight.shape == v.weight.shape \
             or a.head_dim * a.num_heads != q.weight.shape[0]:
@@ -67,9 +68,12 @@ def _rope_table(m: nn.Module) -> torch.Tensor | None:
     """The model's RoPE table (patches, 2·d) = [sin | cos] at its native grid, or None."""
     if m.rope is None:
         return None
-    if getattr(m, "rope_mixed", False) or not hasattr(m.rope, "feat_shape"):
-        raise unsupported("rope", m.rope, "depth-dependent (mixed) or grid-less RoPE is not converted")
-    table = m.rope.get_embed()
+    if getattr(m, "rope_mixed", False):
+        raise unsupported("rope", m.rope, "depth-dependent (mixed) RoPE is not converted")
+    if getattr(m, "dynamic_img_size", False) or not hasattr(m.rope, "feat_shape"):  # as Eva._pos_embed asks it
+        table = m.rope.get_embed(shape=tuple(m.patch_embed.grid_size))
+    else:
+        table = m.rope.get_embed()
     if table.dim() != 2 or table.shape[0] != int(m.patch_embed.num_patches):
         raise unsupported("rope", m.rope, f"a RoPE table of shape {tuple(table.shape)} (one row per patch expected)")
     return table
@@ -77,8 +81,9 @@ def _rope_table(m: nn.Module) -> torch.Tensor | None:
 
 def from_timm_eva(m: nn.Module, name: str = "timm-eva") -> N.EncoderGraph:
     """A timm ``Eva`` model (EVA-02 and relatives) as an :class:`EncoderGraph`."""
-    if getattr(m, "dynamic_img_size", False) or getattr(m, "patch_drop", None) is not None:
-        raise unsupported("", m, "dynamic image size / patch dropout are not converted")
+    # dynamic_img_size / patch dropout: at the native grid (the graph's size; other sizes are refused by the
+    # encoding) the position and RoPE tables are the native ones, and patch dropout is off in eval; the fidelity
+    # guard checks it on the calibration inputs
     if m.global_pool not in ("token", "avg", "map"):
         raise unsupported("", m, f"global_pool={m.global_pool!r} unsupported (token, avg or map)")
     table = _rope_table(m)

@@ -7,8 +7,8 @@ from torch import nn
 from spikemfm.errors import UnsupportedModuleError
 from spikemfm.ir import nodes as N
 
-SUPPORTED = ("timm VisionTransformer/DeiT (distilled, registers, no_embed_class)", "open_clip VisionTransformer",
-             "OpenClipTextTower", "transformers BertModel/RobertaModel/XLMRobertaModel/ElectraModel/"
+SUPPORTED = ("timm VisionTransformer/DeiT (distilled, registers, no_embed_class, map pooling, qk-norm, SwiGLU)",
+             "timm Eva (EVA-02, RoPE ViTs, DINOv3)", "open_clip VisionTransformer / TimmModel", "OpenClipTextTower", "transformers BertModel/RobertaModel/XLMRobertaModel/ElectraModel/"
              "DistilBertModel/AlbertModel", "spikemfm TextEncoder")
 
 

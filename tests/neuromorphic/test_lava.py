@@ -72,3 +72,19 @@ def test_worker_deadline_kills_the_process_group(tmp_path):
 def test_worker_errors_carry_the_traceback():
     with pytest.raises(WorkerError, match="JSONDecodeError"):
         run_isolated(json.loads, dict(s="{"), timeout_s=60)
+
+
+def test_distilled_deit_tower_agrees_through_its_two_token_readout(tmp_path):
+    """A user's model through the CLI (timm DeiT distilled: class + distillation tokens, both heads averaged as
+    one Linear on the two tokens side by side), then the whole tower in Lava, spike for spike."""
+    from spikemfm.cli import main
+
+    args = ["img_size=16", "patch_size=8", "depth=1", "embed_dim=16", "num_heads=2", "num_classes=3"]
+    argv = ["convert", "--model", "timm:deit_tiny_distilled_patch16_224", "--bits", "6", "--max-spikes", "4",
+            "--calib-samples", "32", "--eval-samples", "2", "-T", "4", "--out", str(tmp_path), "--no-progress"]
+    for a in args:
+        argv += ["--model-arg", a]
+    assert main(argv) == 0
+    rows = run_isolated(agreement_job, dict(model=str(tmp_path / "model.snn.pt"), parts=[("tower", 0)],
+                                            precisions=PRECISIONS, timesteps=32, n_inputs=2), timeout_s=900)
+    _assert_exact(rows, {"tower": 10})
