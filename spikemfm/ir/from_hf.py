@@ -1,6 +1,8 @@
 """Hugging Face encoders (BERT, RoBERTa, XLM-R, ELECTRA, DistilBERT, ALBERT) → :class:`~spikemfm.ir.nodes.EncoderGraph`."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import nn
 
 from spikemfm.ir import nodes as N
@@ -9,20 +11,50 @@ from spikemfm.ir.mapping import act_name, layernorm, linear, tensor, unsupported
 BERT_CLASSES = ("BertModel", "RobertaModel", "XLMRobertaModel", "CamembertModel")
 
 
-def _bert_layer(path: str, layer: nn.Module) -> N.Block:
-    sa, so = layer.attention.self, layer.attention.output
-    if getattr(sa, "position_embedding_type", "absolute") != "absolute" or getattr(layer, "is_decoder", False):
-        raise unsupported(path, layer, "only absolute-position encoder layers are supported")
-    heads = int(getattr(sa, "num_attention_heads", None) or sa.config.num_attention_heads)
-    attn = N.Attention(f"{path}.attention", linear(f"{path}.attention.self.query", sa.query),
-                       linear(f"{path}.attention.self.key", sa.key), linear(f"{path}.attention.self.value", sa.value),
-                       linear(f"{path}.attention.output.dense", so.dense), heads, causal=False)
-    act = layer.intermediate.intermediate_act_fn
-    mlp = N.MLP(f"{path}.intermediate", linear(f"{path}.intermediate.dense", layer.intermediate.dense),
-                act_name(f"{path}.intermediate.intermediate_act_fn", act),
-                linear(f"{path}.output.dense", layer.output.dense))
-    return N.Block(path, False, layernorm(f"{path}.attention.output.LayerNorm", so.LayerNorm), attn,
-                   layernorm(f"{path}.output.LayerNorm", layer.output.LayerNorm), mlp)
+@dataclass(frozen=True)
+class _Layout:
+    """Where a post-LN encoder layer keeps its parts (submodule paths relative to the layer): x ← ln1(x + o(attn)),
+    x ← ln2(x + fc2(act(fc1(x)))). ``heads``: the module holding the head count; ``attn`` / ``mlp``: node names."""
+
+    q: str
+    k: str
+    v: str
+    o: str
+    ln1: str
+    fc1: str
+    act: str
+    fc2: str
+    ln2: str
+    heads: str
+    attn: str = "attention"
+    mlp: str = "ffn"
+
+
+BERT = _Layout("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+               "attention.output.LayerNorm", "intermediate.dense", "intermediate.intermediate_act_fn", "output.dense",
+               "output.LayerNorm", "attention.self", mlp="intermediate")
+DISTILBERT = _Layout("attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin", "sa_layer_norm",
+                     "ffn.lin1", "ffn.activation", "ffn.lin2", "output_layer_norm", "attention")
+ALBERT = _Layout("attention.query", "attention.key", "attention.value", "attention.dense", "attention.LayerNorm",
+                 "ffn", "activation", "ffn_output", "full_layer_layer_norm", "attention")
+
+
+def _post_ln_layer(path: str, layer: nn.Module, lay: _Layout, module_path: str | None = None) -> N.Block:
+    """A post-LN encoder layer; ``path`` names this use of it (ALBERT runs a shared layer several times),
+    ``module_path`` (default ``path``) the module, for errors."""
+    where = module_path or path
+    holder = layer.get_submodule(lay.heads)
+    if getattr(holder, "position_embedding_type", "absolute") != "absolute" or getattr(layer, "is_decoder", False):
+        raise unsupported(where, layer, "only absolute-position encoder layers are supported")
+    heads = getattr(holder, "num_attention_heads", None) or getattr(holder, "n_heads", None)
+    heads = int(heads or getattr(holder.config, "num_attention_heads", None) or holder.config.n_heads)
+    lin = {k: linear(f"{path}.{getattr(lay, k)}", layer.get_submodule(getattr(lay, k)))
+           for k in ("q", "k", "v", "o", "fc1", "fc2")}
+    attn = N.Attention(f"{path}.{lay.attn}", lin["q"], lin["k"], lin["v"], lin["o"], heads, causal=False)
+    mlp = N.MLP(f"{path}.{lay.mlp}", lin["fc1"], act_name(f"{path}.{lay.act}", layer.get_submodule(lay.act)),
+                lin["fc2"])
+    return N.Block(path, False, layernorm(f"{path}.{lay.ln1}", layer.get_submodule(lay.ln1)), attn,
+                   layernorm(f"{path}.{lay.ln2}", layer.get_submodule(lay.ln2)), mlp)
 
 
 def _roberta_pad_id(path: str, bert: nn.Module) -> int | None:
@@ -34,34 +66,6 @@ def _roberta_pad_id(path: str, bert: nn.Module) -> int | None:
     if pad is None:
         raise unsupported(path, e, "RoBERTa-style embeddings without padding_idx")
     return int(pad)
-
-
-def _distilbert_layer(path: str, layer: nn.Module) -> N.Block:
-    a, f = layer.attention, layer.ffn
-    heads = int(getattr(a, "n_heads", None) or a.config.n_heads)
-    attn = N.Attention(f"{path}.attention", linear(f"{path}.attention.q_lin", a.q_lin),
-                       linear(f"{path}.attention.k_lin", a.k_lin), linear(f"{path}.attention.v_lin", a.v_lin),
-                       linear(f"{path}.attention.out_lin", a.out_lin), heads, causal=False)
-    mlp = N.MLP(f"{path}.ffn", linear(f"{path}.ffn.lin1", f.lin1), act_name(f"{path}.ffn.activation", f.activation),
-                linear(f"{path}.ffn.lin2", f.lin2))
-    return N.Block(path, False, layernorm(f"{path}.sa_layer_norm", layer.sa_layer_norm), attn,
-                   layernorm(f"{path}.output_layer_norm", layer.output_layer_norm), mlp)
-
-
-def _albert_layer(path: str, module_path: str, layer: nn.Module) -> N.Block:
-    """An ALBERT layer; ``path`` names this use of it (shared layers run several times), ``module_path`` the
-    module, so parameter names stay those of the checkpoint."""
-    a = layer.attention
-    heads = int(getattr(a, "num_attention_heads", None) or a.config.num_attention_heads)
-    if getattr(a, "position_embedding_type", "absolute") != "absolute":
-        raise unsupported(module_path, layer, "only absolute-position ALBERT layers are supported")
-    attn = N.Attention(f"{path}.attention", linear(f"{path}.attention.query", a.query),
-                       linear(f"{path}.attention.key", a.key), linear(f"{path}.attention.value", a.value),
-                       linear(f"{path}.attention.dense", a.dense), heads, causal=False)
-    mlp = N.MLP(f"{path}.ffn", linear(f"{path}.ffn", layer.ffn), act_name(f"{path}.activation", layer.activation),
-                linear(f"{path}.ffn_output", layer.ffn_output))
-    return N.Block(path, False, layernorm(f"{path}.attention.LayerNorm", a.LayerNorm), attn,
-                   layernorm(f"{path}.full_layer_layer_norm", layer.full_layer_layer_norm), mlp)
 
 
 def _albert_blocks(model: nn.Module) -> tuple[N.Block, ...]:
@@ -76,7 +80,7 @@ def _albert_blocks(model: nn.Module) -> tuple[N.Block, ...]:
             module_path = f"encoder.albert_layer_groups.{g}.albert_layers.{j}"
             path = module_path if module_path not in seen else f"{module_path}@{i}"
             seen.add(module_path)
-            blocks.append(_albert_layer(path, module_path, layer))
+            blocks.append(_post_ln_layer(path, layer, ALBERT, module_path))
     return tuple(blocks)
 
 
@@ -110,10 +114,10 @@ def from_bert(bert: nn.Module, pool: str = "mean", name: str = "bert", path: str
         raise unsupported(path.rstrip("."), bert, "a decoder (is_decoder=True): only encoders are converted")
     embed = _embeddings(bert, path)
     if kind == "DistilBertModel":
-        blocks = tuple(_distilbert_layer(f"transformer.layer.{i}", layer)
+        blocks = tuple(_post_ln_layer(f"transformer.layer.{i}", layer, DISTILBERT)
                        for i, layer in enumerate(bert.transformer.layer))
     elif kind == "AlbertModel":
         blocks = _albert_blocks(bert)
     else:
-        blocks = tuple(_bert_layer(f"encoder.layer.{i}", layer) for i, layer in enumerate(bert.encoder.layer))
+        blocks = tuple(_post_ln_layer(f"encoder.layer.{i}", layer, BERT) for i, layer in enumerate(bert.encoder.layer))
     return N.EncoderGraph(name, "tokens", embed, blocks, N.Readout("pooler", None, pool, None))

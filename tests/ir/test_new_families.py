@@ -29,10 +29,11 @@ def _swiglu(**kw):
 
 
 def _clip(**text):
+    """An open_clip text tower (CLIP with small text / vision configs), one EOT id per sentence."""
     torch.manual_seed(0)
-    clip = spikemfm.load("open_clip:ViT-B-32", embed_dim=16,
-                         vision_cfg=dict(image_size=8, patch_size=4, width=32, layers=1, head_width=16),
-                         text_cfg=dict(context_length=10, vocab_size=200, width=32, heads=2, layers=2, **text))
+    clip = spikemfm.load("open_clip:ViT-B-32", embed_dim=16, vision_cfg=dict(image_size=8, patch_size=4, width=32,
+                         layers=1, head_width=16), text_cfg=dict(context_length=10, vocab_size=200, width=32, heads=2,
+                                                                 layers=2, **text))
     ids = torch.randint(3, 199, (4, 10), generator=torch.Generator().manual_seed(1))
     ids[torch.arange(4), torch.tensor([3, 5, 7, 9])] = 199
     return OpenClipTextTower(clip), ids
