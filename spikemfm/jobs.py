@@ -112,8 +112,9 @@ def job_from_toml(path: str | Path | None, overrides: dict[str, Any]) -> Convert
         raise ConfigError(f"config: {exc}") from exc
 
 
-def load_tower(job: ConvertJob) -> tuple[Any, Any]:
-    """(tower module, tokenizer or None) of the job's model."""
+def load_tower(job: ConvertJob, offline: bool = False) -> tuple[Any, Any]:
+    """(tower module, tokenizer or None) of the job's model; ``offline``: read Hugging Face models from the local
+    cache or folder only (a saved model's metadata must never make spikemfm fetch from the network)."""
     from spikemfm.models import load
 
     is_clip = job.model == "tiny-clip-fmnist" or job.model.startswith("open_clip:")
@@ -122,6 +123,8 @@ def load_tower(job: ConvertJob) -> tuple[Any, Any]:
         if not Path(job.checkpoint).is_file() and not job.model.startswith("open_clip:"):
             raise ModelLoadError(f"checkpoint {job.checkpoint}: no such file")
         kwargs = {"pretrained": job.checkpoint} if job.model.startswith("open_clip:") else {"checkpoint": job.checkpoint}
+    if offline and job.model.startswith("hf:"):
+        kwargs["local_files_only"] = True
     model = load(job.model, **kwargs, **dict(job.model_args))
     if not is_clip:
         return model, getattr(model, "tokenize", None)
@@ -221,7 +224,7 @@ def load_saved(model_file: str | Path) -> tuple[Any, Any, ConvertJob, InputSpec 
     snn, meta = load_converted(model_file)
     known = {f.name for f in fields(ConvertJob)}
     job = replace(ConvertJob(), **{k: v for k, v in meta.get("job", {}).items() if k in known})
-    tokenizer = load_tower(job)[1] if snn.graph.input_kind == "tokens" else None
+    tokenizer = load_tower(job, offline=True)[1] if snn.graph.input_kind == "tokens" else None
     spec = InputSpec.from_dict(meta["input"]) if meta.get("input") else None
     return snn, tokenizer, job, spec
 

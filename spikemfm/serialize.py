@@ -7,10 +7,19 @@ cannot run arbitrary code.
 Compact: integer weights are stored in the narrowest integer dtype that holds them (int8 at ≤ 8 bits) and every
 other float64 tensor in float32 where that is exact (the graph's weights came from float32 modules), else in
 float64; loading restores float64, so the reloaded model is bit-identical.
+
+Integrity: the file stores the SHA-256 of its contents (every tensor's dtype, shape and bytes, every field), and
+loading recomputes it, so a flipped byte or an edited weight is refused instead of silently changing outputs —
+an integrity check, not a signature (whoever can write the file can recompute the digest). Before use, the
+structure is validated: the classes of every part, integer-valued finite weights whose shapes match the graph's
+layers, a quantizer for every neuron layer of the netlist.
 """
 from __future__ import annotations
 
-from dataclasses import replace
+import hashlib
+import math
+from dataclasses import fields, replace
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +34,7 @@ from spikemfm.errors import ModelLoadError
 from spikemfm.io import atomic_path
 from spikemfm.ir import nodes as N
 
-FORMAT = "spikemfm-snn/2"  # /2: compact tensors, TokenEmbed token-type table, Readout.prefix_tokens
+FORMAT = "spikemfm-snn/3"  # /2: compact tensors, token-type table, prefix tokens; /3: SHA-256 of the contents
 _CLASSES = [N.Linear, N.LayerNorm, N.Rope, N.Attention, N.MLP, N.Block, N.PatchEmbed, N.TokenEmbed, N.AttnPool,
             N.Readout, N.EncoderGraph, QParams, ActQuant, QLinear, QuantConfig, ConvertConfig]
 
@@ -35,10 +44,41 @@ def save_converted(snn: SpikingModel, path: str | Path, meta: dict[str, Any] | N
     payload = _plain({"format": FORMAT, "graph": N.map_tensors(snn.graph, _compact),
                       "qparams": _pack_qparams(snn.qparams), "quant_config": snn.quant_config,
                       "convert_config": snn.config, "meta": dict(meta or {})})
+    payload["sha256"] = digest(payload)
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return path
+
+
+def digest(payload: dict[str, Any]) -> str:
+    """SHA-256 of a payload's contents (its ``sha256`` entry excluded), independent of pickling details."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in payload.items() if k != "sha256"})
+    return h.hexdigest()
+
+
+def _feed(h: Any, obj: Any) -> None:
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().contiguous().cpu()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes())
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)}".encode())
+        for k in sorted(obj, key=repr):
+            _feed(h, k)
+            _feed(h, obj[k])
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"{type(obj).__name__}{len(obj)}".encode())
+        for o in obj:
+            _feed(h, o)
+    elif hasattr(obj, "__dataclass_fields__") and not isinstance(obj, type):
+        h.update(f"C{type(obj).__name__}".encode())
+        for f in fields(obj):
+            _feed(h, f.name)
+            _feed(h, getattr(obj, f.name))
+    else:  # str, int, float, bool, None, enums: their repr is canonical
+        h.update(f"{type(obj).__name__}:{obj.value if isinstance(obj, Enum) else obj!r}".encode())
 
 
 def _plain(obj: Any) -> Any:
@@ -106,7 +146,45 @@ def load_converted(path: str | Path) -> tuple[SpikingModel, dict[str, Any]]:
         hint = "; it was written by an older spikemfm: convert the model again" if isinstance(found, str) and \
             found.startswith("spikemfm-snn/") else ""
         raise ModelLoadError(f"converted model {path}: not a {FORMAT} file{hint}")
+    if payload.get("sha256") != digest(payload):
+        raise ModelLoadError(f"converted model {path}: integrity check failed (the SHA-256 of its contents does not "
+                             "match the one stored): the file was modified or corrupted; convert the model again")
+    _check_types(path, payload)
     graph = N.map_tensors(payload["graph"], _widen)
     qparams = N.map_tensors(payload["qparams"], _widen)
+    _check_parameters(path, graph, qparams)
     qann = QuantizedModel(graph, qparams, payload["quant_config"])
     return SpikingModel(qann, payload["convert_config"]), payload["meta"]
+
+
+_PARTS = {"graph": N.EncoderGraph, "qparams": QParams, "quant_config": QuantConfig, "convert_config": ConvertConfig,
+          "meta": dict}
+
+
+def _check_types(path: Path, payload: dict[str, Any]) -> None:
+    for key, kind in _PARTS.items():
+        if not isinstance(payload.get(key), kind):
+            raise ModelLoadError(f"converted model {path}: field {key!r} is a {type(payload.get(key)).__name__}, "
+                                 f"not a {kind.__name__}; the file is not a valid spikemfm model")
+
+
+def _check_parameters(path: Path, graph: N.EncoderGraph, qp: QParams) -> None:
+    """Integer, finite weights shaped like the graph's layers; a valid quantizer for every neuron layer."""
+    from spikemfm.ir.netlist import build_netlist
+
+    layers = {lin.path: lin for lin in N.find_nodes(graph, N.Linear)}
+    for name, ql in qp.linears.items():
+        w = ql.w_int
+        lin = layers.get(name)
+        if lin is None or tuple(w.shape) != tuple(lin.weight.shape):
+            want = "no such layer in the graph" if lin is None else f"the graph's layer is {tuple(lin.weight.shape)}"
+            raise ModelLoadError(f"converted model {path}: qparams.linears[{name!r}].w_int has shape "
+                                 f"{tuple(w.shape)}; {want}")
+        if not bool(torch.isfinite(w).all()) or not bool((w == w.round()).all()):
+            raise ModelLoadError(f"converted model {path}: qparams.linears[{name!r}].w_int holds non-integer "
+                                 "values; the file is corrupt")
+    for rec in build_netlist(graph).neurons():
+        q = qp.quants.get(rec.name)
+        if q is None or not (isinstance(q.lo, int) and isinstance(q.hi, int) and q.lo <= 0 <= q.hi
+                             and math.isfinite(q.step) and q.step > 0):
+            raise ModelLoadError(f"converted model {path}: qparams.quants[{rec.name!r}] is missing or invalid")

@@ -1,4 +1,6 @@
-"""A saved converted model reloads and gives identical outputs; bad files fail clearly."""
+"""A saved converted model reloads and gives identical outputs; bad or altered files fail clearly."""
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -61,3 +63,78 @@ def test_older_format_says_convert_again(tmp_path):
     torch.save({"format": "spikemfm-snn/1"}, old)
     with pytest.raises(ModelLoadError, match="older spikemfm: convert the model again"):
         load_converted(old)
+
+
+def _small_saved(tmp_path):
+    torch.manual_seed(0)
+    vit = spikemfm.load("timm:vit_tiny_patch16_224", img_size=8, patch_size=4, depth=1, num_heads=2, embed_dim=16,
+                        num_classes=3)
+    snn = convert(quantize(vit, spikemfm.QuantConfig(bits=8), [torch.randn(8, 3, 8, 8)]))
+    return save_converted(snn, tmp_path / "m.snn.pt")
+
+
+def test_a_flipped_weight_is_refused_not_simulated(tmp_path):
+    """Issue 15: an int weight −78 → 78 in the file changed outputs silently; now the digest refuses it."""
+    path = _small_saved(tmp_path)
+    payload = torch.load(path, weights_only=False)
+    w = payload["qparams"].linears["head"].w_int
+    w.view(-1)[0] = -w.view(-1)[0] if w.view(-1)[0] != 0 else 1
+    torch.save(payload, path)
+    with pytest.raises(ModelLoadError, match="integrity check failed"):
+        load_converted(path)
+    raw = bytearray(_small_saved(tmp_path).read_bytes())  # a byte flipped in the tensor data
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ModelLoadError):
+        load_converted(path)
+
+
+def _set_head(payload, w):
+    qp = payload["qparams"]
+    qp.linears["head"] = replace(qp.linears["head"], w_int=w)
+
+
+def _fractional_weight(payload):
+    w = payload["qparams"].linears["head"].w_int.to(torch.float32)
+    w[0, 0] = 0.25
+    _set_head(payload, w)
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda p: p.update(graph="a string"), "field 'graph' is a str"),
+    (_fractional_weight, "non-integer"),
+    (lambda p: _set_head(p, torch.zeros(2, 2, dtype=torch.int8)), "has shape"),
+    (lambda p: p["qparams"].quants.pop("blocks.0.attn.q"), r"quants\['blocks.0.attn.q'\]"),
+])
+def test_a_crafted_file_with_a_valid_digest_is_still_validated(tmp_path, edit, match):
+    """A file re-signed after editing passes the digest; its structure and weights are still checked."""
+    from spikemfm.serialize import digest
+
+    path = _small_saved(tmp_path)
+    payload = torch.load(path, weights_only=False)
+    edit(payload)
+    payload["sha256"] = digest(payload)
+    torch.save(payload, path)
+    with pytest.raises(ModelLoadError, match=match):
+        load_converted(path)
+
+
+def test_a_saved_models_metadata_never_makes_spikemfm_fetch(tmp_path, monkeypatch):
+    """Issue 15: metadata naming hf:<remote repo> made `simulate` contact the hub; now only local files are read."""
+    import transformers
+
+    from spikemfm.jobs import load_saved
+    from spikemfm.models.text import small_bert
+
+    ids = torch.randint(0, 1000, (2, 6))
+    snn = convert(quantize(small_bert(hidden=32, layers=1, heads=2), spikemfm.QuantConfig(bits=4), [ids]))
+    path = save_converted(snn, tmp_path / "m.snn.pt", {"job": {"model": "hf:someuser/some-remote-repo"}})
+    asked = []
+
+    def offline_only(name, **kwargs):
+        asked.append(kwargs.get("local_files_only"))
+        raise OSError(f"{name} is not in the local cache")
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", offline_only)
+    with pytest.raises(ModelLoadError, match="some-remote-repo"):
+        load_saved(path)
+    assert asked == [True]
