@@ -34,7 +34,8 @@ def test_vit_netlist_by_hand():
     n, h, hidden = 5, 2, 96  # 4 patches + cls
     assert net.tokens == n and net.output == "head"
     per_role = {role: len(net.neurons(role)) for role in N.Role}
-    assert per_role == {**{r: 2 for r in N.Role}, N.Role.READOUT_IN: 1}
+    gated_only = {N.Role.VALUE: 0, N.Role.GATED: 0}  # a plain MLP has no value / gated neuron layers
+    assert per_role == {**{r: 2 for r in N.Role}, N.Role.READOUT_IN: 1, **gated_only}
     assert net["blocks.0.attn.probs"].shape == (h, n, n) and net["blocks.0.attn.probs"].size == h * n * n
     assert net["blocks.1.mlp.hidden"].shape == (n, hidden)
     assert net.pre("blocks.0.attn.qkv[k]").name == "blocks.0.attn.in"
