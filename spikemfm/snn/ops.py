@@ -88,8 +88,9 @@ class SpikeOpsBase:
         return self.law.clamp_levels(self.qp.quants[mlp.point(N.Role.ACT)],
                                      self.qp.luts[mlp.path]).to(torch.float32).contiguous()
 
-    def _product(self, key: str, points: tuple[str, str], a: torch.Tensor, b: torch.Tensor,
-                 scale: float) -> torch.Tensor:
+    def _product(self, key: str, points: tuple[str, str], a: torch.Tensor, b: torch.Tensor, scale: float,
+                 elementwise: bool = False) -> torch.Tensor:
+        """a @ b (or a ⊙ b) of two running spike counts, scaled; records the work per spike of either train."""
         raise NotImplementedError
 
     def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -100,13 +101,9 @@ class SpikeOpsBase:
         key = attn.context_name
         return self._product(key, self.operands[key], p, v, self.qp.ctx_scales[attn.path])
 
-    def _elementwise(self, key: str, points: tuple[str, str], a: torch.Tensor, b: torch.Tensor,
-                     scale: float) -> torch.Tensor:
-        raise NotImplementedError
-
     def gate(self, mlp: N.MLP, g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         key = mlp.gate_name
-        return self._elementwise(key, self.operands[key], g, v, self.qp.ctx_scales[mlp.path])
+        return self._product(key, self.operands[key], g, v, self.qp.ctx_scales[mlp.path], elementwise=True)
 
 
 class SNNStepOps(SpikeOpsBase):
@@ -277,37 +274,22 @@ class SNNStepOps(SpikeOpsBase):
                 acc[f.row_active] += exact.matmul(flat[f.row_active], w)
         return acc
 
-    def _product(self, key: str, points: tuple[str, str], a: torch.Tensor, b: torch.Tensor,
-                 scale: float) -> torch.Tensor:
+    def _product(self, key: str, points: tuple[str, str], a: torch.Tensor, b: torch.Tensor, scale: float,
+                 elementwise: bool = False) -> torch.Tensor:
         prev = self.cache.get(key)
         if prev is not None and prev[0][0] is a and prev[0][1] is b:
             return prev[1]  # neither spike train changed
         (sa, na), (sb, nb) = (self.step_activity.get(p, (0.0, 0.0)) for p in points)
-        self.rec.product_step(key, self.t, (sa, na), (sb, nb), fan_a=b.shape[-1], fan_b=a.shape[-2])
+        fans = (1, 1) if elementwise else (b.shape[-1], a.shape[-2])  # elements one spike of each train updates
+        self.rec.product_step(key, self.t, (sa, na), (sb, nb), fan_a=fans[0], fan_b=fans[1])
         if prev is not None and na == 0 and nb == 0:
             out = prev[1]
         else:  # exact integer product, then scaled in the QANN's precision like the QANN
             self.cache.pop(key, None)  # let go of the old product before making the new one
             prev = None
-            bound = self.qp.product_bound(*points, a.shape[-1])
-            out = exact.product(a, b, bound).to(self.dtype).mul_(scale)  # in place: same values as the QANN's
-        self.cache[key] = ((a, b), out)
-        return out
-
-    def _elementwise(self, key: str, points: tuple[str, str], a: torch.Tensor, b: torch.Tensor,
-                     scale: float) -> torch.Tensor:
-        """a ⊙ b of two running counts: each spike of either train updates one element (fan-out 1)."""
-        prev = self.cache.get(key)
-        if prev is not None and prev[0][0] is a and prev[0][1] is b:
-            return prev[1]
-        (sa, na), (sb, nb) = (self.step_activity.get(p, (0.0, 0.0)) for p in points)
-        self.rec.product_step(key, self.t, (sa, na), (sb, nb), fan_a=1, fan_b=1)
-        if prev is not None and na == 0 and nb == 0:
-            out = prev[1]
-        else:  # exact integer product, then scaled in the QANN's precision like the QANN
-            self.cache.pop(key, None)
-            prev = None
-            out = exact.elementwise(a, b).to(self.dtype).mul_(scale)
+            exact_ab = exact.elementwise(a, b) if elementwise else \
+                exact.product(a, b, self.qp.product_bound(*points, a.shape[-1]))
+            out = exact_ab.to(self.dtype).mul_(scale)  # in place: same values as the QANN's
         self.cache[key] = ((a, b), out)
         return out
 

@@ -136,25 +136,17 @@ class TimeBatchOps(SpikeOpsBase):
             return ql.affine(out, self.dtype)
         return self._fill(node.path, (fired.events > 0).tolist(), acc)
 
-    def _product(self, key: str, points: tuple[str, str], a: torch.Tensor, b: torch.Tensor,
-                 scale: float) -> torch.Tensor:
+    def _product(self, key: str, points: tuple[str, str], a: torch.Tensor, b: torch.Tensor, scale: float,
+                 elementwise: bool = False) -> torch.Tensor:
         (sa, na), (sb, nb) = (self.activity[p] for p in points)
-        self.rec.product_steps(key, self.t0, (sa, na), (sb, nb), fan_a=b.shape[-1], fan_b=a.shape[-2])
+        fans = (1, 1) if elementwise else (b.shape[-1], a.shape[-2])
+        self.rec.product_steps(key, self.t0, (sa, na), (sb, nb), fan_a=fans[0], fan_b=fans[1])
         bound = self.qp.product_bound(*points, a.shape[-1])
 
         def prod(idx: list[int] | None) -> torch.Tensor:
             pa, pb = (a, b) if idx is None else (a[idx], b[idx])
-            return exact.product(pa, pb, bound).to(self.dtype) * scale
-        return self._fill(key, ((na + nb) > 0).tolist(), prod)
-
-    def _elementwise(self, key: str, points: tuple[str, str], a: torch.Tensor, b: torch.Tensor,
-                     scale: float) -> torch.Tensor:
-        (sa, na), (sb, nb) = (self.activity[p] for p in points)
-        self.rec.product_steps(key, self.t0, (sa, na), (sb, nb), fan_a=1, fan_b=1)
-
-        def prod(idx: list[int] | None) -> torch.Tensor:
-            pa, pb = (a, b) if idx is None else (a[idx], b[idx])
-            return exact.elementwise(pa, pb).to(self.dtype) * scale
+            exact_ab = exact.elementwise(pa, pb) if elementwise else exact.product(pa, pb, bound)
+            return exact_ab.to(self.dtype) * scale
         return self._fill(key, ((na + nb) > 0).tolist(), prod)
 
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
