@@ -186,6 +186,12 @@ def _heads(x: torch.Tensor, h: int) -> torch.Tensor:
     return x.unflatten(-1, (h, x.shape[-1] // h)).transpose(-3, -2)  # (..., N, D) -> (..., H, N, d)
 
 
+def head_major(point: str, x: torch.Tensor) -> bool:
+    """Whether an attention operand's neuron input comes split into heads (..., H, N, d) rather than (..., N, D)
+    (qk-norm / RoPE operands), so its counts are kept head-major and merged for ``layer_counts``."""
+    return getattr(point, "role", None) in (N.Role.Q, N.Role.K, N.Role.V) and x.dim() >= 4
+
+
 def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """(..., H, N, d) -> (..., N, D), the inverse of the split into attention heads."""
     return x.transpose(-3, -2).flatten(-2)

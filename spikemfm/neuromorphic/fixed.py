@@ -199,7 +199,7 @@ class FixedStepOps:
     def neuron(self, point: str, x: torch.Tensor) -> torch.Tensor:
         lo, hi = self.law.bounds(self.qp.quants[point])
         theta = self.fxp.theta[point]
-        if getattr(point, "role", None) in (N.Role.Q, N.Role.K, N.Role.V) and x.dim() >= 4:
+        if engine.head_major(point, x):
             self.head_major.add(point)
         target = torch.div(x + theta // 2, theta, rounding_mode="floor").clamp(lo, hi)
         return self._move(point, target)

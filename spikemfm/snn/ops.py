@@ -42,14 +42,6 @@ from spikemfm.snn.record import Recorder
 
 
 
-_OPERANDS = (N.Role.Q, N.Role.K, N.Role.V)
-
-
-def _head_major(point: str, x: torch.Tensor) -> bool:
-    """Whether an attention operand's input comes split into heads (..., H, N, d) rather than (..., N, D)."""
-    return getattr(point, "role", None) in _OPERANDS and x.dim() >= 4
-
-
 class _Fired(NamedTuple):
     """What a neuron layer emitted this step (see :class:`~spikemfm.snn.kernels.Fired`) and its name."""
 
@@ -178,7 +170,7 @@ class SNNStepOps(SpikeOpsBase):
         rest = self._at_rest(point, x)
         if rest is not None:
             return rest
-        if _head_major(point, x):  # qk-norm: q / k counts arrive split into heads
+        if engine.head_major(point, x):  # qk-norm: q / k counts arrive split into heads
             self.head_major.add(point)
         step, (lo, hi) = self.qp.quants[point].step, self.bounds[point]
         return self._fire(point, x, lambda prev: kernels.fire_quant(x, step, lo, hi, self.max_spikes, prev,
