@@ -3,20 +3,25 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
+import signal
 import sys
+import threading
 from typing import Callable, Sequence
 
-from spikemfm.errors import SpikeMFMError
+from spikemfm.errors import ConfigError, SpikeMFMError
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     """The main job: FP32 → QANN → SNN on real data, for the bundled tiny CLIP (zero-shot accuracy on
     Fashion-MNIST) or any supported model (judged against its own float module and QANN)."""
-    from pathlib import Path
 
     from spikemfm.convert import parse_max_spikes
-    from spikemfm.io import save_table
+    from spikemfm.io import check_out_dir, output_set, save_table
 
+    check_out_dir(args.out)
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size={args.batch_size}: must be >= 1")
     cfg = {k: v for k, v in vars(args).items() if k != "func"}
     if args.model != "tiny-clip-fmnist":
         from spikemfm.app.model_demo import run_model_demo
@@ -29,7 +34,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         rows, note = run_model_demo(job, tuple(args.timesteps), n, args.batch_size, progress=not args.no_progress)
         _print_rows(f"spikemfm demo: {args.model} ({args.tower if args.model.startswith('open_clip') else 'tower'}"
                     f") on {note}", rows)
-        save_table(Path(args.out), "demo", rows, cfg, f"spikemfm demo: {args.model}")
+        with output_set(args.out) as stage:
+            save_table(stage, "demo", rows, cfg, f"spikemfm demo: {args.model}")
         print(f"wrote {args.out}/demo.{{json,csv,md}}")
         return 0
     from spikemfm.demo import DemoConfig, run_demo
@@ -41,7 +47,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     rows = run_demo(dcfg, progress=not args.no_progress)
     _print_rows(f"spikemfm demo: {args.model} zero-shot on Fashion-MNIST test "
                 "(image and text towers both spiking in the SNN rows)", rows)
-    save_table(Path(args.out), "demo", rows, cfg, "spikemfm demo: tiny-clip-fmnist zero-shot")
+    with output_set(args.out) as stage:
+        save_table(stage, "demo", rows, cfg, "spikemfm demo: tiny-clip-fmnist zero-shot")
     print(f"wrote {args.out}/demo.{{json,csv,md}}")
     return 0
 
@@ -63,18 +70,20 @@ def _print_rows(title: str, rows: list[dict]) -> None:
 
 def _cmd_energy(args: argparse.Namespace) -> int:
     """Energy per inference of a saved SNN (or the tiny CLIP's spiking tower) vs dense baselines, per profile."""
-    from pathlib import Path
 
     from spikemfm.convert import ConvertConfig, QuantConfig, parse_max_spikes
     from spikemfm.data import load_fashion_mnist
     from spikemfm.energy import estimate_energy, load_profile
     from spikemfm.energy.plot import plot_breakdown
-    from spikemfm.io import save_table
+    from spikemfm.io import check_out_dir, output_set, safe_stem, save_table
     from spikemfm.jobs import model_file_for, run_energy_saved
     from spikemfm.models.tiny_clip import load_tiny_clip
     from spikemfm.app.tiny_clip import calibration_images, convert_tiny_clip, prompts
     from spikemfm.snn import simulate
 
+    check_out_dir(args.out)
+    if not args.profile:
+        raise ConfigError("--profile: give at least one energy profile (a name or a TOML path)")
     profiles = [load_profile(p) for p in args.profile]  # fail fast on a bad profile
     if args.model is not None:
         with model_file_for(args.model, _source(args), not args.no_progress) as path:
@@ -97,19 +106,20 @@ def _cmd_energy(args: argparse.Namespace) -> int:
               "SNN/bit-matched": r.get("snn/qann_bitmatched"), "complete": "yes" if r["complete"] == "yes" else "no"}
              for r in summary]
     _print_rows(f"energy per inference, {what}", short)
-    out = Path(args.out)
+    out = args.out
     cfg = {k: v for k, v in vars(args).items() if k != "func"}
-    save_table(out, "energy_summary", summary, cfg, "energy per inference (nJ)")
-    for r in reports:
-        save_table(out, f"energy_layers_{r.profile}", r.layer_rows(), cfg, f"per-layer energy (pJ), {r.profile}")
-        plot_breakdown(r, out / f"energy_{r.profile}.png")
+    with output_set(out) as stage:
+        save_table(stage, "energy_summary", summary, cfg, "energy per inference (nJ)")
+        for r in reports:  # file names from the profile's sanitised name: a name cannot point outside --out
+            stem = safe_stem(r.profile)
+            save_table(stage, f"energy_layers_{stem}", r.layer_rows(), cfg, f"per-layer energy (pJ), {r.profile}")
+            plot_breakdown(r, stage / f"energy_{stem}.png")
     print(f"wrote {out}/energy_summary.{{json,csv,md}}, per-layer tables and PNG breakdowns")
     return 0
 
 
 def _cmd_lava(args: argparse.Namespace) -> int:
     """Runs a part of a converted real model in Lava (Loihi2SimCfg) and checks it against PyTorch."""
-    from pathlib import Path
 
     from spikemfm.convert import parse_max_spikes
     from spikemfm.io import save_table
@@ -117,10 +127,18 @@ def _cmd_lava(args: argparse.Namespace) -> int:
     from spikemfm.neuromorphic.parts import Part
     from spikemfm.jobs import agreement_job, model_file_for
 
+    from spikemfm.io import check_out_dir, output_set
+
+    check_out_dir(args.out)
     Part(args.part, args.block)  # fail fast on a bad part
+    _check_lava_args(args)
     with contextlib.ExitStack() as stack:
         job_model = args.agreement_model if args.model is None else \
             str(stack.enter_context(model_file_for(args.model, _source(args))))
+        if args.model is not None:  # the block index against the saved model, before the Lava worker starts
+            from spikemfm.serialize import load_converted
+
+            Part(args.part, args.block).check(load_converted(job_model)[0].graph)
         rows = run_isolated(agreement_job, dict(model=job_model, parts=[(args.part, args.block)],
                                                 precisions=args.precision, timesteps=args.timesteps,
                                                 n_inputs=args.inputs, bits=args.bits,
@@ -135,7 +153,8 @@ def _cmd_lava(args: argparse.Namespace) -> int:
     _print_rows(f"Lava ({', '.join(args.precision)}) vs PyTorch SNN: {model} {args.part} "
                 f"{'' if args.part == 'tower' else args.block}, T={args.timesteps}, batch {args.inputs}", short)
     cfg = {k: v for k, v in vars(args).items() if k != "func"}
-    save_table(Path(args.out), "lava_agreement", rows, cfg, "Lava vs PyTorch SNN agreement and speed")
+    with output_set(args.out) as stage:
+        save_table(stage, "lava_agreement", rows, cfg, "Lava vs PyTorch SNN agreement and speed")
     bad = [r for r in rows if r["spike_mismatches"] or r["max_output_diff"] > (1e-6 if r["precision"] == "floating_pt" else 0)]
     for r in bad:
         print(f"spikemfm lava: {r['precision']} run DISAGREES: {r['spike_mismatches']} spike mismatches, "
@@ -144,14 +163,31 @@ def _cmd_lava(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _check_lava_args(args: argparse.Namespace) -> None:
+    """Refuses bad lava options before any conversion (the block index against the bundled models' depth)."""
+    for name in ("timesteps", "inputs"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name}={getattr(args, name)}: must be >= 1")
+    if not math.isfinite(args.timeout) or args.timeout <= 0:
+        raise ConfigError(f"--timeout={args.timeout}: give a positive number of seconds")
+    if args.part != "tower" and args.model is None:
+        from spikemfm.jobs import agreement_depth
+
+        depth = agreement_depth(args.agreement_model)
+        if args.block >= depth:
+            raise ConfigError(f"--block={args.block}: {args.agreement_model} has {depth} blocks (0..{depth - 1})")
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     """Loads a model, (prunes,) quantizes and converts it; writes the SNN file and a JSON summary."""
+    from spikemfm.io import check_out_dir
     from spikemfm.jobs import job_from_toml, run_convert, weights_of
 
     overrides = {k: getattr(args, k) for k in ("model", "tower", "checkpoint", "bits", "budget", "head_ratio",
                                                 "mlp_ratio", "recovery_steps", "max_spikes", "timesteps",
                                                 "calib_samples", "eval_samples", "data", "model_args", "out")}
-    job = job_from_toml(args.config, overrides)
+    job = job_from_toml(args.config, overrides, elsewhere=set().union(*_all_options(build_parser()).values()))
+    check_out_dir(job.out)
     if weights_of(job).startswith("random-init"):
         print(f"spikemfm convert: warning: {job.model} has {weights_of(job)}", file=sys.stderr)
     summary = run_convert(job, progress=not args.no_progress)
@@ -166,8 +202,12 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     """Reloads a converted model and simulates real test inputs step by step."""
+    from spikemfm.io import check_out_dir
     from spikemfm.jobs import model_file_for, run_simulate
 
+    check_out_dir(args.out)
+    if args.inputs < 1 or args.timesteps < 1:
+        raise ConfigError(f"--inputs={args.inputs}, --timesteps={args.timesteps}: both must be >= 1")
     with model_file_for(args.model, _source(args)) as path:
         rows = run_simulate(path, args.inputs, args.timesteps, args.out)
     _print_rows(f"spikemfm simulate: {args.model}", rows[:: max(1, len(rows) // 8)] + rows[-1:])
@@ -177,7 +217,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     """Collects every saved results table and plot into one markdown report."""
+    from spikemfm.io import check_out_file
     from spikemfm.report import build_report
+
+    check_out_file(args.out)
 
     print(f"wrote {build_report(args.results, args.out)}")
     return 0
@@ -323,6 +366,14 @@ def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.Argume
     return action.choices[command]
 
 
+def _all_options(parser: argparse.ArgumentParser) -> dict[str, set[str]]:
+    """The option names (dests) of every sub-command, for shared config files."""
+    from spikemfm.cli_config import options_of
+
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {name: set(options_of(sub)) for name, sub in action.choices.items()}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     from spikemfm.cli_config import apply_config
@@ -331,13 +382,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    # SIGTERM unwinds like Ctrl-C: workers are killed and temp files removed on the way out (finally blocks)
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         if args.command != "convert":  # convert reads its TOML into a ConvertJob (spikemfm.jobs)
-            args = apply_config(_subparser(parser, args.command), args, argv, args.command)
+            args = apply_config(_subparser(parser, args.command), args, argv, args.command,
+                                {k: v for k, v in _all_options(parser).items() if k != args.command})
         return func(args)
     except (SpikeMFMError, ValueError) as exc:
         print(f"spikemfm {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"spikemfm {args.command}: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except _Terminated:
+        print(f"spikemfm {args.command}: terminated (SIGTERM); nothing was written", file=sys.stderr)
+        return 143
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that ``finally`` blocks (worker kill, staging clean-up) run."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated()
 
 
 if __name__ == "__main__":

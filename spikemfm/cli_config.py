@@ -16,9 +16,10 @@ from typing import Any, Sequence
 from spikemfm.errors import ConfigError
 
 _NOT_CONFIGURABLE = ("help", "config", "func", "command")
+COMMANDS = ("demo", "energy", "convert", "simulate", "lava", "report")  # their tables in a shared file
 
 
-def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+def options_of(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
     return {a.dest: a for a in parser._actions if a.dest not in _NOT_CONFIGURABLE and a.option_strings}
 
 
@@ -29,6 +30,8 @@ def _given(action: argparse.Action, argv: Sequence[str]) -> bool:
 
 def _convert(path: Path, key: str, action: argparse.Action, value: Any) -> Any:
     many = action.nargs in ("+", "*")
+    if many and not isinstance(value, list):
+        value = [value]  # a shared top-level `timesteps = 16` is one value of demo's list
     if many != isinstance(value, list):
         raise ConfigError(f"config file {path}: {key} must be {'a list' if many else 'a single value'}, got {value!r}")
     if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
@@ -50,32 +53,55 @@ def _convert(path: Path, key: str, action: argparse.Action, value: Any) -> Any:
     return out if many else out[0]
 
 
-def read_command_config(path: str | Path, command: str) -> dict[str, Any]:
-    """The keys of ``path`` that apply to ``command`` (top level, then its own table on top)."""
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The TOML document at ``path``; one :class:`ConfigError` naming the file when it cannot be read."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"config file {path}: cannot read it ({exc})") from exc
+        raise ConfigError(f"config file {path}: cannot read it as TOML ({exc})") from exc
+
+
+def split_config(path: str | Path, command: str, commands: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(top-level keys, keys of the ``[command]`` table) of ``path``, dashes read as underscores; the tables of
+    the other ``commands`` are left out (one file may configure several commands)."""
+    data = read_toml(path)
     own = data.get(command, {})
     if not isinstance(own, dict):
         raise ConfigError(f"config file {path}: [{command}] must be a table")
-    top = {k: v for k, v in data.items() if not isinstance(v, dict)}
-    return {k.replace("-", "_"): v for k, v in {**top, **own}.items()}
+    top = {k: v for k, v in data.items() if k not in commands}
+
+    def norm(d: dict[str, Any]) -> dict[str, Any]:
+        return {k.replace("-", "_"): v for k, v in d.items()}
+
+    return norm(top), norm(own)
+
+
+def select_keys(path: str | Path, command: str, top: dict[str, Any], own: dict[str, Any], known: set[str],
+                elsewhere: set[str]) -> dict[str, Any]:
+    """The values that apply to ``command``: its own table's keys (each must be one of ``known``), over the top-level
+    keys it knows; a top-level key that only another command knows (``elsewhere``) is skipped, any other one is
+    an error naming the file."""
+    unknown = sorted(set(own) - known) + sorted(set(top) - known - elsewhere)
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown field(s) {unknown} for '{command}'; known: {sorted(known)}")
+    return {**{k: v for k, v in top.items() if k in known}, **own}
 
 
 def apply_config(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str],
-                 command: str) -> argparse.Namespace:
-    """``args`` with the values of ``args.config`` filled in wherever the flag was not given."""
+                 command: str, elsewhere: dict[str, set[str]] | None = None) -> argparse.Namespace:
+    """``args`` with the values of ``args.config`` filled in wherever the flag was not given.
+
+    ``elsewhere``: the option names of every command (by command), so that a shared file's top-level keys meant
+    for other commands are skipped rather than refused.
+    """
     path = getattr(args, "config", None)
     if path is None:
         return args
-    options = _options(parser)
-    values = read_command_config(path, command)
-    unknown = sorted(set(values) - set(options))
-    if unknown:
-        raise ConfigError(f"config file {path}: unknown field(s) {unknown} for '{command}'; "
-                          f"known: {sorted(options)}")
+    options = options_of(parser)
+    others = elsewhere or {}
+    top, own = split_config(path, command, [*COMMANDS, *others])
+    values = select_keys(path, command, top, own, set(options), set().union(*others.values()) if others else set())
     for key, value in values.items():
         action = options[key]
         if not _given(action, argv):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from spikemfm.checks import check_field_types
 from spikemfm.convert import ConvertConfig, QuantConfig
 from spikemfm.data import load_fashion_mnist
 from spikemfm.errors import ConfigError
@@ -25,10 +26,13 @@ class DemoConfig:
     batch_size: int = 100
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if not 0 < self.n_snn <= self.n_test <= 10000:
             raise ConfigError(f"DemoConfig: need 0 < n_snn ({self.n_snn}) <= n_test ({self.n_test}) <= 10000")
         if not self.timesteps or min(self.timesteps) < 1:
             raise ConfigError(f"DemoConfig.timesteps={self.timesteps}: need positive step counts")
+        if self.batch_size < 1:
+            raise ConfigError(f"DemoConfig.batch_size={self.batch_size}: must be >= 1")
 
 
 def run_demo(cfg: DemoConfig, progress: bool = True) -> list[dict]:

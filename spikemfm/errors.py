@@ -27,3 +27,7 @@ class ConfigError(SpikeMFMError, ValueError):
 
 class FidelityError(UnsupportedModuleError):
     """The graph extracted from a module does not compute what the module computes."""
+
+
+class OutputError(SpikeMFMError):
+    """An output folder or file cannot be written (not a folder, no permission, disk full)."""

@@ -1,22 +1,151 @@
-"""Atomic file output and provenance (git commit, config) for saved results."""
+"""Atomic file output and provenance (git commit, config) for saved results.
+
+Single files are written to a temp file and renamed. A command's set of files (a model with its summary, a table
+with its plots) is written into a hidden staging folder and moved into place only when all of it is written
+(:func:`output_set`), so a crash, a kill or a full disk leaves the previous set untouched rather than a new model
+beside an old summary. Temp names carry the writer's process id: leftovers of a killed writer are removed by the
+next writer in that folder.
+"""
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import os
+import re
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
+
+from spikemfm.errors import OutputError
+
+_STAGE = ".spikemfm-staging"
+
+
+def _tmp_prefix(name: str) -> str:
+    return f".{name}.{os.getpid()}.tmp"
+
+
+def _dead(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def clean_stale(folder: Path) -> None:
+    """Removes temp files and staging folders in ``folder`` left by writers that no longer run (``kill -9``)."""
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        parts = entry.name.split(".")
+        pid = parts[2].split("-")[0] if entry.name.startswith(_STAGE) and len(parts) > 2 else \
+            parts[-2] if entry.name.startswith(".") and len(parts) >= 4 and parts[-1].startswith("tmp") else None
+        if pid is not None and pid.isdigit() and _dead(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+
+
+def _existing_ancestor(path: Path) -> Path:
+    anc = path.absolute()
+    while not anc.exists():
+        anc = anc.parent
+    return anc
+
+
+def _check_writable(path: Path, what: str) -> Path:
+    """The first existing folder above ``path``, after checking that a folder can be created in it."""
+    anc = _existing_ancestor(path.parent if path.exists() else path)
+    if not anc.is_dir():
+        raise OutputError(f"{what} {path}: {anc} is a file, not a folder; choose another --out")
+    try:  # a real probe: os.access says yes to root even on /proc
+        tempfile.TemporaryDirectory(prefix=f"{_STAGE}.{os.getpid()}-probe", dir=anc).cleanup()
+    except OSError as exc:
+        raise OutputError(f"{what} {path}: cannot create files in {anc} ({exc.strerror or exc}); choose another --out") \
+            from None
+    return anc
+
+
+def check_out_dir(path: str | Path) -> Path:
+    """Checks, before any work, that ``path`` is (or can become) a writable folder; returns it.
+
+    Raises:
+        OutputError: ``path`` is a file, lies under a file, or cannot be created / written.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"output folder {path}: a file of that name exists; choose another --out")
+    _check_writable(path, "output folder")
+    return path
+
+
+def check_out_file(path: str | Path) -> Path:
+    """Checks, before any work, that the file ``path`` can be written (not a folder, its folder writable)."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"output file {path}: is a folder; give a file name (e.g. {path / 'REPORT.md'})")
+    check_out_dir(path.parent)
+    return path
+
+
+def _disk_error(exc: BaseException, out: Path) -> OutputError | None:
+    """An :class:`OutputError` for a write that failed for lack of space (torch reports it as RuntimeError)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return OutputError(f"output {out}: disk full ({exc.strerror}); nothing was written")
+    if isinstance(exc, RuntimeError) and "write" in str(exc).lower() and ("file" in str(exc).lower()):
+        return OutputError(f"output {out}: writing failed ({str(exc).splitlines()[0][:120]}); the disk may be "
+                           "full; nothing was written")
+    return None
+
+
+@contextlib.contextmanager
+def output_set(out_dir: str | Path) -> Iterator[Path]:
+    """A staging folder for a set of output files; moved into ``out_dir`` only when the block succeeds.
+
+    ``out_dir`` is checked first (:func:`check_out_dir`). Files already in ``out_dir`` that the set does not
+    write are kept. On any failure the staging folder is removed and nothing in ``out_dir`` changes; a full disk
+    becomes one :class:`OutputError`.
+    """
+    out = check_out_dir(out_dir)
+    anc = _check_writable(out, "output folder")
+    clean_stale(anc)
+    stage = Path(tempfile.mkdtemp(prefix=f"{_STAGE}.{os.getpid()}-", dir=anc))
+    try:
+        yield stage
+        _commit(stage, out)
+    except BaseException as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        disk = _disk_error(exc, out)
+        if disk is not None:
+            raise disk from exc
+        raise
+    shutil.rmtree(stage, ignore_errors=True)
+
+
+def _commit(stage: Path, out: Path) -> None:
+    """Moves the staged files into ``out`` (renames on one file system), in the order they were written."""
+    files = sorted((p for p in stage.rglob("*") if p.is_file()), key=lambda p: (p.stat().st_mtime_ns, str(p)))
+    out.mkdir(parents=True, exist_ok=True)
+    for src in files:
+        dst = out / src.relative_to(stage)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Writes ``data`` to a temp file beside ``path`` then renames it, so no partial file is left."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    clean_stale(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path.name), dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -33,7 +162,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
     """A temp path beside ``path`` for a writer that needs a file name; renamed to ``path`` on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    clean_stale(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path.name), dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -44,14 +174,23 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise
 
 
+def _utf8(text: str) -> bytes:
+    """UTF-8, with a non-UTF-8 file name's surrogate escapes written as visible ``\\udcxx`` escapes."""
+    return text.encode("utf-8", errors="backslashreplace")
+
+
 def atomic_write_text(path: Path, text: str) -> Path:
     """Text version of :func:`atomic_write_bytes` (UTF-8)."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
+    return atomic_write_bytes(path, _utf8(text))
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return _utf8(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def write_json(path: Path, obj: Any) -> Path:
     """Atomically writes ``obj`` as indented JSON."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    return atomic_write_bytes(path, _json_bytes(obj))
 
 
 def columns(rows: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -59,15 +198,18 @@ def columns(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     return list(dict.fromkeys(k for r in rows for k in r))
 
 
-def write_csv(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
-    """Atomically writes dict rows as CSV (columns: every key, in first-seen order)."""
-    rows = list(rows)
+def _csv_bytes(rows: list[Mapping[str, Any]]) -> bytes:
     buf = io.StringIO()
     if rows:
         writer = csv.DictWriter(buf, fieldnames=columns(rows))
         writer.writeheader()
         writer.writerows(rows)
-    return atomic_write_text(path, buf.getvalue())
+    return _utf8(buf.getvalue())
+
+
+def write_csv(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Atomically writes dict rows as CSV (columns: every key, in first-seen order)."""
+    return atomic_write_bytes(path, _csv_bytes(list(rows)))
 
 
 def git_commit(repo: Path | None = None) -> str:
@@ -105,13 +247,17 @@ def markdown_table(rows: list[Mapping[str, Any]], floatfmt: str = ".4g") -> str:
 
 def save_table(out_dir: Path, stem: str, rows: list[Mapping[str, Any]], config: Mapping[str, Any],
                title: str, extra: Mapping[str, Any] | None = None) -> str:
-    """Writes ``stem``.json (rows + config + git commit), .csv and .md atomically; returns the markdown."""
-    out_dir = Path(out_dir)
-    md = f"## {title}\n\n" + markdown_table(list(rows))
-    write_json(out_dir / f"{stem}.json", {"title": title, **provenance(config), "rows": list(rows),
-                                          **(dict(extra) if extra else {})})
-    write_csv(out_dir / f"{stem}.csv", rows)
-    atomic_write_text(out_dir / f"{stem}.md", md)
+    """Writes ``stem``.json (rows + config + git commit), .csv and .md atomically; returns the markdown.
+
+    All three are encoded before the first is written, so a value that cannot be written fails with none of
+    them on disk.
+    """
+    out_dir, rows = Path(out_dir), list(rows)
+    md = f"## {title}\n\n" + markdown_table(rows)
+    data = {".json": _json_bytes({"title": title, **provenance(config), "rows": rows, **(dict(extra) if extra else {})}),
+            ".csv": _csv_bytes(rows), ".md": _utf8(md)}
+    for suffix, payload in data.items():
+        atomic_write_bytes(out_dir / f"{stem}{suffix}", payload)
     return md
 
 
@@ -120,3 +266,10 @@ def save_figure(fig: Any, path: Path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
     return atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def safe_stem(name: str) -> str:
+    """A file-name stem from a free-form name (a profile's ``name``): path separators, dots and anything but
+    letters, digits, ``_`` and ``-`` become ``_``, so the name cannot point outside the output folder."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", str(name)).strip("_")
+    return stem or "unnamed"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,6 +17,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn.functional as F
 
+from spikemfm.checks import check_field_types
 from spikemfm.app import DataSource, InputSpec, input_spec, real_batches
 from spikemfm.errors import ConfigError, DataError, ModelLoadError
 
@@ -64,6 +64,7 @@ class ConvertJob:
     out: str = "results/convert_cli"
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         DataSource(self.data)  # fails on a path that does not exist, before any model loads
         args = self.model_args.items() if isinstance(self.model_args, dict) else self.model_args
         try:  # a TOML table, saved JSON lists or pairs: one canonical form
@@ -89,32 +90,33 @@ class ConvertJob:
         return None if self.max_spikes == "graded" else int(self.max_spikes)
 
 
-def job_from_toml(path: str | Path | None, overrides: dict[str, Any]) -> ConvertJob:
-    """A :class:`ConvertJob` from a TOML file (optional) with ``overrides`` (None values ignored) on top."""
+def job_from_toml(path: str | Path | None, overrides: dict[str, Any], elsewhere: set[str] = frozenset()) -> ConvertJob:
+    """A :class:`ConvertJob` from a TOML file (optional) with ``overrides`` (None values ignored) on top.
+
+    The file holds ConvertJob fields at the top level or in a ``[convert]`` table; ``elsewhere``: keys that other
+    commands of a shared file take (skipped at the top level, as are those commands' tables).
+    """
+    from spikemfm.cli_config import COMMANDS, select_keys, split_config
+
     values: dict[str, Any] = {}
     known = {f.name for f in fields(ConvertJob)}
     if path is not None:
-        path = Path(path)
-        try:
-            values = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"config file {path}: cannot read it ({exc})") from exc
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"config file {path}: unknown field(s) {unknown}; known: {sorted(known)}")
+        top, own = split_config(path, "convert", COMMANDS)
+        values = select_keys(path, "convert", top, own, known, set(elsewhere))
     flags = {k: v for k, v in overrides.items() if v is not None}
     if isinstance(values.get("model_args"), dict) and "model_args" in flags:  # flags add to / win over the table
         flags["model_args"] = {**values["model_args"], **dict(flags["model_args"])}
     values.update(flags)
     try:
         return ConvertJob(**values)
-    except TypeError as exc:
-        raise ConfigError(f"config: {exc}") from exc
+    except ConfigError as exc:  # name the file when the bad field came from it, not from a flag
+        field = str(exc).partition("=")[0].rpartition(".")[2]
+        raise ConfigError(f"config file {path}: {exc}" if path is not None and field not in flags else str(exc)) \
+            from None
 
 
-def load_tower(job: ConvertJob, offline: bool = False) -> tuple[Any, Any]:
-    """(tower module, tokenizer or None) of the job's model; ``offline``: read Hugging Face models from the local
-    cache or folder only (a saved model's metadata must never make spikemfm fetch from the network)."""
+def load_tower(job: ConvertJob) -> tuple[Any, Any]:
+    """(tower module, tokenizer or None) of the job's model."""
     from spikemfm.models import load
 
     is_clip = job.model == "tiny-clip-fmnist" or job.model.startswith("open_clip:")
@@ -123,8 +125,6 @@ def load_tower(job: ConvertJob, offline: bool = False) -> tuple[Any, Any]:
         if not Path(job.checkpoint).is_file() and not job.model.startswith("open_clip:"):
             raise ModelLoadError(f"checkpoint {job.checkpoint}: no such file")
         kwargs = {"pretrained": job.checkpoint} if job.model.startswith("open_clip:") else {"checkpoint": job.checkpoint}
-    if offline and job.model.startswith("hf:"):
-        kwargs["local_files_only"] = True
     model = load(job.model, **kwargs, **dict(job.model_args))
     if not is_clip:
         return model, getattr(model, "tokenize", None)
@@ -153,10 +153,11 @@ def run_convert(job: ConvertJob, progress: bool = True) -> dict[str, Any]:
     from spikemfm.convert import (ConvertConfig, MixedPrecisionConfig, PruneConfig, QuantConfig, convert, distill,
                                   prune, quantize)
     from spikemfm.convert.qann import as_graph
-    from spikemfm.io import write_json, provenance
+    from spikemfm.io import check_out_dir, output_set, provenance, write_json
     from spikemfm.serialize import save_converted
     from spikemfm.snn import simulate
 
+    check_out_dir(job.out)  # before any work: a bad --out must not cost a conversion
     tower, tokenizer = load_tower(job)
     graph = as_graph(tower)
     spec = input_spec(tower, graph) if graph.input_kind == "image" else None
@@ -184,11 +185,13 @@ def run_convert(job: ConvertJob, progress: bool = True) -> dict[str, Any]:
                "t_exact": res.t_exact(ref), "max_rel_error_at_T": float(res.max_error(ref)[-1] / ref.abs().max()),
                "qann_vs_module_cosine": _cosine_vs_module(tower, graph, ref, x),
                "graph_vs_module_rel_l2": qann.fidelity.output_error if qann.fidelity is not None else None}
-    if qann.allocation is not None:
-        summary["allocation"] = qann.allocation.summary
-        qann.allocation.save(out)
-    save_converted(snn, out / "model.snn.pt", {"job": asdict(job), "input": summary["input"]})
-    write_json(out / "summary.json", summary)
+    # one set: the model, its bit report and its summary appear together or not at all (summary.json last)
+    with output_set(out) as stage:
+        if qann.allocation is not None:
+            summary["allocation"] = qann.allocation.summary
+            qann.allocation.save(stage)
+        save_converted(snn, stage / "model.snn.pt", {"job": asdict(job), "input": summary["input"]})
+        write_json(stage / "summary.json", summary)
     return summary
 
 
@@ -218,15 +221,55 @@ def model_file_for(model: str, source: dict[str, Any], progress: bool = False) -
 
 def load_saved(model_file: str | Path) -> tuple[Any, Any, ConvertJob, InputSpec | None]:
     """A model written by ``spikemfm convert``: (SpikingModel, tokenizer or None, the job that made it, the
-    input spec of an image tower)."""
+    input spec of an image tower). The metadata is validated like a config; a text tower's tokenizer is read
+    from local files only, with the hub switched off: a model file never makes spikemfm fetch what it names."""
     from spikemfm.serialize import load_converted
 
     snn, meta = load_converted(model_file)
     known = {f.name for f in fields(ConvertJob)}
-    job = replace(ConvertJob(), **{k: v for k, v in meta.get("job", {}).items() if k in known})
-    tokenizer = load_tower(job, offline=True)[1] if snn.graph.input_kind == "tokens" else None
-    spec = InputSpec.from_dict(meta["input"]) if meta.get("input") else None
+    try:
+        saved = meta.get("job", {})
+        if not isinstance(saved, dict):
+            raise ConfigError(f"meta.job is a {type(saved).__name__}, not a table")
+        job = replace(ConvertJob(), **{k: v for k, v in saved.items() if k in known})
+        spec = InputSpec.from_dict(meta["input"]) if meta.get("input") else None
+    except (ConfigError, TypeError, KeyError, ValueError) as exc:
+        raise ModelLoadError(f"converted model {model_file}: invalid metadata ({exc}); convert the model again") \
+            from None
+    tokenizer = None
+    if snn.graph.input_kind == "tokens":
+        try:
+            tokenizer = saved_tokenizer(job)
+        except ModelLoadError as exc:
+            raise ModelLoadError(f"converted model {model_file}: its tokenizer ({job.model}) is not available "
+                                 f"offline: {exc}") from None
     return snn, tokenizer, job, spec
+
+
+def saved_tokenizer(job: ConvertJob) -> Any:
+    """The tokenizer of a saved text tower, without building the model and without the network."""
+    from spikemfm.models.offline import hub_offline
+
+    max_length = int(dict(job.model_args).get("max_length", 64))
+    if job.model.startswith("hf:") or job.model in ("minilm", "all-MiniLM-L6-v2"):
+        from spikemfm.models.text import load_hf_tokenizer, minilm_path
+
+        return load_hf_tokenizer(minilm_path() if not job.model.startswith("hf:") else job.model[3:], max_length)
+    if job.model == "tiny-clip-fmnist":
+        from spikemfm.models.tiny_clip import load_tiny_clip
+
+        return load_tiny_clip().text.tokenize
+    if job.model.startswith("open_clip:"):
+        from spikemfm.models._compat import import_open_clip
+        from spikemfm.models.sources import short_error
+
+        open_clip = import_open_clip()
+        try:
+            with hub_offline():
+                return open_clip.get_tokenizer(job.model.partition(":")[2])
+        except Exception as exc:  # the hub client's OfflineModeIsEnabled, OSError of a missing cache entry, ...
+            raise ModelLoadError(short_error(exc)) from exc
+    raise ModelLoadError(f"model {job.model!r} has no text tokenizer")
 
 
 def saved_test_inputs(model_file: str | Path, n_inputs: int) -> tuple[Any, Any, ConvertJob]:
@@ -243,9 +286,10 @@ def saved_test_inputs(model_file: str | Path, n_inputs: int) -> tuple[Any, Any, 
 
 def run_simulate(model_file: str | Path, n_inputs: int, timesteps: int, out: str | Path) -> list[dict[str, Any]]:
     """Reloads a converted model, simulates real test inputs and writes per-step rows (JSON + CSV + MD)."""
-    from spikemfm.io import save_table
+    from spikemfm.io import check_out_dir, output_set, save_table
     from spikemfm.snn import simulate
 
+    check_out_dir(out)
     snn, x, _ = saved_test_inputs(model_file, n_inputs)
     qann_out = torch_qann(snn, x)
     res = simulate(snn, x, timesteps)
@@ -253,7 +297,8 @@ def run_simulate(model_file: str | Path, n_inputs: int, timesteps: int, out: str
     rows = [{"T": t + 1, "max_rel_error_vs_qann": float(err[t]),
              "spikes_per_input": float(sum(v.spikes[t] for v in res.neuron_stats.values()) / res.batch_size)}
             for t in range(timesteps)]
-    save_table(Path(out), "simulate", rows, {"model_file": str(model_file), "n_inputs": n_inputs,
+    with output_set(out) as stage:
+        save_table(stage, "simulate", rows, {"model_file": str(model_file), "n_inputs": n_inputs,
                                              "timesteps": timesteps}, f"simulate {model_file}")
     return rows
 
@@ -277,6 +322,21 @@ def torch_qann(snn, x: Any):
 
 # The Lava agreement job (run in an isolated worker by `spikemfm lava` and the Lava benchmark).
 AGREEMENT_MODELS = ("tiny-clip-image", "minilm")
+
+
+def agreement_depth(model: str) -> int:
+    """Blocks of a bundled agreement model, read from its graph (no calibration or conversion)."""
+    from spikemfm.convert.qann import as_graph
+
+    if model == "tiny-clip-image":
+        from spikemfm.models.tiny_clip import load_tiny_clip
+
+        return len(as_graph(load_tiny_clip().visual).blocks)
+    if model == "minilm":
+        from spikemfm.models.text import load_minilm
+
+        return len(as_graph(load_minilm()).blocks)
+    raise ConfigError(f"agreement model {model!r}: choose one of {AGREEMENT_MODELS}")
 
 
 def _converted(model: str, n_inputs: int, bits: int, max_spikes: int | None, seed: int) -> tuple[Any, Any]:

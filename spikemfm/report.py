@@ -12,17 +12,24 @@ from pathlib import Path
 from typing import Any
 
 from spikemfm.errors import ConfigError
-from spikemfm.io import atomic_write_text, markdown_table
+from spikemfm.io import atomic_write_text, check_out_file, markdown_table, output_set
 
 
 def _tables(root: Path) -> list[tuple[Path, dict[str, Any]]]:
     out = []
     for path in sorted(root.rglob("*.json")):
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue  # staging folders and temp files of writers at work
         try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ConfigError(f"report: {path} is not readable JSON ({exc})") from exc
-        if isinstance(data, dict) and isinstance(data.get("rows"), list) and "title" in data:
+        if isinstance(data, dict) and "rows" in data and "title" in data:
+            rows = data["rows"]
+            if not isinstance(data["title"], str) or not isinstance(rows, list) or \
+                    not all(isinstance(r, dict) for r in rows):
+                raise ConfigError(f"report: {path} is not a results table (title must be a string and rows a list "
+                                  "of objects); fix or remove it")
             out.append((path, data))
     return out
 
@@ -85,7 +92,11 @@ PLOTS = {"mixed_vs_uniform": _plot_mixed, "lava_speed": _plot_lava, "simulation_
 
 
 def draw_plot(stem: str, data: dict[str, Any], png: Path) -> None:
-    """Draws the registered plot of table ``stem`` (``data``: its saved JSON, title and rows) to ``png``."""
+    """Draws the registered plot of table ``stem`` (``data``: its saved JSON, title and rows) to ``png``.
+
+    Raises:
+        ConfigError: the rows lack the columns the plot needs (a malformed table).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -94,16 +105,25 @@ def draw_plot(stem: str, data: dict[str, Any], png: Path) -> None:
     from spikemfm.io import save_figure
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    PLOTS[stem](data["rows"], ax)
-    ax.set_title(data["title"], fontsize=8)
-    ax.legend(fontsize=6)
-    save_figure(fig, png)
-    plt.close(fig)
+    try:
+        PLOTS[stem](data["rows"], ax)
+        ax.set_title(data["title"], fontsize=8)
+        ax.legend(fontsize=6)
+        save_figure(fig, png)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"report: table {stem!r} cannot be plotted ({type(exc).__name__}: {exc}); its rows lack "
+                          "the columns the plot needs") from None
+    finally:
+        plt.close(fig)
 
 
 def build_report(root: str | Path, out: str | Path) -> Path:
-    """Writes ``out`` (markdown) with every table and PNG under ``root``; returns its path."""
-    root, out = Path(root), Path(out)
+    """Writes ``out`` (markdown) with every table and PNG under ``root``; returns its path.
+
+    The report and the plots it draws (``report_plots/`` beside it) are written as one set: a failure leaves
+    the previous report and plots as they were.
+    """
+    root, out = Path(root), check_out_file(out)
     if not root.is_dir():
         raise ConfigError(f"report: results folder {root} does not exist; run the experiments first")
     tables = _tables(root)
@@ -111,18 +131,19 @@ def build_report(root: str | Path, out: str | Path) -> Path:
         raise ConfigError(f"report: no saved tables (JSON with title and rows) under {root}")
     lines = [f"# spikemfm results report\n\nFrom `{root}`: {len(tables)} tables.\n"]
     shown: set[Path] = set()
-    for path, data in tables:
-        rel = path.relative_to(root)
-        lines.append(f"## {data['title']}\n\n`{rel}` · commit `{data.get('git_commit', 'unknown')}` · "
-                     f"config `{json.dumps(data.get('config', {}), sort_keys=True, default=str)}`\n")
-        lines.append(markdown_table(data["rows"]) if data["rows"] else "(no rows)\n")
-        if path.stem in PLOTS:  # drawn from the saved rows, next to the report
-            png = out.parent / "report_plots" / f"{path.stem}.png"
-            draw_plot(path.stem, data, png)
-            lines.append(f"![{path.stem}]({os.path.relpath(png.resolve(), out.parent.resolve())})\n")
-        if path.parent not in shown:  # a folder's plots, once, after its first table
-            shown.add(path.parent)
-            lines += [f"![{png.stem}]({os.path.relpath(png.resolve(), out.parent.resolve())})\n"
-                      for png in sorted(path.parent.glob("*.png"))]
-    atomic_write_text(out, "\n".join(lines))
+    with output_set(out.parent) as stage:
+        for path, data in tables:
+            rel = path.relative_to(root)
+            lines.append(f"## {data['title']}\n\n`{rel}` · commit `{data.get('git_commit', 'unknown')}` · "
+                         f"config `{json.dumps(data.get('config', {}), sort_keys=True, default=str)}`\n")
+            lines.append(markdown_table(data["rows"]) if data["rows"] else "(no rows)\n")
+            if path.stem in PLOTS:  # drawn from the saved rows, next to the report
+                png = out.parent / "report_plots" / f"{path.stem}.png"
+                draw_plot(path.stem, data, stage / "report_plots" / png.name)
+                lines.append(f"![{path.stem}]({os.path.relpath(png.resolve(), out.parent.resolve())})\n")
+            if path.parent not in shown:  # a folder's plots, once, after its first table
+                shown.add(path.parent)
+                lines += [f"![{png.stem}]({os.path.relpath(png.resolve(), out.parent.resolve())})\n"
+                          for png in sorted(path.parent.glob("*.png"))]
+        atomic_write_text(stage / out.name, "\n".join(lines))
     return out

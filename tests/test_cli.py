@@ -179,7 +179,8 @@ def test_toml_config_fills_options_and_flags_override_it(tmp_path):
     ("nonsense = 1\n", "unknown field(s) ['nonsense'] for 'energy'"),
     ('bits = "eight"\n', "bits='eight' is invalid"),
     ('tower = "audio"\n', "tower='audio'; choose from ['image', 'text']"),
-    ('profile = "loihi"\n', "profile must be a list"),
+    ('profile = [["loihi"]]\n', "holds a nested value"),
+    ('no-progress = 1\n', "no_progress must be true or false"),
     ("bits = [\n", "cannot read it"),
 ])
 def test_toml_config_errors_name_the_file_and_field(tmp_path, text, message):
@@ -234,6 +235,22 @@ def test_energy_of_a_saved_model(saved_models, family, tmp_path, capsys):
     assert table and max(len(line) for line in table) <= 80
     row = json.loads((out / "energy_summary.json").read_text())["rows"][0]
     assert row["complete"] == "yes" and row["snn_nJ"] > 0 and row["int8_nJ"] > 0
+
+
+def test_asking_more_test_inputs_than_exist_is_refused(saved_models, tmp_path, capsys):
+    """Issue 15: `simulate --inputs 5000` on a text tower silently used the few hundred sentences there are."""
+    out = tmp_path / "sim"
+    assert main(["simulate", str(saved_models["minilm"] / "model.snn.pt"), "--inputs", "5000", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "5000 test inputs asked" in err[0] and not out.exists()
+
+
+def test_default_calibration_and_evaluation_sentences_never_overlap():
+    from spikemfm.app.data import _sentences, DataSource
+
+    calib, _ = _sentences(DataSource(), "train", 10 ** 6)
+    test, _ = _sentences(DataSource(), "test", 10 ** 6)
+    assert calib and test and not set(calib) & set(test)
 
 
 @pytest.mark.lava

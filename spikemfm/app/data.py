@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from spikemfm.checks import check_field_types
 from spikemfm.app.inputs import InputSpec
 from spikemfm.errors import ConfigError, DataError
 
@@ -29,6 +30,7 @@ class DataSource:
     path: str | None = None
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.path is not None and not Path(self.path).exists():
             raise ConfigError(f"data {self.path}: no such folder or file; give an image folder or a text file "
                               "of sentences (one per line)")

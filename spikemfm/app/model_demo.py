@@ -55,6 +55,11 @@ def run_model_demo(job: Any, timesteps: tuple[int, ...], n_inputs: int, batch_si
     from spikemfm.jobs import load_tower
     from spikemfm.snn import simulate
 
+    from spikemfm.errors import ConfigError
+
+    if batch_size < 1 or n_inputs < 1 or not timesteps or min(timesteps) < 1:
+        raise ConfigError(f"demo: batch_size={batch_size}, inputs={n_inputs}, timesteps={timesteps}: each must be "
+                          ">= 1")
     t0 = time.perf_counter()
     tower, tokenizer = load_tower(job)
     graph = as_graph(tower)

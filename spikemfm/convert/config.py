@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from spikemfm.checks import check_field_types
 from spikemfm.errors import ConfigError
 from spikemfm.ir.nodes import Point, Role
 from spikemfm.quant.neurons import NEURON_MODELS, NeuronModel
@@ -60,6 +61,7 @@ class QuantConfig:
     precision: str = "float64"
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         _check_bits("bits", self.bits)
         check_precision("QuantConfig", self.precision)
         _check_bits("weight_bits", self.weight_bits)
@@ -129,6 +131,7 @@ class ConvertConfig:
     neuron: str = "signed_if"
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.max_spikes_per_step is not None and (
                 not isinstance(self.max_spikes_per_step, int) or self.max_spikes_per_step < 1):
             raise ConfigError(f"ConvertConfig.max_spikes_per_step={self.max_spikes_per_step!r}: "

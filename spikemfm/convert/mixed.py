@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spikemfm.checks import check_field_types
 from spikemfm.convert.config import CLIP_METHODS, MAX_BITS, MIN_BITS, QuantConfig, check_precision
 from spikemfm.convert.sensitivity import Knob, Sensitivity
 from spikemfm.errors import ConfigError
@@ -55,6 +56,7 @@ class MixedPrecisionConfig:
     precision: str = "float64"
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         check_precision("MixedPrecisionConfig", self.precision)
         c = self.candidates
         if not c or any(not isinstance(b, int) or not MIN_BITS <= b <= MAX_BITS for b in c) or len(set(c)) != len(c):

@@ -25,6 +25,7 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
+from spikemfm.checks import check_field_types
 from spikemfm.convert.qann import as_graph
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
@@ -49,6 +50,7 @@ class PruneConfig:
     max_batches: int = 4
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         pairs = [("head_ratio", self.head_ratio), ("mlp_ratio", self.mlp_ratio)]
         pairs += [(f"block_ratios[{b}]", r) for b, h, m in self.block_ratios for r in (h, m)]
         for name, r in pairs:

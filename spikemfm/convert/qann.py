@@ -223,7 +223,7 @@ def analyze(model: nn.Module | N.EncoderGraph, config: MixedPrecisionConfig, cal
     graph, cal, fid = _calibrate(model, calib_batches, config.max_calib_batches, config.sensitivity_batches,
                                  progress)
     return Analysis(graph, cal, measure_sensitivity(graph, cal, config.candidates, config.clip, _act_quant,
-                                                    config.outlier_fraction, config.outlier_share), fid)
+                                                    config.outlier_fraction, config.outlier_share, progress), fid)
 
 
 def quantize(model: nn.Module | N.EncoderGraph, config: QuantConfig | MixedPrecisionConfig,

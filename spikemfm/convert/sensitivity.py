@@ -184,7 +184,8 @@ def _group_weight(node: N.Linear, full_q: torch.Tensor, channels: tuple[int, ...
 
 
 def measure_sensitivity(graph: N.EncoderGraph, cal: Calibration, candidates: tuple[int, ...], clip: str,
-                        act_quant, outlier_fraction: float = 0.125, outlier_share: float = 0.5) -> Sensitivity:
+                        act_quant, outlier_fraction: float = 0.125, outlier_share: float = 0.5,
+                        progress: bool = False) -> Sensitivity:
     """Measures D for every knob × candidate, every block × candidate and the whole model × candidate.
 
     ``act_quant(point, reservoir, QuantConfig)`` builds a calibrated activation quantizer (the QANN's).
@@ -214,7 +215,8 @@ def measure_sensitivity(graph: N.EncoderGraph, cal: Calibration, candidates: tup
             {k.name: _group_weight(linears[k.name], weights[b][k.name], k.channels) for k in sel
              if k.kind == "weight"}))
 
-    knob_d = {k.key: {b: run([k], b) for b in candidates} for k in tqdm(knobs, desc="sensitivity", leave=False)}
+    knob_d = {k.key: {b: run([k], b) for b in candidates} for k in tqdm(knobs, desc="sensitivity", leave=False,
+                                                                                   disable=not progress)}
     whole = [replace(k, channels=None, group="") for k in knobs]  # all groups of a layer at one width
     block_d = {i: {b: run([k for k in whole if k.block == i], b) for b in candidates}
                for i in range(len(graph.blocks))}

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spikemfm.data.idx import read_idx
+from spikemfm.data.idx import check_images, check_labels, read_idx
 from spikemfm.errors import DataError
 
 DEFAULT_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -92,6 +92,5 @@ def load_fashion_mnist(split: str = "test", root: Path | None = None) -> ImageSp
             f"{root}: Fashion-MNIST {split} has images {images.shape} / labels {labels.shape}, "
             f"expected ({n}, 28, 28) / ({n},); {_HOW_TO_GET}"
         )
-    if labels.max() >= len(CLASSES):
-        raise DataError(f"{root / lbl_name}: label {labels.max()} out of range 0..9; the file is corrupt")
-    return ImageSplit(images.copy(), labels.astype(np.int64), CLASSES)
+    labels = check_labels(labels, len(CLASSES), root / lbl_name)
+    return ImageSplit(check_images(images, root / img_name).copy(), labels, CLASSES)

@@ -7,6 +7,7 @@ profile lacks is null, never 0: totals that need it are reported as incomplete.
 """
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,14 +58,16 @@ class Profile:
 
 def _term(path: Path, name: str, raw: Mapping) -> Term:
     where = f"{path}: [terms.{name}]"
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: must be a table with value, unit, source, evidence and scope, got {raw!r}")
     for key in ("value", "unit", "source", "evidence", "scope"):
         if key not in raw:
             raise ConfigError(f"{where}: missing field {key!r}")
     value = raw["value"]
     if value == "null":
         value = None
-    elif not isinstance(value, (int, float)) or value < 0:
-        raise ConfigError(f"{where}.value={value!r}: must be a non-negative number or \"null\"")
+    elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{where}.value={value!r}: must be a finite non-negative number or \"null\"")
     if raw["unit"] not in UNITS:
         raise ConfigError(f"{where}.unit={raw['unit']!r}: must be one of {UNITS}")
     if raw["evidence"] not in EVIDENCE:
@@ -93,12 +96,19 @@ def load_profile(name_or_path: str | Path) -> Profile:
         if not path.is_file():
             raise ConfigError(f"unknown energy profile {name_or_path!r}; shipped: {available_profiles()}")
     try:
-        raw = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read energy profile ({exc})") from exc
     head = raw.get("profile")
-    if not isinstance(head, dict) or "name" not in head or head.get("scope") not in SCOPES:
-        raise ConfigError(f"{path}: needs a [profile] table with name and scope in {SCOPES}")
-    terms = {k: _term(path, k, v) for k, v in raw.get("terms", {}).items()}
+    if not isinstance(head, dict) or not isinstance(head.get("name"), str) or not head["name"].strip() \
+            or head.get("scope") not in SCOPES:
+        raise ConfigError(f"{path}: needs a [profile] table with a name (a string) and scope in {SCOPES}")
+    for key in ("title", "notes"):
+        if not isinstance(head.get(key, ""), str):
+            raise ConfigError(f"{path}: [profile].{key} must be a string")
+    table = raw.get("terms", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [terms] must be a table of [terms.NAME] tables")
+    terms = {k: _term(path, k, v) for k, v in table.items()}
     return Profile(head["name"], head.get("title", head["name"]), head["scope"], head.get("notes", ""),
                    MappingProxyType(terms), str(path))

@@ -61,23 +61,52 @@ def as_inputs(graph: N.EncoderGraph, x: Any) -> Inputs:
     if isinstance(x, Inputs):
         return x
     if graph.input_kind == "image":
-        if not isinstance(x, torch.Tensor) or x.ndim != 4:
-            raise ValueError(f"{graph.name}: image input must be a (B, C, H, W) tensor, got {type(x).__name__}")
+        _check_image(graph, x)
         return Inputs(pixels=x)
     types = None
-    if isinstance(x, Mapping):
+    if isinstance(x, Mapping) and isinstance(x.get("input_ids"), torch.Tensor):
         ids = x["input_ids"]
         mask = x.get("attention_mask")
         types = x.get("token_type_ids")
-    elif isinstance(x, torch.Tensor) and x.ndim == 2:
+    elif isinstance(x, torch.Tensor):
         ids, mask = x, None
     else:
         raise ValueError(f"{graph.name}: token input must be (B, N) ids or a mapping with input_ids")
+    _check_ids(graph, ids)
     pad = getattr(graph.embed, "mask_pad_id", None)
     if mask is None and pad is not None:  # the tower derives its padding from the ids (open_clip)
         mask = ids != pad
     return Inputs(ids=ids.long(), mask=None if mask is None else mask.long(),
                   types=None if types is None else types.long())
+
+
+def _check_image(graph: N.EncoderGraph, x: Any) -> None:
+    """Refuses what the tower would silently mis-read: wrong channels, sizes that are not whole patches (the
+    convolution would crop them), an empty batch, NaN / infinite pixels (the SNN would run on garbage)."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
+        raise ValueError(f"{graph.name}: image input must be a float (B, C, H, W) tensor, got "
+                         f"{type(x).__name__}{tuple(x.shape) if isinstance(x, torch.Tensor) else ''}")
+    w = graph.embed.weight
+    p = int(w.shape[-1])
+    if x.shape[0] == 0:
+        raise ValueError(f"{graph.name}: empty batch (0 images)")
+    if x.shape[1] != w.shape[1] or x.shape[2] % p or x.shape[3] % p:
+        raise ValueError(f"{graph.name}: images of shape {tuple(x.shape[1:])} do not fit the tower ({w.shape[1]} "
+                         f"channels, sides a multiple of the patch size {p}); resize them to the tower's input")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{graph.name}: the images hold NaN or infinite pixels ({int((~torch.isfinite(x)).sum())} "
+                         "values); clean the input")
+
+
+def _check_ids(graph: N.EncoderGraph, ids: torch.Tensor) -> None:
+    if ids.ndim != 2 or ids.shape[0] == 0 or ids.is_floating_point() or ids.is_complex():
+        raise ValueError(f"{graph.name}: token ids must be a non-empty (B, N) integer tensor, got "
+                         f"{ids.dtype} {tuple(ids.shape)}")
+    vocab = int(graph.embed.word.shape[0])
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
+        raise ValueError(f"{graph.name}: token ids must lie in [0, {vocab}); got {int(ids.min())}..{int(ids.max())}")
+    if ids.shape[1] > graph.embed.pos.shape[0]:
+        raise ValueError(f"{graph.name}: {ids.shape[1]} tokens, the position table holds {graph.embed.pos.shape[0]}")
 
 
 class Ops(Protocol):

@@ -14,14 +14,28 @@ from spikemfm.models._compat import import_open_clip, import_timm
 _FACTORY_ERRORS = (AssertionError, TypeError, ValueError, KeyError, OSError, RuntimeError)
 
 
-def _build(what: str, kwargs: dict[str, Any], factory: Any) -> nn.Module:
+def short_error(exc: BaseException, limit: int = 300) -> str:
+    """``Type: first line`` of an exception, at most ``limit`` characters: a state-dict mismatch message runs to
+    hundreds of lines (every missing key), which is no use on a terminal."""
+    lines = str(exc).strip().splitlines() or [""]
+    if not lines[0]:  # EOFError() of an empty file, ...
+        return f"{type(exc).__name__} (no message: an empty or truncated file?)"
+    text = f"{type(exc).__name__}: {lines[0][:limit]}" + ("…" if len(lines[0]) > limit else "")
+    return text + (f" (+{len(lines) - 1} more lines)" if len(lines) > 1 else "")
+
+
+def _build(what: str, kwargs: dict[str, Any], factory: Any, any_error: bool = False) -> nn.Module:
     """``factory()``, with a factory's complaint about its options (timm asserts, open_clip raises TypeError...)
-    turned into one :class:`ModelLoadError` naming the model and the options."""
+    turned into one :class:`ModelLoadError` naming the model and the options. ``any_error``: a weights file is
+    read, so any exception (EOFError, UnpicklingError, SafetensorError, a state-dict mismatch) is the file's fault
+    and reported the same way."""
     try:
         return factory()
-    except _FACTORY_ERRORS as exc:
+    except Exception as exc:
+        if not any_error and not isinstance(exc, _FACTORY_ERRORS):
+            raise
         opts = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k != "pretrained_cfg_overlay") or "defaults"
-        raise ModelLoadError(f"{what} could not be built/loaded with {opts}: {type(exc).__name__}: {exc}") from exc
+        raise ModelLoadError(f"{what} could not be built/loaded with {opts}: {short_error(exc)}") from exc
 
 
 def load_timm(name: str, pretrained: bool = False, checkpoint: Path | None = None, **kwargs: Any) -> nn.Module:
@@ -46,8 +60,9 @@ def load_timm(name: str, pretrained: bool = False, checkpoint: Path | None = Non
         # (1000) and leaves a random one, silently
         kwargs["pretrained_cfg_overlay"] = {"file": str(path), "num_classes": int(bare.num_classes)}
         pretrained = True
-    return _build(f"timm model {name!r}", kwargs,
-                  lambda: timm.create_model(name, pretrained=pretrained, **kwargs)).eval()
+    what = f"timm model {name!r}" + (f" from checkpoint {checkpoint}" if checkpoint is not None else "")
+    return _build(what, kwargs, lambda: timm.create_model(name, pretrained=pretrained, **kwargs),
+                  any_error=checkpoint is not None).eval()
 
 
 def _checkpoint_shapes(path: Path) -> dict[str, tuple[int, ...]]:
@@ -60,7 +75,7 @@ def _checkpoint_shapes(path: Path) -> dict[str, tuple[int, ...]]:
                 return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # safetensors / torch raise many types for a bad file: one message naming it
-        raise ModelLoadError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise ModelLoadError(f"{path}: unreadable checkpoint ({short_error(exc)})") from exc
     state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
     if not isinstance(state, dict):
         raise ModelLoadError(f"{path}: not a state dict checkpoint")
@@ -98,4 +113,5 @@ def load_open_clip(name: str, pretrained: str | None = None, **kwargs: Any) -> n
         if not Path(pretrained).is_file():
             raise ModelLoadError(f"{pretrained}: open_clip checkpoint not found")
     return _build(f"open_clip model {name!r} (pretrained={pretrained!r})", kwargs,
-                  lambda: open_clip.create_model(name, pretrained=pretrained, **kwargs)).eval()
+                  lambda: open_clip.create_model(name, pretrained=pretrained, **kwargs),
+                  any_error=pretrained is not None).eval()

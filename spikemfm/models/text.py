@@ -65,17 +65,57 @@ class TextEncoder(nn.Module):
 def load_hf_encoder(name_or_path: str | Path, max_length: int = 64, local_files_only: bool = False) -> TextEncoder:
     """Loads a Hugging Face BERT-style encoder and tokenizer from a hub name or local folder.
 
-    Hub names need network access unless ``local_files_only`` (then only the local cache or folder is read).
+    Hub names are read from the local cache first; the hub is asked only when it can be reached (an offline
+    machine gets one error at once, not a minute of retries), and never with ``local_files_only``.
     """
     ensure_torchvision_importable()  # transformers imports torchvision when it is installed
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # its per-tensor "Loading weights" bar ignores --no-progress
+
+    def read(local: bool) -> TextEncoder:
+        tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), local_files_only=local)
+        bert = AutoModel.from_pretrained(str(name_or_path), local_files_only=local)
+        return TextEncoder(bert.eval(), tokenizer, max_length)
+
+    return _from_cache_then_hub(name_or_path, read, local_files_only)
+
+
+def _from_cache_then_hub(name_or_path: str | Path, read, local_files_only: bool):
+    """``read(local=True)``; else, for a hub name and when allowed and the hub answers, ``read(local=False)``."""
+    from spikemfm.models.offline import hub_offline, hub_reachable
+    from spikemfm.models.sources import short_error
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), local_files_only=local_files_only)
-        bert = AutoModel.from_pretrained(str(name_or_path), local_files_only=local_files_only)
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"Hugging Face model {name_or_path!r} could not be loaded: {exc}") from exc
-    return TextEncoder(bert.eval(), tokenizer, max_length)
+        with hub_offline():
+            return read(True)
+    except Exception as exc:  # OSError, UnpicklingError of a bad pytorch_model.bin, SafetensorError, ...
+        first = exc
+    if local_files_only or Path(name_or_path).exists():
+        raise ModelLoadError(f"Hugging Face model {name_or_path!r} could not be loaded from local files: "
+                             f"{short_error(first)}") from first
+    if not hub_reachable():
+        raise ModelLoadError(f"Hugging Face model {name_or_path!r} is not in the local cache and the hub cannot be "
+                             "reached; download it where there is network (huggingface-cli download) or give a "
+                             "local folder (hf:<folder>)") from first
+    try:
+        return read(False)
+    except Exception as exc:
+        raise ModelLoadError(f"Hugging Face model {name_or_path!r} could not be loaded: {short_error(exc)}") from exc
+
+
+def load_hf_tokenizer(name_or_path: str | Path, max_length: int = 64):
+    """The tokenizer of a Hugging Face encoder, from local files only (a saved model's tokenizer), as the
+    converted towers take it: ``texts -> {input_ids, attention_mask, ...}`` padded and truncated."""
+    from transformers import AutoTokenizer
+
+    def read(local: bool):
+        tok = AutoTokenizer.from_pretrained(str(name_or_path), local_files_only=True)
+        return lambda texts: tok(list(texts), padding=True, truncation=True, max_length=max_length,
+                                 return_tensors="pt")
+
+    return _from_cache_then_hub(name_or_path, read, True)
 
 
 def load_minilm(max_length: int = 64) -> TextEncoder:

@@ -8,6 +8,7 @@ written by probes. Lava is imported here, never by ``import spikemfm``.
 """
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ class _Builder:
         self.norms = {n.path: n for n in N.find_nodes(snn.graph, N.LayerNorm)}
         self.qk_norms = {n.path for a in N.find_nodes(snn.graph, N.Attention) for n in (a.q_norm, a.k_norm) if n}
         self.probe_dir, self.steps = probe_dir, steps
+        self.own_dir: Path | None = None
         self.B = snn.config.max_spikes_per_step
         _, self.P = _lava()
         self.processes: list[Any] = []
@@ -190,7 +192,9 @@ class _Builder:
         return _Port(p.a_out, (b, h.shape[-1] * (r.prefix_tokens if r.pool == "concat_prefix" else 1)))
 
     def output(self, h: _Port) -> Path:
-        path = (self.probe_dir or Path(tempfile.mkdtemp(prefix="spikemfm-lava-"))) / "output.npy"
+        if self.probe_dir is None:  # removed by LavaNetwork.run once read
+            self.own_dir = Path(tempfile.mkdtemp(prefix="spikemfm-lava-"))
+        path = (self.probe_dir or self.own_dir) / "output.npy"
         self._add(self.P.StreamProbe(shape=h.shape, probe=str(path), steps=self.steps, name="output"))
         h.port.connect(self.processes[-1].a_in)
         return path
@@ -233,6 +237,7 @@ class LavaNetwork:
     processes: list[Any]
     output_path: Path
     probes: dict[str, Path] = field(default_factory=dict)
+    own_dir: Path | None = None  # a temp folder of the output probe (no probe_dir given), removed after run()
 
     @property
     def num_processes(self) -> int:
@@ -253,11 +258,13 @@ class LavaNetwork:
             if self.timesteps > 1:
                 self.source.run(condition=RunSteps(num_steps=self.timesteps - 1), run_cfg=cfg)
             t2 = time.perf_counter()
+            outputs = torch.from_numpy(np.load(self.output_path))
+            spikes = {k: torch.from_numpy(np.load(p)).to(torch.int64) for k, p in self.probes.items()}
         finally:
             self.source.stop()
             limits.restore_original_limits()
-        outputs = torch.from_numpy(np.load(self.output_path))
-        spikes = {k: torch.from_numpy(np.load(p)).to(torch.int64) for k, p in self.probes.items()}
+            if self.own_dir is not None:
+                shutil.rmtree(self.own_dir, ignore_errors=True)
         rate = (self.timesteps - 1) / (t2 - t1) if self.timesteps > 1 and t2 > t1 else float("nan")
         return LavaRun(Trace(outputs, spikes), t1 - t0, t2 - t1, rate)
 
@@ -294,4 +301,4 @@ def export_lava(snn: SpikingModel, inputs: Any, part: Part | None = None, timest
     bd = _Builder(snn, fxp, Path(probe_dir) if probe_dir is not None else None, timesteps)
     out = _wire(bd, part, _Port(source.s_out, tuple(data.shape)), x, precision == "fixed_pt")
     path = bd.output(out)
-    return LavaNetwork(part, precision, timesteps, source, bd.processes, path, bd.probes)
+    return LavaNetwork(part, precision, timesteps, source, bd.processes, path, bd.probes, bd.own_dir)

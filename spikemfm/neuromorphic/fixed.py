@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from spikemfm.checks import check_field_types
 from spikemfm.quant.neurons import NeuronModel, SignedIF
 from spikemfm.quant.params import QParams
 from spikemfm.errors import ConfigError
@@ -49,6 +50,7 @@ class FixedPointConfig:
     value_bits: int = 24
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         for name, lo, hi in (("frac_bits", 4, 24), ("gain_shift", 0, 24), ("value_bits", 8, 32)):
             v = getattr(self, name)
             if not isinstance(v, int) or not lo <= v <= hi:

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from spikemfm.checks import check_field_types
 from spikemfm.convert.qann import QANNOps
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
@@ -33,6 +34,7 @@ class Part:
     block: int = 0
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.kind not in PART_KINDS:
             raise ConfigError(f"Part.kind={self.kind!r}: choose one of {PART_KINDS}")
         if not isinstance(self.block, int) or self.block < 0:

@@ -111,7 +111,7 @@ def simulate(snn: Any, inputs: Any, timesteps: int, runtime: str = "auto") -> Si
             statistics. ``auto`` = ``step``, the faster on CPU for every spike mode
             (``benchmarks/simulation_speed.py`` times both side by side).
     """
-    if not isinstance(timesteps, int) or timesteps < 1:
+    if isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps < 1:
         raise ConfigError(f"simulate: timesteps={timesteps!r} must be a positive integer")
     if runtime not in RUNTIMES:
         raise ConfigError(f"simulate: runtime={runtime!r}; choose one of {RUNTIMES}")

@@ -4,6 +4,7 @@ Every Lava run goes through ``run_isolated``: a worker in its own process group 
 hanging Lava runtime fails the test instead of stalling CI. Deselect with ``-m 'not lava'``.
 """
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -88,3 +89,28 @@ def test_distilled_deit_tower_agrees_through_its_two_token_readout(tmp_path):
     rows = run_isolated(agreement_job, dict(model=str(tmp_path / "model.snn.pt"), parts=[("tower", 0)],
                                             precisions=PRECISIONS, timesteps=32, n_inputs=2), timeout_s=900)
     _assert_exact(rows, {"tower": 10})
+
+
+def test_a_network_without_probe_dir_removes_its_output_folder(tmp_path):
+    """Issue 15: export_lava(probe_dir=None) left /tmp/spikemfm-lava-* behind. Run in a subprocess with its own
+    TMPDIR (and a hang guard), which must be empty afterwards."""
+    import subprocess
+    import sys
+
+    script = (
+        "import torch, spikemfm\n"
+        "from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize\n"
+        "from spikemfm.neuromorphic import Part, export_lava\n"
+        "torch.manual_seed(0)\n"
+        "vit = spikemfm.load('timm:vit_tiny_patch16_224', img_size=8, patch_size=4, depth=1, num_heads=2, "
+        "embed_dim=16, num_classes=3)\n"
+        "snn = convert(quantize(vit, QuantConfig(bits=6), [torch.randn(8, 3, 8, 8)]), ConvertConfig(4))\n"
+        "net = export_lava(snn, torch.randn(1, 3, 8, 8), Part('mlp', 0), 3)\n"
+        "run = net.run()\n"
+        "assert run.trace.outputs.shape[0] == 3 and not net.output_path.parent.exists()\n")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "TMPDIR": str(tmp)}, timeout=600,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not [p.name for p in tmp.iterdir() if p.name.startswith("spikemfm-lava-")]
