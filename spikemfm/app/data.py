@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -67,9 +68,9 @@ def _folder_images(folder: Path, split: str, n: int) -> torch.Tensor:
     for f in files[:n]:
         try:
             with Image.open(f) as im:
-                images.append(torch.tensor(list(im.convert("RGB").getdata()), dtype=torch.float32)
-                              .reshape(im.height, im.width, 3).permute(2, 0, 1) / 255.0)
-        except OSError as exc:
+                rgb = np.array(im.convert("RGB"), dtype=np.float32)  # (H, W, 3)
+            images.append(torch.from_numpy(rgb).permute(2, 0, 1) / 255.0)
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
             raise DataError(f"data {f}: unreadable image ({exc})") from exc
     side = max(max(im.shape[-2:]) for im in images)  # one batch: bring every image to the largest side first
     return torch.stack([F.interpolate(im[None], size=(side, side), mode="bilinear", align_corners=False)[0]
