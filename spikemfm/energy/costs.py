@@ -77,6 +77,40 @@ def product_op(p: Profile, a_bits: int) -> Cost:
     return synop_state(p, a_bits)
 
 
+def graded_synop(p: Profile) -> Cost:
+    """One target's share of a graded message: multiply the payload by the weight and accumulate (the
+    profile's ``graded_synop``, which includes the weight read like ``synop`` does)."""
+    return _sum(p, {"graded_synop": 1})
+
+
+def neuromorphic(p: Profile) -> bool:
+    """A spiking chip (synaptic-op or all-in event figures): no fp32 datapath, programmable cores do the rest."""
+    return "synop" in p.terms or "synaptic_event_allin" in p.terms
+
+
+# Integer instructions per element of the fixed-point units, counted from the equations of
+# spikemfm.neuromorphic.fixed (what a programmable neuron core / embedded core runs); a division counts as one
+# instruction (assumed; microcode divides iteratively, so this is a lower bound). Per-row work (LayerNorm's two
+# divisions by D and its integer square root, taken as 32 instructions) is spread over the row.
+INT_OPS_PER_ELEMENT = {
+    # Σx, x−m, d², Σd², d·w, ÷σ, +b
+    "layernorm": 7,
+    # max, s−top, ·log2e, >>F, k=t>>F, k<<F, t−(k<<F), LUT read, >>−k, Σe, e<<F, ÷Σe
+    "softmax": 12,
+    # x·cos, rot(x)·sin, +, >>F
+    "rope": 4,
+    # index, table read
+    "lookup": 2,
+}
+INT_OPS_PER_ROW = {"layernorm": 2 + 32}
+
+
+def int_element(p: Profile, kind: str, row: int = 0) -> Cost:
+    """One element of a float unit as the integer work of its fixed-point form, on a chip's cores (``int_op``)."""
+    ops = INT_OPS_PER_ELEMENT[kind] + (INT_OPS_PER_ROW.get(kind, 0) / row if row else 0.0)
+    return _sum(p, {"int_op": ops})
+
+
 def synop_state(p: Profile, a_bits: int) -> Cost:
     return _combine(_sum(p, {"int32_add": 1}), mem(p, a_bits + 2 * _STATE_BITS, "state"))
 
@@ -99,15 +133,19 @@ def route(p: Profile) -> Cost:
     return mem(p, 2 * _EVENT_BITS, "state")
 
 
-def float_element(p: Profile, kind: str) -> Cost:
+def float_element(p: Profile, kind: str, row: int = 0) -> Cost:
     """One element of a float unit in fp32 (assumed op counts), plus reading and writing it.
 
     LayerNorm: 4 adds + 3 multiplies (mean, variance, normalise, affine). Softmax: exp as a degree-4
     polynomial (4 multiplies + 4 adds), one add for the sum, one multiply by the reciprocal.
     GELU (dense path): 6 multiplies + 4 adds (tanh approximation). RoPE: 2 multiplies + 1 add (x·cos + rot(x)·sin).
+    On a neuromorphic chip: the integer work of the unit's fixed-point form (:func:`int_element`; ``row``: the
+    length of the row a LayerNorm normalises).
     """
     if formula(p):
         return 0.0, []  # the formula ignores them
+    if neuromorphic(p) and kind != "gelu":  # no float datapath: the fixed-point form on the cores
+        return int_element(p, kind, row)
     ops = {"layernorm": (3, 4), "softmax": (5, 5), "gelu": (6, 4), "rope": (2, 1)}[kind]
     return _combine(_sum(p, {"fp32_mult": ops[0], "fp32_add": ops[1]}), mem(p, 64, "acts"))
 
@@ -116,6 +154,6 @@ def lookup(p: Profile, a_bits: int) -> Cost:
     """One table lookup (the spiking GELU): read an ``a_bits`` entry from a small SRAM."""
     if formula(p):
         return 0.0, []
-    if "synop" in p.terms or "synaptic_event_allin" in p.terms:
-        return None, ["lookup"]
+    if neuromorphic(p):
+        return int_element(p, "lookup")
     return mem(p, a_bits, "state")

@@ -44,22 +44,33 @@ class _Acc:
         return None if self.missing else self.total
 
 
-def _snn(p: Profile, w: LayerWork) -> tuple[_Acc, _Acc]:
-    """(all SNN energy, the part that scales with the spike rate) of one layer."""
+def _snn(p: Profile, w: LayerWork, dp: Profile) -> tuple[_Acc, _Acc]:
+    """(all SNN energy, the part that scales with the spike rate) of one layer.
+
+    Unit-message profiles pay one synaptic op per unit spike and target and route every unit spike; graded
+    ones (``messages = "graded"``) pay one multiply-accumulate per message and target and route each message
+    once, whatever its payload. The analog encoding layer runs once, in fp32, on the dense path of ``dp`` (the
+    profile itself, or the accelerator a spiking chip's dense work is priced on: a chip has no fp32 MACs).
+    """
     acc, rate = _Acc(), _Acc()
+    graded = p.messages == "graded"
     if w.kind == "encoding":  # the analog input layer: the same fp32 MACs and traffic as a dense layer
-        return _dense(p, w, 32), rate
+        return _dense(dp, w, 32), rate
     if w.kind in RATE_DEPENDENT:
-        cost = C.synop(p, w.w_bits) if w.kind == "synapse" else C.product_op(p, w.a_bits)
-        acc.add(w.sops, cost)
-        rate.add(w.sops, cost)
+        if graded:
+            count, cost = w.event_sops, C.graded_synop(p)
+        else:
+            count, cost = w.sops, C.synop(p, w.w_bits) if w.kind == "synapse" else C.product_op(p, w.a_bits)
+        acc.add(count, cost)
+        rate.add(count, cost)
     elif w.kind == "neuron":
         acc.add(w.active_neuron_steps, C.neuron_update(p, True))
         acc.add(w.neuron_steps - w.active_neuron_steps, C.neuron_update(p, False))
-        acc.add(w.spikes, C.route(p))
-        rate.add(w.spikes, C.route(p))
+        sent = w.messages if graded else w.spikes
+        acc.add(sent, C.route(p))
+        rate.add(sent, C.route(p))
     elif w.kind in ("layernorm", "softmax", "rope"):
-        acc.add(w.float_evals, C.float_element(p, w.kind))
+        acc.add(w.float_evals, C.float_element(p, w.kind, w.row))
     elif w.kind == "lut":
         acc.add(w.float_evals, C.lookup(p, w.a_bits))
     return acc, rate
@@ -72,7 +83,7 @@ def _dense(p: Profile, w: LayerWork, bits: int) -> _Acc:
         acc.add(w.weights, C.mem(p, bits, "weights"))
         acc.add(w.act_elements, C.mem(p, bits, "acts"))
     elif w.kind in ("layernorm", "softmax", "rope"):
-        acc.add(w.dense_elements, C.float_element(p, w.kind))
+        acc.add(w.dense_elements, C.float_element(p, w.kind, w.row))
     elif w.kind == "lut":
         acc.add(w.dense_elements, C.float_element(p, "gelu") if bits >= 32 else C.lookup(p, bits))
     return acc
@@ -124,6 +135,8 @@ class EnergyReport:
     profile: str
     timesteps: int
     baselines: dict[str, int]
+    dense_profile: str = ""
+    messages: str = "unit"
     rows: list[EnergyRow] = field(default_factory=list)
     snn_total: float = 0.0
     dense_total: dict[str, float] = field(default_factory=dict)
@@ -153,7 +166,8 @@ class EnergyReport:
 
     def summary(self) -> dict:
         """One row: totals (nJ), ratios and break-even rates."""
-        row = {"profile": self.profile, "T": self.timesteps, "spike_rate": round(self.spike_rate, 5),
+        row = {"profile": self.profile, "messages": self.messages, "dense_profile": self.dense_profile or self.profile,
+               "T": self.timesteps, "spike_rate": round(self.spike_rate, 5),
                "snn_nJ": _nj(self.snn_total, self.snn_missing)}
         for b in self.baselines:
             row[f"{b}_nJ"] = _nj(self.dense_total.get(b), self.dense_missing.get(b))
@@ -172,19 +186,21 @@ def _nj(v: float | None, missing: list[str] | None = None) -> float | str | None
 
 
 def estimate_energy(sim: SimResult, profile: Profile | str | Path) -> EnergyReport:
-    """Prices a simulation's work on a hardware profile against the dense baselines."""
+    """Prices a simulation's work on a hardware profile against the dense baselines (priced on the profile's
+    ``dense_reference`` when it names one: a spiking chip has no dense path)."""
     p = profile if isinstance(profile, Profile) else load_profile(profile)
+    dp = load_profile(p.dense_reference) if p.dense_reference else p
     works = layer_work(sim)
     bl = baseline_bits(sim.timesteps)
-    rep = EnergyReport(p.name, sim.timesteps, bl)
+    rep = EnergyReport(p.name, sim.timesteps, bl, dp.name, p.messages)
     snn_all, rate_all = _Acc(), _Acc()
     dense_all = {b: _Acc() for b in bl}
     spikes = steps = 0.0
     for w in works:
-        s, r = _snn(p, w)
+        s, r = _snn(p, w, dp)
         snn_all.merge(s)
         rate_all.merge(r)
-        dense = {b: _dense(p, w, bits) for b, bits in bl.items()}
+        dense = {b: _dense(dp, w, bits) for b, bits in bl.items()}
         for b, d in dense.items():
             dense_all[b].merge(d)
         rate = be = None

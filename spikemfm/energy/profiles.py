@@ -1,5 +1,12 @@
 """Hardware energy profiles: TOML data files, one per target, every number with its provenance.
 
+The ``[profile]`` table names the target (``name``, ``title``, ``scope``, ``notes``) and says how it moves spikes:
+``messages = "unit"`` (default: a burst of k spikes is k address events, each a synaptic op per target) or
+``"graded"`` (Loihi 2, SpiNNaker 2: one message per firing neuron per step carrying the integer count; each target
+does one multiply-accumulate at the payload width, priced by the ``graded_synop`` term). ``dense_reference``
+names the profile on which the dense baselines are priced when the target has no dense path of its own (a
+neuromorphic chip against an int8 accelerator: a cross-chip comparison, and the reports say so).
+
 Each ``[terms.NAME]`` table holds ``value`` (a number, or the string ``"null"`` for a term the source
 does not give), ``unit`` (``pJ`` or ``x MAC``, relative to the profile's ``int8_mac``), ``source``,
 ``evidence`` (measured / simulated / derived / assumed) and ``scope`` (per-term / all-in). A term a
@@ -20,6 +27,7 @@ PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 EVIDENCE = ("measured", "simulated", "derived", "assumed")
 SCOPES = ("per-term", "all-in")
 UNITS = ("pJ", "x MAC")
+MESSAGES = ("unit", "graded")
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,8 @@ class Profile:
     notes: str
     terms: Mapping[str, Term]
     path: str
+    messages: str = "unit"
+    dense_reference: str | None = None
 
     def pj(self, name: str) -> float | None:
         """Energy of term ``name`` in pJ, or None when the profile has no such figure."""
@@ -103,12 +113,18 @@ def load_profile(name_or_path: str | Path) -> Profile:
     if not isinstance(head, dict) or not isinstance(head.get("name"), str) or not head["name"].strip() \
             or head.get("scope") not in SCOPES:
         raise ConfigError(f"{path}: needs a [profile] table with a name (a string) and scope in {SCOPES}")
-    for key in ("title", "notes"):
+    for key in ("title", "notes", "dense_reference"):
         if not isinstance(head.get(key, ""), str):
             raise ConfigError(f"{path}: [profile].{key} must be a string")
+    if head.get("messages", "unit") not in MESSAGES:
+        raise ConfigError(f"{path}: [profile].messages={head.get('messages')!r}: choose one of {MESSAGES}")
     table = raw.get("terms", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [terms] must be a table of [terms.NAME] tables")
     terms = {k: _term(path, k, v) for k, v in table.items()}
-    return Profile(head["name"], head.get("title", head["name"]), head["scope"], head.get("notes", ""),
-                   MappingProxyType(terms), str(path))
+    profile = Profile(head["name"], head.get("title", head["name"]), head["scope"], head.get("notes", ""),
+                      MappingProxyType(terms), str(path), head.get("messages", "unit"), head.get("dense_reference"))
+    if profile.messages == "graded" and "graded_synop" not in terms:
+        raise ConfigError(f"{path}: messages = \"graded\" needs a [terms.graded_synop] (one target's "
+                          "multiply-accumulate of a graded message)")
+    return profile

@@ -4,7 +4,9 @@ Dense path (an ANN running the same graph once): MACs of every Linear, of Q·K�
 patch embedding; elementwise work of softmax, LayerNorm and GELU; each weight read once; each
 activation read once and written once (the simple reuse model: weights stay on chip).
 Spiking path (from a :class:`~spikemfm.snn.simulate.SimResult`): effective synaptic operations
-(unit spikes × non-zero weights of their fan-out), spike×spike additions, spikes emitted, neuron
+(unit spikes × non-zero weights of their fan-out) and their graded-message form (firing inputs × non-zero
+weights: one operation per message and target, whatever its payload), spike×spike additions, unit spikes and
+messages (firing neurons per step) emitted, neuron
 updates (every neuron, every step), float-unit evaluations (elements evaluated on changed input),
 and the encoding layer's MACs once. All counts are per inference (averaged over the batch).
 """
@@ -35,7 +37,9 @@ class LayerWork:
     w_bits: int = 0
     a_bits: int = 0
     sops: float = 0.0
+    event_sops: float = 0.0
     spikes: float = 0.0
+    messages: float = 0.0
     neuron_steps: float = 0.0
     active_neuron_steps: float = 0.0
     float_evals: float = 0.0
@@ -44,6 +48,7 @@ class LayerWork:
     in_point: str = ""
     in_spikes: float = 0.0
     in_neuron_steps: float = 0.0
+    row: int = 0
 
 
 def _tokens(sim, point: str, width: int) -> int:
@@ -55,19 +60,28 @@ def _synapse(sim, path: str, in_point: str) -> LayerWork:
     out_f, in_f = ql.w_int.shape
     n = _tokens(sim, in_point, in_f)
     stats = sim.synapse_stats.get(path)
-    sops = float(stats.effective_ops.sum()) / sim.batch_size if stats else 0.0
+    sops, event_sops = _ops(sim, stats)
     src = sim.neuron_stats[in_point]
     return LayerWork(path, "synapse", SPIKE_DRIVEN, dense_macs=n * in_f * out_f, weights=in_f * out_f,
                      act_elements=n * (in_f + out_f), w_bits=ql.bits, a_bits=sim.qparams.quants[in_point].bits,
-                     sops=sops, timesteps=sim.timesteps, in_point=in_point,
+                     sops=sops, event_sops=event_sops, timesteps=sim.timesteps, in_point=in_point,
                      in_spikes=float(src.spikes.sum()) / sim.batch_size, in_neuron_steps=src.neurons * sim.timesteps)
+
+
+def _ops(sim, stats) -> tuple[float, float]:
+    """(unit-spike ops, graded-message ops) per inference, non-zero weights only."""
+    if stats is None:
+        return 0.0, 0.0
+    return (float(stats.effective_ops.sum()) / sim.batch_size,
+            float(stats.effective_event_ops.sum()) / sim.batch_size)
 
 
 def _neuron(sim, point: str) -> LayerWork:
     st = sim.neuron_stats[point]
     b, t = sim.batch_size, sim.timesteps
     return LayerWork(point, "neuron", SPIKE_DRIVEN, a_bits=sim.qparams.quants[point].bits,
-                     spikes=float(st.spikes.sum()) / b, neuron_steps=st.neurons * t,
+                     spikes=float(st.spikes.sum()) / b, messages=float(st.events.sum()) / b,
+                     neuron_steps=st.neurons * t,
                      active_neuron_steps=float(st.events.sum()) / b, neurons=st.neurons, timesteps=t)
 
 
@@ -86,7 +100,7 @@ def _float_unit(sim, r: FloatUnit, traced: int, tokens: int) -> LayerWork:
     st = sim.float_stats.get(r.name)
     evals = float(st.elements.sum()) / sim.batch_size if st else 0.0
     return LayerWork(r.name, r.kind, FLOAT_ON_ACCUMULATED, dense_elements=elements, float_evals=evals,
-                     timesteps=sim.timesteps)
+                     timesteps=sim.timesteps, row=r.row)
 
 
 def _product(sim, r: SpikeProduct, traced: int, tokens: int) -> LayerWork:
@@ -94,11 +108,11 @@ def _product(sim, r: SpikeProduct, traced: int, tokens: int) -> LayerWork:
     queries = _scaled(r.shape[-2], traced, tokens)
     keys = _scaled(r.shape[-1] if r.kind == "scores" else r.inner, traced, tokens)
     d = r.inner if r.kind == "scores" else r.shape[-1]  # head size
-    st = sim.synapse_stats.get(r.name)
+    sops, event_sops = _ops(sim, sim.synapse_stats.get(r.name))
     return LayerWork(r.name, "spike_product", SPIKE_DRIVEN, dense_macs=r.heads * queries * keys * d,
                      act_elements=3 * r.heads * queries * max(keys, d),
                      a_bits=sim.qparams.quants[r.inputs[0] if r.kind == "gate" else N.Point(r.owner, N.Role.Q)].bits,
-                     sops=float(st.effective_ops.sum()) / sim.batch_size if st else 0.0, timesteps=sim.timesteps)
+                     sops=sops, event_sops=event_sops, timesteps=sim.timesteps)
 
 
 def _lookup(sim, r: Lookup, act_point: str) -> LayerWork:
@@ -119,7 +133,7 @@ def _encoding(sim) -> list[LayerWork]:
                               weights=k * d, act_elements=patches * (k + d), w_bits=32, a_bits=32))
     if e.norm is not None:
         rows.append(LayerWork(e.norm.path, "layernorm", FLOAT_ON_ACCUMULATED, dense_elements=n * d,
-                              float_evals=n * d))
+                              float_evals=n * d, row=d))
     return rows
 
 

@@ -142,15 +142,30 @@ def test_standard_formula_reproduced():
     assert rep.complete
 
 
-def test_neuromorphic_profiles_say_incomplete_not_zero():
-    rep = estimate_energy(_tiny_sim(), "loihi")
-    assert not rep.complete and "fp32_mult" in rep.snn_missing
+def test_a_profile_lacking_a_term_says_incomplete_not_zero(tmp_path):
+    src = load_profile("loihi").path
+    text = open(src).read()
+    cut = text.index("[terms.int_op]")
+    lacking = tmp_path / "loihi_no_int_op.toml"
+    lacking.write_text(text[:cut])
+    rep = estimate_energy(_tiny_sim(), lacking)
+    assert not rep.complete and rep.snn_missing == ["int_op"]
     assert rep.ratio("int8") is None and rep.snn_total > 0
     assert "incomplete" in str(rep.summary()["snn_nJ"])
     unpriced = [r for r in rep.rows if r.snn_pj is None]
-    assert unpriced and all(r.missing and not r.complete for r in unpriced)  # per layer, named, never 0
+    assert unpriced and all(r.missing == ("int_op",) for r in unpriced)  # per layer, named, never 0
+    assert {r.kind for r in unpriced} == {"layernorm", "softmax", "lut"}
     assert {r["layer"] for r in rep.layer_rows() if r["snn_pJ"] is None} == {r.layer for r in unpriced}
-    assert estimate_energy(_tiny_sim(), "truenorth").snn_missing  # float units are not priced by TrueNorth
+
+
+@pytest.mark.parametrize("name", ["loihi", "loihi2", "truenorth", "spinnaker2"])
+def test_neuromorphic_totals_are_complete_with_dense_baselines_on_the_reference(name):
+    sim = _tiny_sim()
+    rep, ref = estimate_energy(sim, name), estimate_energy(sim, "eyeriss_int8")
+    assert rep.complete and rep.ratio("int8") > 0
+    assert rep.dense_total == ref.dense_total and rep.summary()["dense_profile"] == "eyeriss_int8"
+    enc = [r for r in rep.rows if r.kind == "encoding"]  # the analog input layer runs on the dense path
+    assert enc and all(r.snn_pj == ref.rows[rep.rows.index(r)].dense_pj["fp32"] for r in enc)
 
 
 def test_horowitz_report_is_complete_with_break_even():
@@ -167,7 +182,8 @@ def test_horowitz_report_is_complete_with_break_even():
 
 
 def test_every_shipped_profile_loads():
-    assert {"horowitz45", "loihi", "truenorth", "eyeriss_int8", "standard_formula"} <= set(available_profiles())
+    assert {"horowitz45", "loihi", "loihi2", "spinnaker2", "truenorth", "eyeriss_int8",
+            "standard_formula"} <= set(available_profiles())
     for name in available_profiles():
         p = load_profile(name)
         assert all(t.evidence in ("measured", "simulated", "derived", "assumed") for t in p.terms.values())
@@ -186,3 +202,72 @@ def test_bad_profile_names_file_and_field(tmp_path):
     null.write_text('[profile]\nname="n"\nscope="per-term"\n[terms.int32_add]\nvalue="null"\nunit="pJ"\n'
                     'source="s"\nevidence="assumed"\nscope="per-term"\n')
     assert load_profile(null).pj("int32_add") is None
+
+
+COUNTS_GRADED = [[3, 0, 0], [3, 2, -1], [5, 2, -1]]  # increments [3,0,0], [0,2,-1], [2,0,0]
+
+
+def test_graded_messages_and_unit_spikes_counted_by_hand():
+    lin = N.Linear("fc", W.float(), None)
+    qp = QParams(quants={"in": ActQuant("in", 1.0, -7, 7, 4)},
+                 linears={"fc": QLinear("fc", W, torch.ones(2, dtype=torch.float64),
+                                        torch.ones(2, dtype=torch.float64), None, 4)})
+    rec = Recorder(batch_size=1, timesteps=3)
+    net = Netlist("one-linear", (SynapticLayer("fc", ("in",), (2,), 3, 2),), "fc", 1, {})
+    ops = SNNStepOps(qp, net, max_spikes=None, recorder=rec)
+    for c in COUNTS_GRADED:
+        ops.next_step()
+        ops.linear(lin, ops.neuron("in", torch.tensor([c], dtype=torch.float64)))
+    neurons, synapses, _ = rec.finish()
+    assert neurons["in"].spikes.tolist() == [3, 3, 2]  # unit spikes: |increments| summed
+    assert neurons["in"].events.tolist() == [1, 2, 1]  # messages: firing neurons
+    st = synapses["fc"]
+    assert st.ops.tolist() == [6, 6, 4] and st.event_ops.tolist() == [2, 4, 2]  # x fan-out 2
+    # non-zero weights per input column [1, 0, 2]: 3*1; 2*0 + 1*2; 2*1 and, per message, 1; 0 + 2; 1
+    assert st.effective_ops.tolist() == [3, 2, 2] and st.effective_event_ops.tolist() == [1, 2, 1]
+
+
+def test_graded_profiles_price_messages_unit_profiles_price_spikes():
+    from spikemfm.energy.model import _snn
+    from spikemfm.energy.workload import LayerWork
+
+    syn = LayerWork("fc", "synapse", "", sops=7, event_sops=4, w_bits=4)
+    neu = LayerWork("in", "neuron", "", spikes=8, messages=4, neuron_steps=9, active_neuron_steps=4)
+    unit, graded = load_profile("loihi"), load_profile("loihi2")
+    assert graded.messages == "graded" and unit.messages == "unit"
+    assert math.isclose(_snn(unit, syn, unit)[0].value, 7 * 23.6)
+    assert math.isclose(_snn(graded, syn, graded)[0].value, 4 * 14.8)
+    assert math.isclose(_snn(unit, neu, unit)[0].value, 4 * 81 + 5 * 52 + 8 * 1.7)
+    assert math.isclose(_snn(graded, neu, graded)[0].value, 4 * 40.5 + 5 * 26 + 4 * 0.85)
+    # the rate-dependent part: synaptic ops and routing only
+    assert math.isclose(_snn(graded, neu, graded)[1].value, 4 * 0.85)
+
+
+def test_binary_spikes_are_one_message_each():
+    for w in layer_work(_tiny_sim(max_spikes=1)):
+        assert w.event_sops == w.sops and w.messages == w.spikes
+    graded = [w for w in layer_work(_tiny_sim(max_spikes=None)) if w.kind == "synapse"]
+    assert any(w.event_sops < w.sops for w in graded)  # payloads > 1 are one message
+
+
+def test_fixed_point_units_priced_as_integer_work_by_hand():
+    loihi, h45 = load_profile("loihi"), load_profile("horowitz45")
+    assert math.isclose(C.float_element(loihi, "softmax")[0], 12 * 16.2)
+    assert math.isclose(C.float_element(loihi, "layernorm", 64)[0], (7 + 34 / 64) * 16.2)
+    assert math.isclose(C.float_element(loihi, "rope")[0], 4 * 16.2)
+    assert math.isclose(C.lookup(loihi, 8)[0], 2 * 16.2)
+    assert math.isclose(C.float_element(h45, "softmax")[0], 5 * 3.7 + 5 * 0.9 + 64 / 64 * 20)  # fp32 off-chip
+    rep = estimate_energy(_tiny_sim(), "loihi2")
+    work = {w.name: w for w in layer_work(_tiny_sim())}
+    row = next(r for r in rep.rows if r.kind == "softmax")
+    assert math.isclose(row.snn_pj, work[row.layer].float_evals * 12 * 8.1)
+
+
+def test_a_graded_profile_needs_its_message_cost(tmp_path):
+    bad = tmp_path / "g.toml"
+    bad.write_text('[profile]\nname = "g"\nscope = "per-term"\nmessages = "graded"\n')
+    with pytest.raises(ConfigError, match="graded_synop"):
+        load_profile(bad)
+    bad.write_text('[profile]\nname = "g"\nscope = "per-term"\nmessages = "bursty"\n')
+    with pytest.raises(ConfigError, match="messages='bursty'"):
+        load_profile(bad)
