@@ -7,7 +7,7 @@ from pathlib import Path
 
 from spikemfm.energy import costs as C
 from spikemfm.energy.profiles import Profile, load_profile
-from spikemfm.energy.workload import LayerWork, layer_work
+from spikemfm.energy.workload import LayerWork, layer_work, steps_run
 from spikemfm.snn.simulate import SimResult
 
 RATE_DEPENDENT = ("synapse", "spike_product")
@@ -137,6 +137,7 @@ class EnergyReport:
     baselines: dict[str, int]
     dense_profile: str = ""
     messages: str = "unit"
+    steps: float = 0.0  # steps run per input: T, or fewer on average when the run was adaptive
     rows: list[EnergyRow] = field(default_factory=list)
     snn_total: float = 0.0
     dense_total: dict[str, float] = field(default_factory=dict)
@@ -167,7 +168,7 @@ class EnergyReport:
     def summary(self) -> dict:
         """One row: totals (nJ), ratios and break-even rates."""
         row = {"profile": self.profile, "messages": self.messages, "dense_profile": self.dense_profile or self.profile,
-               "T": self.timesteps, "spike_rate": round(self.spike_rate, 5),
+               "T": self.timesteps, "steps": round(self.steps, 3), "spike_rate": round(self.spike_rate, 5),
                "snn_nJ": _nj(self.snn_total, self.snn_missing)}
         for b in self.baselines:
             row[f"{b}_nJ"] = _nj(self.dense_total.get(b), self.dense_missing.get(b))
@@ -192,7 +193,7 @@ def estimate_energy(sim: SimResult, profile: Profile | str | Path) -> EnergyRepo
     dp = load_profile(p.dense_reference) if p.dense_reference else p
     works = layer_work(sim)
     bl = baseline_bits(sim.timesteps)
-    rep = EnergyReport(p.name, sim.timesteps, bl, dp.name, p.messages)
+    rep = EnergyReport(p.name, sim.timesteps, bl, dp.name, p.messages, steps_run(sim))
     snn_all, rate_all = _Acc(), _Acc()
     dense_all = {b: _Acc() for b in bl}
     spikes = steps = 0.0

@@ -76,13 +76,19 @@ def _ops(sim, stats) -> tuple[float, float]:
             float(stats.effective_event_ops.sum()) / sim.batch_size)
 
 
+def steps_run(sim: SimResult) -> float:
+    """Steps a run takes per input on average: T, or the mean of an adaptive run's ``steps_used`` (each input
+    stops at its first quiet step; its later steps would repeat its output and cost every neuron an update)."""
+    return float(sim.steps_used.double().mean()) if sim.steps_used is not None else float(sim.timesteps)
+
+
 def _neuron(sim, point: str) -> LayerWork:
     st = sim.neuron_stats[point]
-    b, t = sim.batch_size, sim.timesteps
+    b, t = sim.batch_size, steps_run(sim)
     return LayerWork(point, "neuron", SPIKE_DRIVEN, a_bits=sim.qparams.quants[point].bits,
                      spikes=float(st.spikes.sum()) / b, messages=float(st.events.sum()) / b,
                      neuron_steps=st.neurons * t,
-                     active_neuron_steps=float(st.events.sum()) / b, neurons=st.neurons, timesteps=t)
+                     active_neuron_steps=float(st.events.sum()) / b, neurons=st.neurons, timesteps=sim.timesteps)
 
 
 def _scaled(n: int, traced: int, tokens: int) -> int:

@@ -157,6 +157,8 @@ class SNNStepOps(SpikeOpsBase):
         prev = self.counts.get(point)
         fired = step(prev)
         self.rec.neuron_totals(point, self.t, fired.spikes, fired.events, fired.count.numel())
+        if fired.events:
+            self.rec.samples_moved(self.t, fired.count[None], prev)
         self.step_activity[point] = (fired.spikes, fired.events)
         if prev is not None and fired.events == 0:
             self.settled[point] = (x, prev)  # same input next step => same count, no spikes

@@ -83,6 +83,22 @@ class Recorder:
     _synapses: dict[str, tuple[np.ndarray, ...]] = field(default_factory=dict)
     _floats: dict[str, tuple[np.ndarray, int, str]] = field(default_factory=dict)
     _nnz_col: dict[str, tuple[torch.Tensor, bool]] = field(default_factory=dict)
+    moved: np.ndarray | None = None  # (T, B): some neuron of the sample moved at that step (settle tracking)
+
+    def track_samples(self) -> None:
+        """Records, per step and sample, whether any neuron of the network moved (for settle detection)."""
+        self.moved = np.zeros((self.timesteps, self.batch_size), dtype=bool)
+
+    def samples_moved(self, t0: int, counts: torch.Tensor, prev: torch.Tensor | None) -> None:
+        """Marks the samples whose counts changed: ``counts`` (L, B, ...) after steps t0 … t0+L−1, ``prev``
+        (B, ...) before step t0 (None: all zero)."""
+        if self.moved is None:
+            return
+        steps, b = counts.shape[0], self.batch_size
+        now = counts.reshape(steps, b, -1)
+        before = torch.zeros_like(now[:1]) if prev is None else prev.reshape(1, b, -1).to(now.dtype)
+        changed = torch.cat([before, now]).diff(dim=0).ne(0).any(2) if steps > 1 else now.ne(before).any(2)
+        self.moved[t0:t0 + steps] |= changed.numpy()
 
     def _slot(self, table: dict, key: str, extra, n: int = 2) -> tuple:
         # numpy, not torch, while recording: a scalar store into a torch tensor costs ~5 µs, into numpy ~0.1 µs

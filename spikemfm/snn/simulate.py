@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from spikemfm.quant.params import QParams
@@ -29,6 +30,10 @@ class SimResult:
         max_spikes_per_step: the neurons' per-step spike bound (None = graded).
         graph: the simulated tower's graph (for the energy model).
         qparams: its quantization parameters (bit widths for the energy model).
+        steps_used: (B,) with ``adaptive=True``: the steps an adaptive run takes per input — the first step at
+            which no neuron of that input moved (its output then provably equals the QANN's, since every count
+            sits at its target), or T where none was quiet. None for fixed-T runs.
+        settled: (B,) bool with ``adaptive=True``: whether that quiet step came within T.
     """
 
     outputs: torch.Tensor
@@ -40,6 +45,8 @@ class SimResult:
     max_spikes_per_step: int | None
     graph: N.EncoderGraph | None = None
     qparams: QParams | None = None
+    steps_used: torch.Tensor | None = None
+    settled: torch.Tensor | None = None
 
     @property
     def output(self) -> torch.Tensor:
@@ -98,7 +105,7 @@ def step_ops(snn: Any, recorder: Recorder | int, timesteps: int | None = None) -
                       snn.neuron_model)
 
 
-def simulate(snn: Any, inputs: Any, timesteps: int, runtime: str = "auto") -> SimResult:
+def simulate(snn: Any, inputs: Any, timesteps: int, runtime: str = "auto", adaptive: bool = False) -> SimResult:
     """Runs a converted :class:`~spikemfm.snn.model.SpikingModel` for ``timesteps`` steps.
 
     Args:
@@ -110,6 +117,10 @@ def simulate(snn: Any, inputs: Any, timesteps: int, runtime: str = "auto") -> Si
             every layer over a chunk of steps at once, plain torch). Both give identical outputs and
             statistics. ``auto`` = ``step``, the faster on CPU for every spike mode
             (``benchmarks/simulation_speed.py`` times both side by side).
+        adaptive: also find, per input, the first step at which no neuron moved (``SimResult.steps_used`` /
+            ``settled``): from there the input's output equals the QANN's exactly, so an adaptive run stops
+            it; the simulation itself stops once every input of the batch is quiet (the remaining steps would
+            repeat the last output). Costs one comparison pass per firing neuron layer and step.
     """
     if isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps < 1:
         raise ConfigError(f"simulate: timesteps={timesteps!r} must be a positive integer")
@@ -118,35 +129,57 @@ def simulate(snn: Any, inputs: Any, timesteps: int, runtime: str = "auto") -> Si
     graph = snn.graph
     x = engine.as_inputs(graph, inputs)
     rec = Recorder(x.batch_size, timesteps)
+    if adaptive:
+        rec.track_samples()
     dtype = snn.quant_config.dtype
     max_spikes = snn.config.max_spikes_per_step
     with torch.no_grad():
         x0 = engine.embed(graph.embed, x, dtype)  # the encoding layer runs once, at step 1
         if runtime in ("auto", "step"):
-            outputs = _run_steps(step_ops(snn, rec), graph, x, x0, timesteps, dtype)
+            outputs = _run_steps(step_ops(snn, rec), graph, x, x0, timesteps, dtype, rec)
         else:
             ops = TimeBatchOps(snn.qparams, snn.netlist, max_spikes, rec, dtype, snn.neuron_model)
-            outputs = _run_chunks(ops, graph, x, x0, timesteps, dtype)
+            outputs = _run_chunks(ops, graph, x, x0, timesteps, dtype, rec)
     neuron_stats, synapse_stats, float_stats = rec.finish()
+    steps_used, settled = _settle(rec.moved) if adaptive else (None, None)
     return SimResult(outputs, neuron_stats, synapse_stats, float_stats, timesteps, x.batch_size,
-                     max_spikes, graph, snn.qparams)
+                     max_spikes, graph, snn.qparams, steps_used, settled)
+
+
+def _settle(moved: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """(steps used, settled) per sample from the (T, B) movement table: the first quiet step (1-based), else T."""
+    quiet = ~moved
+    settled = quiet.any(0)
+    return torch.from_numpy(np.where(settled, quiet.argmax(0) + 1, moved.shape[0])), torch.from_numpy(settled)
+
+
+def _all_quiet(rec: Recorder, t: int) -> bool:
+    """Whether no neuron of any sample moved at step t (every later step would repeat it: stop early)."""
+    return rec.moved is not None and not rec.moved[t].any()
 
 
 def _run_steps(ops: SNNStepOps, graph: N.EncoderGraph, x: engine.Inputs, x0: torch.Tensor, timesteps: int,
-               dtype: torch.dtype) -> torch.Tensor:
+               dtype: torch.dtype, rec: Recorder) -> torch.Tensor:
     outputs = []
-    for _ in range(timesteps):
+    for t in range(timesteps):
         ops.next_step()
         outputs.append(engine.run(graph, x, ops, dtype, x0=x0))
+        if _all_quiet(rec, t):  # adaptive: every input settled; the remaining steps repeat this output
+            outputs += [outputs[-1]] * (timesteps - t - 1)
+            break
     return torch.stack(outputs)
 
 
 def _run_chunks(ops: TimeBatchOps, graph: N.EncoderGraph, x: engine.Inputs, x0: torch.Tensor, timesteps: int,
-                dtype: torch.dtype) -> torch.Tensor:
+                dtype: torch.dtype, rec: Recorder) -> torch.Tensor:
     chunk = chunk_steps(graph, x.batch_size, x0.shape[1], timesteps)
     outputs = []
     for t0 in range(0, timesteps, chunk):
         ops.next_chunk(t0, min(chunk, timesteps - t0))
         out = engine.run(graph, x, ops, dtype, x0=x0)
         outputs.append(out.expand(ops.steps, *out.shape[1:]))  # (1, ...) when the output never changed
+        if _all_quiet(rec, t0 + ops.steps - 1):  # adaptive: every input settled by the chunk's last step
+            rest = timesteps - t0 - ops.steps
+            outputs.append(outputs[-1][-1:].expand(rest, *out.shape[1:]))
+            break
     return torch.cat(outputs)

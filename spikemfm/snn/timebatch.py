@@ -93,6 +93,7 @@ class TimeBatchOps(SpikeOpsBase):
 
     def _neuron(self, point: str, target: torch.Tensor) -> torch.Tensor:
         counts, delta = self._follow(point, target)
+        self.rec.samples_moved(self.t0, counts, self.counts.get(point))
         self.counts[point] = counts[-1].clone()
         spikes, events = self.rec.neuron_steps(point, self.t0, delta, self._max_step(point))
         self.activity[point] = (spikes, events)

@@ -84,3 +84,43 @@ def test_unknown_runtime_is_refused():
     snn = convert(quantize(model, QuantConfig(bits=4), [x]))
     with pytest.raises(ConfigError, match="runtime"):
         simulate(snn, x, 2, runtime="fast")
+
+
+@pytest.mark.parametrize("tower", list(TOWERS))
+@pytest.mark.parametrize("max_spikes", [1, 2, None])
+def test_adaptive_runs_stop_each_input_where_its_output_is_the_qanns(tower, max_spikes, monkeypatch):
+    """The self-test of adaptive T: an input's first quiet step (no neuron moved) comes after its output became
+    exactly the QANN's and stays so; both runtimes find the same steps, and the early stop changes nothing."""
+    model, x = TOWERS[tower]
+    qann = quantize(model, QuantConfig(bits=3), [x])
+    snn = convert(qann, ConvertConfig(max_spikes_per_step=max_spikes))
+    steps = 40
+    full = simulate(snn, x, steps)
+    ref = qann(x)
+    runs = [simulate(snn, x, steps, adaptive=True)]
+    for chunk in (1, 1 << 30):
+        monkeypatch.setattr(sim, "_CHUNK_ELEMENTS", chunk)
+        runs.append(simulate(snn, x, steps, runtime="time", adaptive=True))
+    for run in runs:
+        assert torch.equal(run.steps_used, runs[0].steps_used) and torch.equal(run.settled, runs[0].settled)
+        _stats_equal(full, run)  # stopping once every input is quiet changes no output and no statistic
+    assert full.steps_used is None and bool(runs[0].settled.all())  # 3 bits: every input settles within 40 steps
+    for b, used in enumerate(runs[0].steps_used.tolist()):
+        assert torch.equal(full.outputs[used - 1, b], ref[b])  # exact when the run stops
+        assert (full.outputs[used - 1:, b] == full.outputs[-1, b]).all()  # and unchanged after
+    if max_spikes is None:
+        assert runs[0].steps_used.tolist() == [2] * len(runs[0].steps_used)  # graded: exact at 1, quiet at 2
+
+
+def test_adaptive_energy_charges_neuron_updates_only_for_the_steps_run():
+    from spikemfm.energy import estimate_energy
+
+    model, x = TOWERS["image"]
+    snn = convert(quantize(model, QuantConfig(bits=3), [x]), ConvertConfig(max_spikes_per_step=1))
+    fixed, adaptive = simulate(snn, x, 40), simulate(snn, x, 40, adaptive=True)
+    a, f = estimate_energy(adaptive, "loihi"), estimate_energy(fixed, "loihi")
+    mean = float(adaptive.steps_used.double().mean())
+    assert a.steps == mean < 40 and f.steps == 40
+    neurons = sum(s.neurons for s in fixed.neuron_stats.values())
+    # the only difference: inactive neuron updates for the steps not run (52 pJ each on Loihi)
+    assert abs((f.snn_total - a.snn_total) - neurons * (40 - mean) * 52.0) < 1e-6 * f.snn_total
