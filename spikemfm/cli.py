@@ -82,12 +82,14 @@ def _cmd_energy(args: argparse.Namespace) -> int:
     from spikemfm.snn import simulate
 
     check_out_dir(args.out)
+    if args.images < 1 or args.timesteps < 1:
+        raise ConfigError(f"--images={args.images}, --timesteps={args.timesteps}: both must be >= 1")
     if not args.profile:
         raise ConfigError("--profile: give at least one energy profile (a name or a TOML path)")
     profiles = [load_profile(p) for p in args.profile]  # fail fast on a bad profile
     if args.model is not None:
         with model_file_for(args.model, _source(args), not args.no_progress) as path:
-            reports = run_energy_saved(path, profiles, args.images, args.timesteps)
+            reports = run_energy_saved(path, profiles, args.images, args.timesteps, args.adaptive)
         what = f"{args.model}, T={args.timesteps}"
     else:
         model = load_tiny_clip()
@@ -95,14 +97,14 @@ def _cmd_energy(args: argparse.Namespace) -> int:
         s = convert_tiny_clip(model, QuantConfig(bits=args.bits), ConvertConfig(spikes), calibration_images())
         if args.tower == "image":
             x = load_fashion_mnist("test").subset(args.images, seed=0).tensors()[0]
-            sim = simulate(s.image, x, args.timesteps)
+            sim = simulate(s.image, x, args.timesteps, adaptive=args.adaptive)
         else:
-            sim = simulate(s.text, model.text.tokenize(prompts()), args.timesteps)
+            sim = simulate(s.text, model.text.tokenize(prompts()), args.timesteps, adaptive=args.adaptive)
         reports = [estimate_energy(sim, p) for p in profiles]
         what = f"tiny-clip {args.tower} tower, {args.bits}-bit, T={args.timesteps}"
     summary = [r.summary() for r in reports]
     # 80 columns: the totals and ratios that answer "does the SNN pay"; every column is in the files
-    short = [{"profile": r["profile"], "SNN nJ": r["snn_nJ"], "SNN/int8": r.get("snn/int8"),
+    short = [{"profile": r["profile"], "steps": r["steps"], "SNN nJ": r["snn_nJ"], "SNN/int8": r.get("snn/int8"),
               "SNN/bit-matched": r.get("snn/qann_bitmatched"), "complete": "yes" if r["complete"] == "yes" else "no"}
              for r in summary]
     _print_rows(f"energy per inference, {what}", short)
@@ -338,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--timesteps", "-T", type=int, default=8)
     en.add_argument("--images", "--inputs", dest="images", type=int, default=100,
                     help="real test inputs (images or sentences) simulated")
+    en.add_argument("--adaptive", action="store_true", help="adaptive T: each input stops at its first step in "
+                    "which no neuron moved (its output is then exactly the QANN's); -T is the cap")
     en.add_argument("--out", default="results/energy_cli")
     en.add_argument("--config", help=_CONFIG_HELP.format("energy"))
     en.set_defaults(func=_cmd_energy)

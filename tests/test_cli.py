@@ -239,6 +239,16 @@ def test_energy_of_a_saved_model(saved_models, family, tmp_path, capsys):
     assert row["complete"] == "yes" and row["snn_nJ"] > 0 and row["int8_nJ"] > 0
 
 
+def test_energy_of_a_graded_saved_model_on_loihi2_is_complete(saved_models, tmp_path, capsys):
+    out = tmp_path / "energy"
+    assert main(["energy", str(saved_models["minilm"] / "model.snn.pt"), "--profile", "loihi2", "loihi", "-T", "4",
+                 "--inputs", "2", "--adaptive", "--out", str(out)]) == 0
+    rows = {r["profile"]: r for r in json.loads((out / "energy_summary.json").read_text())["rows"]}
+    assert all(r["complete"] == "yes" and r["dense_profile"] == "eyeriss_int8" for r in rows.values())
+    assert rows["loihi2"]["messages"] == "graded" and rows["loihi2"]["steps"] == 2.0  # graded: quiet at step 2
+    assert rows["loihi2"]["snn_nJ"] < rows["loihi"]["snn_nJ"]
+
+
 def test_asking_more_test_inputs_than_exist_is_refused(saved_models, tmp_path, capsys):
     """Issue 15: `simulate --inputs 5000` on a text tower silently used the few hundred sentences there are."""
     out = tmp_path / "sim"
