@@ -1,7 +1,7 @@
 """Energy per inference: FP32, int8 and bit-matched QANN dense paths vs the SNN at several T, per profile.
 
 Both towers of the bundled tiny CLIP (image tower on real Fashion-MNIST test images, MiniLM text tower
-on the class prompts) at 8 bits. Spike counts come from ``spikemfm.simulate``; every profile in
+on the class prompts) at 8 bits, at fixed T and adaptive T (capped at the largest T). Spike counts come from ``spikemfm.simulate``; every profile in
 ``spikemfm/energy/profiles`` prices them. Writes results/energy/{energy.json,csv,md} and one
 breakdown PNG per tower (Horowitz 45 nm, largest T).
 
@@ -40,12 +40,14 @@ def main() -> None:
         spikes = parse_max_spikes(ms)
         s = convert_tiny_clip(model, QuantConfig(bits=args.bits), ConvertConfig(spikes), calibration_images())
         for tower, snn, inputs in (("image", s.image, x), ("text", s.text, tok)):
-            for t in args.timesteps:
-                sim = simulate(snn, inputs, t)
+            # fixed T, then adaptive T capped at the largest T (each input stops at its first quiet step)
+            for t, adaptive in [(t, False) for t in args.timesteps] + [(max(args.timesteps), True)]:
+                sim = simulate(snn, inputs, t, adaptive=adaptive)
                 for prof in available_profiles():
                     rep = estimate_energy(sim, prof)
-                    rows.append({"tower": tower, "bits": args.bits, "max_spikes_per_step": ms, **rep.summary()})
-                    if prof == "horowitz45":
+                    rows.append({"tower": tower, "bits": args.bits, "max_spikes_per_step": ms,
+                                 "run": "adaptive" if adaptive else "fixed", **rep.summary()})
+                    if prof == "horowitz45" and not adaptive:
                         last[(tower, ms)] = rep
     out = Path(args.out)
     md = save_table(out, "energy", rows, vars(args),

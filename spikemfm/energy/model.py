@@ -225,3 +225,14 @@ def estimate_energy(sim: SimResult, profile: Profile | str | Path) -> EnergyRepo
         else:
             rep.break_even_rate[b] = max(0.0, rep.spike_rate * (d - (rep.snn_total - e_r)) / e_r)
     return rep
+
+
+def dense_energy(sim: SimResult, profile: Profile | str | Path, bits: int) -> tuple[float | None, list[str]]:
+    """(pJ per inference, missing terms) of a dense ANN at ``bits`` running the simulated tower's graph once,
+    priced on the profile's dense reference (or the profile itself): the dense rows of a search, at any width."""
+    p = profile if isinstance(profile, Profile) else load_profile(profile)
+    dp = load_profile(p.dense_reference) if p.dense_reference else p
+    acc = _Acc()
+    for w in layer_work(sim):
+        acc.merge(_dense(dp, w, bits))
+    return acc.value, sorted(acc.missing)

@@ -1,7 +1,7 @@
 """``simulate``: multi-step simulation of a converted SNN, with per-layer per-step spike counts."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -53,6 +53,15 @@ class SimResult:
         """The accumulated output after the last step."""
         return self.outputs[-1]
 
+    def first(self, steps: int) -> "SimResult":
+        """The same run cut after ``steps`` steps: what a fixed-T run of ``steps`` would have recorded (every
+        statistic is per step, and step t never depends on later steps). Adaptive fields are dropped."""
+        if not 1 <= steps <= self.timesteps:
+            raise ConfigError(f"SimResult.first: steps={steps} must lie in [1, {self.timesteps}]")
+        return replace(self, outputs=self.outputs[:steps], neuron_stats=_cut(self.neuron_stats, steps),
+                       synapse_stats=_cut(self.synapse_stats, steps), float_stats=_cut(self.float_stats, steps),
+                       timesteps=steps, steps_used=None, settled=None)
+
     def spike_counts(self) -> dict[str, torch.Tensor]:
         """Unit spikes per step (T,) of each neuron layer, summed over the batch."""
         return {k: v.spikes for k, v in self.neuron_stats.items()}
@@ -81,6 +90,14 @@ class SimResult:
         return t + 1
 
 
+def _cut(stats: dict[str, Any], steps: int) -> dict[str, Any]:
+    """Per-layer statistics with their per-step series cut to the first ``steps``."""
+    return {k: replace(v, **{f: getattr(v, f)[:steps] for f in _PER_STEP[type(v)]}) for k, v in stats.items()}
+
+
+_PER_STEP = {NeuronStats: ("spikes", "events"), SynapseStats: ("ops", "event_ops", "effective_ops",
+                                                                "effective_event_ops"),
+             FloatUnitStats: ("elements",)}
 RUNTIMES = ("auto", "step", "time")
 _CHUNK_ELEMENTS = 1 << 23  # largest per-chunk tensor of the time-batched runtime (32 MiB of float32)
 

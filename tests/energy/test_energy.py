@@ -271,3 +271,14 @@ def test_a_graded_profile_needs_its_message_cost(tmp_path):
     bad.write_text('[profile]\nname = "g"\nscope = "per-term"\nmessages = "bursty"\n')
     with pytest.raises(ConfigError, match="messages='bursty'"):
         load_profile(bad)
+
+
+def test_dense_energy_at_any_width_matches_the_baselines():
+    from spikemfm.energy import dense_energy
+
+    sim = _tiny_sim()
+    for profile in ("horowitz45", "loihi"):
+        rep = estimate_energy(sim, profile)
+        assert dense_energy(sim, profile, 8) == (rep.dense_total["int8"], [])
+        assert dense_energy(sim, profile, 32) == (rep.dense_total["fp32"], [])
+        assert dense_energy(sim, profile, 3)[0] == rep.dense_total["qann_bitmatched"]  # T=6: 3 bits

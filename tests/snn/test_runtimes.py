@@ -124,3 +124,11 @@ def test_adaptive_energy_charges_neuron_updates_only_for_the_steps_run():
     neurons = sum(s.neurons for s in fixed.neuron_stats.values())
     # the only difference: inactive neuron updates for the steps not run (52 pJ each on Loihi)
     assert abs((f.snn_total - a.snn_total) - neurons * (40 - mean) * 52.0) < 1e-6 * f.snn_total
+
+
+def test_a_run_cut_after_t_steps_is_the_run_of_t_steps():
+    model, x = TOWERS["bert_padding"]
+    snn = convert(quantize(model, QuantConfig(bits=4), [x]), ConvertConfig(max_spikes_per_step=2))
+    _stats_equal(simulate(snn, x, 12).first(5), simulate(snn, x, 5))
+    with pytest.raises(ConfigError, match="steps=13"):
+        simulate(snn, x, 12).first(13)
