@@ -3,8 +3,8 @@
 Importing this package loads neither Lava nor CUDA; heavy stacks (timm, open_clip, transformers, lava)
 are imported only by the functions that need them.
 """
-from spikemfm.convert import (ConvertConfig, MixedPrecisionConfig, PruneConfig, QuantConfig, QuantizedModel, distill,
-                              prune, quantize)
+from spikemfm.convert import (ConvertConfig, MixedPrecisionConfig, PruneConfig, QATConfig, QuantConfig, QuantizedModel,
+                              distill, prune, qat, quantize)
 from spikemfm.energy import EnergyReport, estimate_energy, load_profile
 from spikemfm.errors import (ConfigError, DataError, FidelityError, ModelLoadError, SpikeMFMError,
                              UnsupportedModuleError)
@@ -17,5 +17,5 @@ __version__ = "0.1.0"
 __all__ = ["ConfigError", "convert", "ConvertConfig", "DataError", "distill", "EnergyReport",
            "estimate_energy", "export_lava", "export_nir", "FidelityError", "FixedPointConfig", "load", "load_profile",
            "MixedPrecisionConfig", "ModelLoadError", "Part", "prune", "PruneConfig", "QuantConfig",
-           "quantize", "QuantizedModel", "SimResult", "simulate", "SpikeMFMError", "SpikingModel",
+           "qat", "QATConfig", "quantize", "QuantizedModel", "SimResult", "simulate", "SpikeMFMError", "SpikingModel",
            "UnsupportedModuleError", "__version__"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import torch
 from torch import nn
@@ -48,17 +48,25 @@ class _Reservoir:
         return x[torch.randperm(x.numel(), generator=self.gen)[:_RESERVOIR]] if x.numel() > _RESERVOIR else x
 
 
-def _act_quant(point: N.Point, res: _Reservoir, cfg: QuantConfig) -> ActQuant:
+def _act_quant(point: N.Point, res: _Reservoir | None, cfg: QuantConfig,
+               steps: Mapping[str, float] | None = None) -> ActQuant:
     bits = cfg.act_bits(point)
     if point.role.unsigned:  # softmax output in [0, 1]: unsigned levels, fixed step
         hi = 2 ** bits - 1
         return ActQuant(point, 1.0 / hi, 0, hi, bits)
     lo, hi = signed_range(bits)
+    if steps is not None and point in steps:  # learned (QAT) instead of calibrated
+        return ActQuant(point, float(steps[point]), lo, hi, bits)
     return ActQuant(point, calibrate_step(res.get(point), lo, hi, cfg.clip, cfg.percentile), lo, hi, bits)
 
 
-def build_qparams(graph: N.EncoderGraph, res: _Reservoir, cfg: QuantConfig) -> QParams:
-    """Quantizes every Linear and every spiking activation of a float64 graph, iterating its netlist."""
+def build_qparams(graph: N.EncoderGraph, res: _Reservoir | None, cfg: QuantConfig,
+                  steps: Mapping[str, float] | None = None) -> QParams:
+    """Quantizes every Linear and every spiking activation of a float64 graph, iterating its netlist.
+
+    ``steps``: activation steps by quantization point that replace calibration (quantization-aware training);
+    with every signed point given, ``res`` may be None.
+    """
     qp = QParams()
     net = build_netlist(graph)
     linears = {lin.path: lin for lin in N.find_nodes(graph, N.Linear)}
@@ -67,7 +75,7 @@ def build_qparams(graph: N.EncoderGraph, res: _Reservoir, cfg: QuantConfig) -> Q
     for r in net:  # in execution order: the reservoir is sampled in the same order as always
         if isinstance(r, NeuronLayer):
             if r.name not in q:  # an activation neuron is quantized with its lookup, just before
-                q[r.name] = _act_quant(r.point, res, cfg)
+                q[r.name] = _act_quant(r.point, res, cfg, steps)
         elif isinstance(r, SynapticLayer):
             lin = linears[r.name]
             qp.linears[r.name] = make_qlinear(lin, q[r.pre].step, cfg.weight_row_bits(r.name, lin.weight.shape[0]))
@@ -79,7 +87,7 @@ def build_qparams(graph: N.EncoderGraph, res: _Reservoir, cfg: QuantConfig) -> Q
             hid = q[r.inputs[0]]
             levels = torch.arange(hid.lo, hid.hi + 1, dtype=torch.float64)
             out = net.consumers(r.name)[0]  # the activation neuron the lookup drives
-            q[out.name] = _act_quant(out.point, res, cfg)
+            q[out.name] = _act_quant(out.point, res, cfg, steps)
             qp.luts[r.owner] = q[out.name].level(N.activation(r.act, levels * hid.step))
     return qp
 

@@ -1,0 +1,193 @@
+"""Quantization-aware training of a QANN: learned activation steps (LSQ) and weights, distilled from the float
+model, for every family the converter extracts (it trains the extracted graph, not the family's module).
+
+Forward pass (:class:`QATOps`): the QANN's exact semantics with straight-through rounding —
+
+    neuron     x̂ = s · clamp(⌊x/s + ½⌋, lo, hi)        s = exp(log s) learned per quantization point (LSQ:
+                                                          ∂x̂/∂s = ⌊x/s + ½⌋ − x/s inside the range, lo or hi
+                                                          outside; ∂x̂/∂x = 1 inside, 0 outside)
+    weights    ŵ = r · round(w / r), r = max|w_row| / (2^(b−1) − 1)   (per output row, as the converter does)
+
+attention probabilities keep their fixed step 1/(2^b − 1), as in the QANN. Loss: the student's output error
+relative to the teacher's output energy, ‖y − y_T‖² / ‖y_T‖², on real data. The result is rebuilt with the
+converter's own code (:func:`~spikemfm.convert.qann.build_qparams` with the learned steps and the trained
+weights), so it converts to an SNN that accumulates to it exactly, like any QANN.
+
+Hand-written rather than a QAT library (brevitas, torch.ao): those quantize ``nn.Module`` layers of one
+family, while spikemfm's quantization points live on the extracted graph shared by every family, and the
+trained model must reproduce the converter's exact integer semantics.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any, Callable, Iterable
+
+import torch
+from tqdm.auto import tqdm
+
+from spikemfm.checks import check_field_types
+from spikemfm.convert.qann import QuantizedModel, build_qparams
+from spikemfm.errors import ConfigError
+from spikemfm.ir import engine
+from spikemfm.ir import nodes as N
+from spikemfm.ir.engine import DirectUnits, score_scale
+
+
+@dataclass(frozen=True)
+class QATConfig:
+    """How QAT trains.
+
+    Attributes:
+        steps: optimizer steps (one batch each, cycling through the data).
+        lr: Adam learning rate of the weights and biases.
+        step_lr: Adam learning rate of the log activation steps.
+        seed: shuffling of the batch order.
+    """
+
+    steps: int = 300
+    lr: float = 1e-4
+    step_lr: float = 1e-3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_field_types(self)
+        if self.steps < 1:
+            raise ConfigError(f"QATConfig.steps={self.steps}: must be >= 1")
+        for name in ("lr", "step_lr"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"QATConfig.{name}={getattr(self, name)}: must be > 0")
+
+
+def _round_ste(v: torch.Tensor) -> torch.Tensor:
+    """⌊v + ½⌋ forward (the QANN's rounding), identity backward."""
+    return v + (torch.floor(v + 0.5) - v).detach()
+
+
+class QATOps(DirectUnits):
+    """The QANN's forward with learnable steps and weights and straight-through rounding."""
+
+    def __init__(self, qann: QuantizedModel, log_steps: dict[str, torch.Tensor]) -> None:
+        self.quants = qann.qparams.quants
+        self.linears = qann.qparams.linears
+        self.log_steps = log_steps
+
+    def inject(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def neuron(self, point: str, x: torch.Tensor) -> torch.Tensor:
+        q = self.quants[point]
+        s = self.log_steps[point].exp() if point in self.log_steps else torch.tensor(q.step, dtype=x.dtype)
+        v = (x / s).clamp(q.lo, q.hi)
+        return _round_ste(v) * s
+
+    def linear(self, node: N.Linear, c: torch.Tensor) -> torch.Tensor:
+        ql = self.linears[node.path]
+        bits = ql.row_bits if ql.row_bits is not None else torch.tensor(ql.bits)
+        hi = (2.0 ** (bits.to(c.dtype) - 1) - 1).expand(node.weight.shape[0])[:, None]
+        w = node.weight.to(c.dtype)
+        amax = w.abs().amax(1, keepdim=True)
+        r = torch.where(amax > 0, amax / hi, torch.ones_like(amax))
+        w_hat = (w / r + (torch.round(w / r) - w / r).detach()) * r
+        return torch.nn.functional.linear(c, w_hat, None if node.bias is None else node.bias.to(c.dtype))
+
+    def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        return (q @ k.transpose(-1, -2)) * score_scale(attn)
+
+    def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return p @ v
+
+    def gate(self, mlp: N.MLP, g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return g * v
+
+    def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
+        hidden = self.neuron(mlp.point(N.Role.HIDDEN), z)
+        return self.neuron(mlp.point(N.Role.ACT), N.activation(mlp.act, hidden))
+
+
+def _map_linears(obj: Any, fn: Callable[[N.Linear], N.Linear]) -> Any:
+    """A copy of a node tree with every Linear node replaced by ``fn(node)`` (other tensors shared)."""
+    if isinstance(obj, N.Linear):
+        return fn(obj)
+    if isinstance(obj, tuple):
+        return tuple(_map_linears(o, fn) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _map_linears(v, fn) for k, v in obj.items()}
+    if hasattr(obj, "__dataclass_fields__") and not isinstance(obj, type):
+        return replace(obj, **{f.name: _map_linears(getattr(obj, f.name), fn) for f in fields(obj)})
+    return obj
+
+
+def _trainable(lin: N.Linear) -> N.Linear:
+    w = lin.weight.detach().to(torch.float32).clone().requires_grad_(True)
+    b = None if lin.bias is None else lin.bias.detach().to(torch.float32).clone().requires_grad_(True)
+    return replace(lin, weight=w, bias=b)
+
+
+def _teacher_fn(qann: QuantizedModel, teacher: Any) -> Callable[[engine.Inputs], torch.Tensor]:
+    """The distillation target: the user's float module (through its extractor's reference forward), or the
+    float graph the QANN was built from."""
+    if teacher is None:
+        return lambda x: engine.run(qann.graph, x, _float_ops(), torch.float64)
+    from spikemfm.ir import extractor_for
+
+    ref = extractor_for(teacher)
+    return lambda x: ref.reference(teacher, x)
+
+
+def _float_ops():
+    from spikemfm.ir.float_ops import FloatOps
+
+    return FloatOps()
+
+
+def qat(qann: QuantizedModel, data: Iterable[Any], teacher: Any = None, config: QATConfig = QATConfig(),
+        progress: bool = False) -> QuantizedModel:
+    """Quantization-aware training of ``qann`` on ``data`` (a re-iterable collection of input batches).
+
+    Args:
+        qann: a QANN from :func:`~spikemfm.quantize` (uniform or mixed bits; its bit widths are kept).
+        data: real input batches (images, token ids or tokenizer outputs), e.g. the calibration batches.
+        teacher: the float module to distil from (its own forward, as the extractor calls it); None: the
+            float graph the QANN was extracted from.
+        config: steps and learning rates.
+        progress: show a progress bar.
+
+    Returns:
+        A new :class:`QuantizedModel` with trained weights and learned steps (convert it as usual).
+    """
+    batches = list(data)
+    if not batches:
+        raise ConfigError("qat: no data batches given")
+    student = _map_linears(qann.graph, _trainable)
+    weights = [t for lin in N.find_nodes(student, N.Linear) for t in (lin.weight, lin.bias) if t is not None]
+    log_steps = {p: torch.tensor(math.log(q.step), dtype=torch.float32, requires_grad=True)
+                 for p, q in qann.qparams.quants.items() if q.lo < 0}  # signed points; probabilities stay fixed
+    opt = torch.optim.Adam([{"params": weights, "lr": config.lr},
+                            {"params": list(log_steps.values()), "lr": config.step_lr}])
+    ops, target = QATOps(qann, log_steps), _teacher_fn(qann, teacher)
+    order = torch.Generator().manual_seed(config.seed)
+    cycle = itertools.cycle(range(len(batches)))
+    for _ in tqdm(range(config.steps), desc="QAT", disable=not progress):
+        i = next(cycle) if len(batches) == 1 else int(torch.randint(len(batches), (1,), generator=order))
+        x = engine.as_inputs(qann.graph, batches[i])
+        with torch.no_grad():
+            y_t = target(x).to(torch.float32)
+        y = engine.run(student, x, ops, torch.float32)
+        loss = (y - y_t).pow(2).sum() / y_t.pow(2).sum().clamp_min(1e-12)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return _rebuild(qann, student, log_steps)
+
+
+def _rebuild(qann: QuantizedModel, student: N.EncoderGraph, log_steps: dict[str, torch.Tensor]) -> QuantizedModel:
+    """The trained QANN through the converter's own quantization code (float64 graph, learned steps)."""
+    def back(lin: N.Linear) -> N.Linear:
+        return replace(lin, weight=lin.weight.detach().to(torch.float64),
+                       bias=None if lin.bias is None else lin.bias.detach().to(torch.float64))
+
+    graph = _map_linears(student, back)
+    steps = {p: float(s.detach().exp()) for p, s in log_steps.items()}
+    return QuantizedModel(graph, build_qparams(graph, None, qann.config, steps), qann.config, qann.allocation)
