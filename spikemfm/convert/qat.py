@@ -160,7 +160,9 @@ def qat(qann: QuantizedModel, data: Iterable[Any], teacher: Any = None, config: 
     batches = list(data)
     if not batches:
         raise ConfigError("qat: no data batches given")
-    student = _map_linears(qann.graph, _trainable)
+    # float32 copies of every tensor once (not a cast per call), the Linear weights as trainable leaves
+    student = _map_linears(N.map_tensors(qann.graph, lambda t: t.to(torch.float32) if t.is_floating_point() else t),
+                           _trainable)
     weights = [t for lin in N.find_nodes(student, N.Linear) for t in (lin.weight, lin.bias) if t is not None]
     log_steps = {p: torch.tensor(math.log(q.step), dtype=torch.float32, requires_grad=True)
                  for p, q in qann.qparams.quants.items() if q.lo < 0}  # signed points; probabilities stay fixed
@@ -169,11 +171,14 @@ def qat(qann: QuantizedModel, data: Iterable[Any], teacher: Any = None, config: 
     ops, target = QATOps(qann, log_steps), _teacher_fn(qann, teacher)
     order = torch.Generator().manual_seed(config.seed)
     cycle = itertools.cycle(range(len(batches)))
+    targets: dict[int, torch.Tensor] = {}  # the teacher's output per batch, computed once
     for _ in tqdm(range(config.steps), desc="QAT", disable=not progress):
         i = next(cycle) if len(batches) == 1 else int(torch.randint(len(batches), (1,), generator=order))
         x = engine.as_inputs(qann.graph, batches[i])
-        with torch.no_grad():
-            y_t = target(x).to(torch.float32)
+        if i not in targets:
+            with torch.no_grad():
+                targets[i] = target(x).to(torch.float32)
+        y_t = targets[i]
         y = engine.run(student, x, ops, torch.float32)
         loss = (y - y_t).pow(2).sum() / y_t.pow(2).sum().clamp_min(1e-12)
         opt.zero_grad(set_to_none=True)
@@ -183,11 +188,15 @@ def qat(qann: QuantizedModel, data: Iterable[Any], teacher: Any = None, config: 
 
 
 def _rebuild(qann: QuantizedModel, student: N.EncoderGraph, log_steps: dict[str, torch.Tensor]) -> QuantizedModel:
-    """The trained QANN through the converter's own quantization code (float64 graph, learned steps)."""
-    def back(lin: N.Linear) -> N.Linear:
-        return replace(lin, weight=lin.weight.detach().to(torch.float64),
-                       bias=None if lin.bias is None else lin.bias.detach().to(torch.float64))
+    """The trained QANN through the converter's own quantization code: the original float64 graph with the
+    trained Linear weights, and the learned steps."""
+    trained = {lin.path: lin for lin in N.find_nodes(student, N.Linear)}
 
-    graph = _map_linears(student, back)
+    def back(lin: N.Linear) -> N.Linear:
+        t = trained[lin.path]
+        return replace(lin, weight=t.weight.detach().to(torch.float64),
+                       bias=None if t.bias is None else t.bias.detach().to(torch.float64))
+
+    graph = _map_linears(qann.graph, back)
     steps = {p: float(s.detach().exp()) for p, s in log_steps.items()}
     return QuantizedModel(graph, build_qparams(graph, None, qann.config, steps), qann.config, qann.allocation)
