@@ -186,7 +186,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     from spikemfm.jobs import job_from_toml, run_convert, weights_of
 
     overrides = {k: getattr(args, k) for k in ("model", "tower", "checkpoint", "bits", "budget", "head_ratio",
-                                                "mlp_ratio", "recovery_steps", "max_spikes", "timesteps",
+                                                "mlp_ratio", "recovery_steps", "qat_steps", "max_spikes", "timesteps",
                                                 "calib_samples", "eval_samples", "data", "model_args", "out")}
     job = job_from_toml(args.config, overrides, elsewhere=set().union(*_all_options(build_parser()).values()))
     check_out_dir(job.out)
@@ -285,6 +285,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     cv.add_argument("--head-ratio", type=float)
     cv.add_argument("--mlp-ratio", type=float)
     cv.add_argument("--recovery-steps", type=int)
+    cv.add_argument("--qat-steps", type=int, help="quantization-aware training steps after quantizing (spikemfm.qat)")
     cv.add_argument("--max-spikes", type=_spikes_flag, help="spikes per neuron per step: an integer or 'graded'")
     cv.add_argument("--timesteps", "-T", type=int)
     cv.add_argument("--calib-samples", type=int)

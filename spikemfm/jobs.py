@@ -36,6 +36,8 @@ class ConvertJob:
         budget: average bits for mixed precision (None: uniform ``bits``).
         head_ratio, mlp_ratio: fractions of heads / MLP channels to prune (0: no pruning).
         recovery_steps: distillation steps after pruning (0: none).
+        qat_steps: quantization-aware training steps after quantizing (0: none; :func:`spikemfm.qat` on the
+            calibration data, distilled from the float model).
         max_spikes: spikes per neuron per step: a positive integer, or ``"graded"`` (no bound).
         timesteps: steps simulated for the summary's exactness check.
         calib_samples: real calibration samples (images or sentences).
@@ -55,6 +57,7 @@ class ConvertJob:
     head_ratio: float = 0.0
     mlp_ratio: float = 0.0
     recovery_steps: int = 0
+    qat_steps: int = 0
     max_spikes: int | str = 16
     timesteps: int = 32
     calib_samples: int = 256
@@ -74,8 +77,9 @@ class ConvertJob:
         object.__setattr__(self, "model_args", pairs)
         if self.tower not in TOWERS:
             raise ConfigError(f"ConvertJob.tower={self.tower!r}: choose one of {TOWERS}")
-        if self.recovery_steps < 0:
-            raise ConfigError(f"ConvertJob.recovery_steps={self.recovery_steps}: must be >= 0")
+        for name in ("recovery_steps", "qat_steps"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"ConvertJob.{name}={getattr(self, name)}: must be >= 0")
         if self.max_spikes != "graded" and (isinstance(self.max_spikes, bool) or not isinstance(self.max_spikes, int)
                                             or self.max_spikes < 1):
             raise ConfigError(f"ConvertJob.max_spikes={self.max_spikes!r}: give a positive integer or 'graded'")
@@ -150,8 +154,8 @@ def weights_of(job: ConvertJob) -> str:
 
 def run_convert(job: ConvertJob, progress: bool = True) -> dict[str, Any]:
     """Loads, (prunes,) quantizes and converts the job's tower; saves it and returns the summary."""
-    from spikemfm.convert import (ConvertConfig, MixedPrecisionConfig, PruneConfig, QuantConfig, convert, distill,
-                                  prune, quantize)
+    from spikemfm.convert import (ConvertConfig, MixedPrecisionConfig, PruneConfig, QATConfig, QuantConfig, convert,
+                                  distill, prune, qat, quantize)
     from spikemfm.convert.qann import as_graph
     from spikemfm.io import check_out_dir, output_set, provenance, write_json
     from spikemfm.serialize import save_converted
@@ -171,6 +175,8 @@ def run_convert(job: ConvertJob, progress: bool = True) -> dict[str, Any]:
                     progress=progress)
     qcfg = MixedPrecisionConfig(budget=job.budget) if job.budget is not None else QuantConfig(bits=job.bits)
     qann = quantize(model, qcfg, calib, progress=progress)
+    if job.qat_steps:
+        qann = qat(qann, calib, config=QATConfig(steps=job.qat_steps), progress=progress)
     snn = convert(qann, ConvertConfig(max_spikes_per_step=job.spikes_per_step))
     batches, eval_note = real_batches(graph, spec, tokenizer, "test", job.eval_samples, job.eval_samples, data)
     x = batches[0]

@@ -293,3 +293,13 @@ def test_commands_take_a_model_name_and_convert_it_first(tmp_path, capsys):
     assert rows[-1]["max_rel_error_vs_qann"] == 0.0  # graded spikes: exact from T=1
     assert main(["simulate", "timm:no_such_model", "--no-progress"]) == 2
     assert "unknown" in capsys.readouterr().err
+
+
+def test_convert_with_qat_steps_saves_an_exact_snn(tmp_path):
+    out = tmp_path / "qat"
+    args = ["img_size=16", "patch_size=8", "depth=1", "embed_dim=16", "num_heads=2", "num_classes=4"]
+    assert main(["convert", "--model", "timm:vit_tiny_patch16_224", *[a for v in args for a in ("--model-arg", v)],
+                 "--bits", "3", "--qat-steps", "3", "--max-spikes", "graded", "-T", "2", "--calib-samples", "16",
+                 "--eval-samples", "4", "--no-progress", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["qat_steps"] == 3 and summary["t_exact"] == 1 and summary["max_rel_error_at_T"] == 0.0
