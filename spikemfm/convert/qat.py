@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable
 
 import torch
@@ -32,7 +32,7 @@ from spikemfm.convert.qann import QuantizedModel, build_qparams
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
-from spikemfm.ir.engine import DirectUnits, score_scale
+from spikemfm.ir.float_ops import FloatOps
 
 
 @dataclass(frozen=True)
@@ -65,16 +65,15 @@ def _round_ste(v: torch.Tensor) -> torch.Tensor:
     return v + (torch.floor(v + 0.5) - v).detach()
 
 
-class QATOps(DirectUnits):
-    """The QANN's forward with learnable steps and weights and straight-through rounding."""
+class QATOps(FloatOps):
+    """The QANN's forward with learnable steps and weights and straight-through rounding (products, float units
+    and the activation as in the float reference, on the fake-quantized values)."""
 
     def __init__(self, qann: QuantizedModel, log_steps: dict[str, torch.Tensor]) -> None:
+        super().__init__()
         self.quants = qann.qparams.quants
         self.linears = qann.qparams.linears
         self.log_steps = log_steps
-
-    def inject(self, x: torch.Tensor) -> torch.Tensor:
-        return x
 
     def neuron(self, point: str, x: torch.Tensor) -> torch.Tensor:
         q = self.quants[point]
@@ -92,32 +91,6 @@ class QATOps(DirectUnits):
         w_hat = (w / r + (torch.round(w / r) - w / r).detach()) * r
         return torch.nn.functional.linear(c, w_hat, None if node.bias is None else node.bias.to(c.dtype))
 
-    def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        return (q @ k.transpose(-1, -2)) * score_scale(attn)
-
-    def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return p @ v
-
-    def gate(self, mlp: N.MLP, g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return g * v
-
-    def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
-        hidden = self.neuron(mlp.point(N.Role.HIDDEN), z)
-        return self.neuron(mlp.point(N.Role.ACT), N.activation(mlp.act, hidden))
-
-
-def _map_linears(obj: Any, fn: Callable[[N.Linear], N.Linear]) -> Any:
-    """A copy of a node tree with every Linear node replaced by ``fn(node)`` (other tensors shared)."""
-    if isinstance(obj, N.Linear):
-        return fn(obj)
-    if isinstance(obj, tuple):
-        return tuple(_map_linears(o, fn) for o in obj)
-    if isinstance(obj, dict):
-        return {k: _map_linears(v, fn) for k, v in obj.items()}
-    if hasattr(obj, "__dataclass_fields__") and not isinstance(obj, type):
-        return replace(obj, **{f.name: _map_linears(getattr(obj, f.name), fn) for f in fields(obj)})
-    return obj
-
 
 def _trainable(lin: N.Linear) -> N.Linear:
     w = lin.weight.detach().to(torch.float32).clone().requires_grad_(True)
@@ -129,17 +102,11 @@ def _teacher_fn(qann: QuantizedModel, teacher: Any) -> Callable[[engine.Inputs],
     """The distillation target: the user's float module (through its extractor's reference forward), or the
     float graph the QANN was built from."""
     if teacher is None:
-        return lambda x: engine.run(qann.graph, x, _float_ops(), torch.float64)
+        return lambda x: engine.run(qann.graph, x, FloatOps(), torch.float64)
     from spikemfm.ir import extractor_for
 
     ref = extractor_for(teacher)
     return lambda x: ref.reference(teacher, x)
-
-
-def _float_ops():
-    from spikemfm.ir.float_ops import FloatOps
-
-    return FloatOps()
 
 
 def qat(qann: QuantizedModel, data: Iterable[Any], teacher: Any = None, config: QATConfig = QATConfig(),
@@ -161,8 +128,8 @@ def qat(qann: QuantizedModel, data: Iterable[Any], teacher: Any = None, config: 
     if not batches:
         raise ConfigError("qat: no data batches given")
     # float32 copies of every tensor once (not a cast per call), the Linear weights as trainable leaves
-    student = _map_linears(N.map_tensors(qann.graph, lambda t: t.to(torch.float32) if t.is_floating_point() else t),
-                           _trainable)
+    student = N.map_nodes(N.map_tensors(qann.graph, lambda t: t.to(torch.float32) if t.is_floating_point() else t),
+                          N.Linear, _trainable)
     weights = [t for lin in N.find_nodes(student, N.Linear) for t in (lin.weight, lin.bias) if t is not None]
     log_steps = {p: torch.tensor(math.log(q.step), dtype=torch.float32, requires_grad=True)
                  for p, q in qann.qparams.quants.items() if q.lo < 0}  # signed points; probabilities stay fixed
@@ -197,6 +164,6 @@ def _rebuild(qann: QuantizedModel, student: N.EncoderGraph, log_steps: dict[str,
         return replace(lin, weight=t.weight.detach().to(torch.float64),
                        bias=None if t.bias is None else t.bias.detach().to(torch.float64))
 
-    graph = _map_linears(qann.graph, back)
+    graph = N.map_nodes(qann.graph, N.Linear, back)
     steps = {p: float(s.detach().exp()) for p, s in log_steps.items()}
     return QuantizedModel(graph, build_qparams(graph, None, qann.config, steps), qann.config, qann.allocation)

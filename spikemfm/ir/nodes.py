@@ -350,14 +350,20 @@ def map_paths(obj: Any, prefix: str) -> Any:
 
 def map_tensors(obj: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
     """A copy of a node tree (dataclasses, tuples, dict values) with every tensor replaced by ``fn(tensor)``."""
-    if isinstance(obj, torch.Tensor):
+    return map_nodes(obj, torch.Tensor, fn)
+
+
+def map_nodes(obj: Any, kind: type, fn: Callable[[Any], Any]) -> Any:
+    """A copy of a node tree with every object of type ``kind`` (a node class, or ``torch.Tensor``) replaced by
+    ``fn(obj)``; the rest is rebuilt around them."""
+    if isinstance(obj, kind):
         return fn(obj)
     if isinstance(obj, tuple):
-        return tuple(map_tensors(o, fn) for o in obj)
+        return tuple(map_nodes(o, kind, fn) for o in obj)
     if isinstance(obj, dict):
-        return {k: map_tensors(v, fn) for k, v in obj.items()}
-    if hasattr(obj, "__dataclass_fields__"):
-        return replace(obj, **{k: map_tensors(getattr(obj, k), fn) for k in obj.__dataclass_fields__})
+        return {k: map_nodes(v, kind, fn) for k, v in obj.items()}
+    if hasattr(obj, "__dataclass_fields__") and not isinstance(obj, type):
+        return replace(obj, **{k: map_nodes(getattr(obj, k), kind, fn) for k in obj.__dataclass_fields__})
     return obj
 
 
