@@ -124,12 +124,10 @@ def _cmd_lava(args: argparse.Namespace) -> int:
     """Runs a part of a converted real model in Lava (Loihi2SimCfg) and checks it against PyTorch."""
 
     from spikemfm.convert import parse_max_spikes
-    from spikemfm.io import save_table
+    from spikemfm.io import check_out_dir, output_set, save_table
     from spikemfm.neuromorphic.isolate import run_isolated
     from spikemfm.neuromorphic.parts import Part
     from spikemfm.jobs import agreement_job, model_file_for
-
-    from spikemfm.io import check_out_dir, output_set
 
     check_out_dir(args.out)
     Part(args.part, args.block)  # fail fast on a bad part
@@ -181,15 +179,14 @@ def _check_lava_args(args: argparse.Namespace) -> None:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    """Loads a model, (prunes,) quantizes and converts it; writes the SNN file and a JSON summary."""
-    from spikemfm.io import check_out_dir
+    """Loads a model, (prunes,) quantizes and converts it; writes the SNN file and a JSON summary (``run_convert``
+    checks ``--out`` before any work)."""
     from spikemfm.jobs import job_from_toml, run_convert, weights_of
 
     overrides = {k: getattr(args, k) for k in ("model", "tower", "checkpoint", "bits", "budget", "head_ratio",
                                                 "mlp_ratio", "recovery_steps", "qat_steps", "max_spikes", "timesteps",
                                                 "calib_samples", "eval_samples", "data", "model_args", "out")}
     job = job_from_toml(args.config, overrides, elsewhere=set().union(*_all_options(build_parser()).values()))
-    check_out_dir(job.out)
     if weights_of(job).startswith("random-init"):
         print(f"spikemfm convert: warning: {job.model} has {weights_of(job)}", file=sys.stderr)
     summary = run_convert(job, progress=not args.no_progress)
@@ -219,10 +216,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     """Collects every saved results table and plot into one markdown report."""
-    from spikemfm.io import check_out_file
     from spikemfm.report import build_report
-
-    check_out_file(args.out)
 
     print(f"wrote {build_report(args.results, args.out)}")
     return 0

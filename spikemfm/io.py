@@ -61,9 +61,14 @@ def _existing_ancestor(path: Path) -> Path:
     return anc
 
 
+def _anchor(path: Path) -> Path:
+    """The existing folder a staging folder for ``path`` goes in: the first existing one above it."""
+    return _existing_ancestor(path.parent if path.exists() else path)
+
+
 def _check_writable(path: Path, what: str) -> Path:
     """The first existing folder above ``path``, after checking that a folder can be created in it."""
-    anc = _existing_ancestor(path.parent if path.exists() else path)
+    anc = _anchor(path)
     if not anc.is_dir():
         raise OutputError(f"{what} {path}: {anc} is a file, not a folder; choose another --out")
     try:  # a real probe: os.access says yes to root even on /proc
@@ -115,7 +120,7 @@ def output_set(out_dir: str | Path) -> Iterator[Path]:
     becomes one :class:`OutputError`.
     """
     out = check_out_dir(out_dir)
-    anc = _check_writable(out, "output folder")
+    anc = _anchor(out)
     clean_stale(anc)
     stage = Path(tempfile.mkdtemp(prefix=f"{_STAGE}.{os.getpid()}-", dir=anc))
     try:

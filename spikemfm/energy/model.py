@@ -186,11 +186,16 @@ def _nj(v: float | None, missing: list[str] | None = None) -> float | str | None
     return f">= {v / 1000.0:.4g} (incomplete)" if missing else round(v / 1000.0, 3)
 
 
+def _profiles(profile: Profile | str | Path) -> tuple[Profile, Profile]:
+    """(the profile, the profile its dense baselines are priced on: its ``dense_reference`` or itself)."""
+    p = profile if isinstance(profile, Profile) else load_profile(profile)
+    return p, load_profile(p.dense_reference) if p.dense_reference else p
+
+
 def estimate_energy(sim: SimResult, profile: Profile | str | Path) -> EnergyReport:
     """Prices a simulation's work on a hardware profile against the dense baselines (priced on the profile's
     ``dense_reference`` when it names one: a spiking chip has no dense path)."""
-    p = profile if isinstance(profile, Profile) else load_profile(profile)
-    dp = load_profile(p.dense_reference) if p.dense_reference else p
+    p, dp = _profiles(profile)
     works = layer_work(sim)
     bl = baseline_bits(sim.timesteps)
     rep = EnergyReport(p.name, sim.timesteps, bl, dp.name, p.messages, steps_run(sim))
@@ -230,8 +235,7 @@ def estimate_energy(sim: SimResult, profile: Profile | str | Path) -> EnergyRepo
 def dense_energy(sim: SimResult, profile: Profile | str | Path, bits: int) -> tuple[float | None, list[str]]:
     """(pJ per inference, missing terms) of a dense ANN at ``bits`` running the simulated tower's graph once,
     priced on the profile's dense reference (or the profile itself): the dense rows of a search, at any width."""
-    p = profile if isinstance(profile, Profile) else load_profile(profile)
-    dp = load_profile(p.dense_reference) if p.dense_reference else p
+    _, dp = _profiles(profile)
     acc = _Acc()
     for w in layer_work(sim):
         acc.merge(_dense(dp, w, bits))

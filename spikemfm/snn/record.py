@@ -97,7 +97,8 @@ class Recorder:
         steps, b = counts.shape[0], self.batch_size
         now = counts.reshape(steps, b, -1)
         before = torch.zeros_like(now[:1]) if prev is None else prev.reshape(1, b, -1).to(now.dtype)
-        changed = torch.cat([before, now]).diff(dim=0).ne(0).any(2) if steps > 1 else now.ne(before).any(2)
+        both = torch.cat([before, now])
+        changed = both[1:].ne(both[:-1]).any(2)
         self.moved[t0:t0 + steps] |= changed.numpy()
 
     def _slot(self, table: dict, key: str, extra, n: int = 2) -> tuple:
