@@ -3,7 +3,8 @@ every hardware profile against dense paths of the same accuracy, with Pareto fro
 
 The tiny CLIP image tower (its zero-shot accuracy on real Fashion-MNIST test images, against the FP32 text tower's
 class embeddings, so that only the image tower's configuration varies). Each QANN configuration (uniform 2–8 bits,
-mixed-precision budgets, pruned heads and MLP channels) is converted once per spike mode (binary, ≤4-spike bursts,
+mixed-precision bit budgets, energy-aware allocations under a share of the all-8-bit spike energy on a profile,
+pruned heads and MLP channels, QAT at low bits) is converted once per spike mode (binary, ≤4-spike bursts,
 graded) and simulated once, adaptively, up to the largest T: the run's first t steps are exactly a fixed-T run of t
 (``SimResult.first``), and the adaptive row stops each image at its first quiet step. Dense rows: the FP32 ANN and
 each QANN run densely at its own width (a mixed QANN at the ceiling of its budget), priced with
@@ -12,7 +13,8 @@ no other row of that profile is at least as accurate and cheaper.
 
 Writes ``results/energy_search/pareto.{json,csv,md,png}`` (JSON rows: profile, path, accuracy, energy_nj, config,
 pareto) and ``best.{json,csv,md}``: per profile, the cheapest SNN and the cheapest dense row within 1 pp of the best
-dense accuracy.
+dense accuracy. SNN rows carry ``t_exact``: the first step at which the run equals its QANN (None: not within
+the largest T).
 
 Run: ``python experiments/energy_search.py`` (``--images 500`` by default; ``--images 10000`` for the full split).
 """
@@ -27,8 +29,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from spikemfm.app.tiny_clip import calibration_images, classifier_from_embeddings, prompts
-from spikemfm.convert import (ConvertConfig, MixedPrecisionConfig, PruneConfig, QuantConfig, convert, prune,
-                              quantize)
+from spikemfm.convert import (ConvertConfig, MixedPrecisionConfig, PruneConfig, QATConfig, QuantConfig, convert,
+                              prune, qat, quantize)
+from spikemfm.convert.mixed import allocate
+from spikemfm.convert.qann import analyze
 from spikemfm.data import load_fashion_mnist
 from spikemfm.energy import available_profiles, dense_energy, estimate_energy
 from spikemfm.io import output_set, save_figure, save_table
@@ -38,18 +42,33 @@ from spikemfm.snn import simulate
 SPIKES = {"binary": 1, "burst4": 4, "graded": None}
 
 
-def _qanns(model, calib, bits: list[int], budgets: list[float], prune_ratio: float, prune_bits: list[int]):
+def _qanns(model, calib, args):
     """(name, config dict, QANN, dense bits) of every compression configuration."""
-    for b in bits:
+    for b in args.bits:
         yield f"uniform {b}-bit", {"bits": b}, quantize(model, QuantConfig(bits=b), calib), b
-    for budget in budgets:
-        qann = quantize(model, MixedPrecisionConfig(budget=budget), calib)
+    analysis = analyze(model, MixedPrecisionConfig(), calib) if args.budgets or args.energy_budgets else None
+    for budget in args.budgets:
+        qann = quantize(model, MixedPrecisionConfig(budget=budget), calib, analysis=analysis)
         yield f"mixed {budget:g}-bit", {"budget": budget}, qann, math.ceil(budget)
-    if prune_ratio:
-        pruned = prune(model, PruneConfig(head_ratio=prune_ratio, mlp_ratio=prune_ratio), calib)
-        for b in prune_bits:
-            yield (f"pruned {prune_ratio:g} {b}-bit", {"bits": b, "prune": prune_ratio},
+    for profile, share in args.energy_budgets:  # a share of the all-8-bit activations' spike energy on the profile
+        top = allocate(analysis.sensitivity, MixedPrecisionConfig(energy_budget_nj=1e30, energy_profile=profile))
+        nj = share * top.summary["spike_energy_at_highest_nj"]
+        qann = quantize(model, MixedPrecisionConfig(energy_budget_nj=nj, energy_profile=profile), calib,
+                        analysis=analysis)
+        s = qann.allocation.summary
+        yield (f"energy {profile} {share:g}", {"energy_budget": profile, "share": share, "nJ": round(nj, 1),
+                                               "avg_act_bits": round(s["avg_act_bits"], 2)},
+               qann, math.ceil(max(s["avg_weight_bits"], s["avg_act_bits"])))
+    if args.prune:
+        pruned = prune(model, PruneConfig(head_ratio=args.prune, mlp_ratio=args.prune), calib)
+        for b in args.prune_bits:
+            yield (f"pruned {args.prune:g} {b}-bit", {"bits": b, "prune": args.prune},
                    quantize(pruned, QuantConfig(bits=b), calib), b)
+    for b in args.qat_bits:
+        train = calibration_images(args.qat_images, 128, seed=1)
+        qann = qat(quantize(model, QuantConfig(bits=b), calib), train, config=QATConfig(steps=args.qat_steps),
+                   progress=True)
+        yield f"QAT {b}-bit", {"bits": b, "qat_steps": args.qat_steps}, qann, b
 
 
 def _accuracy(emb: torch.Tensor, classifier: torch.Tensor, y: torch.Tensor) -> float:
@@ -58,8 +77,11 @@ def _accuracy(emb: torch.Tensor, classifier: torch.Tensor, y: torch.Tensor) -> f
 
 def _snn_rows(qann, cfg: dict, classifier, x, y, steps: list[int], profiles: list[str]) -> list[dict]:
     rows = []
+    with torch.no_grad():
+        ref = qann(x)
     for mode, bound in SPIKES.items():
         sim = simulate(convert(qann, ConvertConfig(max_spikes_per_step=bound)), x, max(steps), adaptive=True)
+        t_exact = sim.t_exact(ref)  # None: not exact within the largest T
         runs = [(f"T={t}", sim.first(t), _accuracy(sim.outputs[t - 1], classifier, y)) for t in steps]
         stop = sim.outputs[sim.steps_used - 1, torch.arange(len(y))]  # each image read at its quiet step
         runs.append((f"adaptive<={max(steps)}", sim, _accuracy(stop, classifier, y)))
@@ -69,7 +91,8 @@ def _snn_rows(qann, cfg: dict, classifier, x, y, steps: list[int], profiles: lis
                 rows.append({"profile": p, "path": "snn", "accuracy": acc,
                              "energy_nj": None if rep.snn_missing else rep.snn_total / 1e3,
                              "config": {**cfg, "spikes": mode, "T": label}, "steps": round(rep.steps, 3),
-                             "spike_rate": round(rep.spike_rate, 5), "messages": rep.messages})
+                             "spike_rate": round(rep.spike_rate, 5), "messages": rep.messages,
+                             "t_exact": t_exact})
     return rows
 
 
@@ -140,6 +163,14 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def _energy_budget(text: str) -> tuple[str, float]:
+    profile, _, share = text.partition(":")
+    try:
+        return profile, float(share)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give PROFILE:SHARE, e.g. loihi2:0.6") from None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--images", type=int, default=500, help="Fashion-MNIST test images (10000: the full split)")
@@ -147,6 +178,12 @@ def main() -> None:
     ap.add_argument("--budgets", type=float, nargs="*", default=[3.0, 5.0])
     ap.add_argument("--prune", type=float, default=0.25, help="head and MLP-channel ratio of the pruned rows")
     ap.add_argument("--prune-bits", type=int, nargs="+", default=[4, 8])
+    ap.add_argument("--energy-budgets", type=_energy_budget, nargs="*",
+                    default=[("loihi2", 0.6), ("loihi2", 0.8), ("horowitz45", 0.25), ("horowitz45", 0.5)],
+                    help="PROFILE:SHARE energy-aware allocations: SHARE of the all-8-bit activations' spike energy")
+    ap.add_argument("--qat-bits", type=int, nargs="*", default=[2, 3])
+    ap.add_argument("--qat-steps", type=int, default=500)
+    ap.add_argument("--qat-images", type=int, default=8192, help="Fashion-MNIST training images QAT draws on")
     ap.add_argument("--timesteps", type=int, nargs="+", default=[4, 8, 16, 32])
     ap.add_argument("--profiles", nargs="+", default=available_profiles())
     ap.add_argument("--out", default="results/energy_search")
@@ -159,7 +196,7 @@ def main() -> None:
         fp32 = _accuracy(model.visual(x), classifier, y)
     calib = calibration_images()
     rows: list[dict] = []
-    configs = list(_qanns(model.visual, calib, args.bits, args.budgets, args.prune, args.prune_bits))
+    configs = list(_qanns(model.visual, calib, args))
     for name, cfg, qann, dense_bits in tqdm(configs, desc="configurations"):
         with torch.no_grad():
             q_acc = _accuracy(qann(x), classifier, y)

@@ -4,7 +4,8 @@
 #   - installs torch==2.13.0 first, then everything else under scripts/constraints.txt
 #   - removes torchaudio (a CUDA build on PyPI that breaks `import transformers` beside CPU torch)
 #   - installs lava-nc 0.10.0 / lava-dl 0.6.0 (they declare Python < 3.11) and patches them for 3.11
-#   - installs the Debian packages dataset-fashion-mnist and fortunes-min (real sentences) when missing
+#   - installs the Debian packages dataset-fashion-mnist, fortunes-min (real sentences) and opencv-doc (real
+#     videos) when missing
 #   - arms spikemfm/torchvision_shim.py at interpreter start-up (a .pth line in the venv), so `import timm` /
 #     `import open_clip` work in any order in any Python started from the venv
 # A second run with unchanged inputs only re-checks the data and exits in about a second.
@@ -42,6 +43,9 @@ ensure_data() {
     fi
     if [ -z "${SPIKEMFM_SENTENCES_DIR:-}" ] && [ ! -f /usr/share/games/fortunes/literature ]; then
         apt_install fortunes-min "real sentences for the text-tower tests (or set SPIKEMFM_SENTENCES_DIR)"
+    fi
+    if [ -z "${SPIKEMFM_VIDEO_DIR:-}" ] && [ ! -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ]; then
+        apt_install opencv-doc "real videos for streaming (vtest/Megamind/tree.avi; or set SPIKEMFM_VIDEO_DIR)"
     fi
 }
 

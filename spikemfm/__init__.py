@@ -10,12 +10,12 @@ from spikemfm.errors import (ConfigError, DataError, FidelityError, ModelLoadErr
                              UnsupportedModuleError)
 from spikemfm.models import load
 from spikemfm.neuromorphic import FixedPointConfig, Part, export_lava, export_nir
-from spikemfm.snn import SimResult, SpikingModel, convert, simulate
+from spikemfm.snn import SimResult, SpikingModel, StreamResult, convert, simulate, simulate_stream
 
 __version__ = "0.1.0"
 
 __all__ = ["ConfigError", "convert", "ConvertConfig", "DataError", "distill", "EnergyReport",
            "estimate_energy", "export_lava", "export_nir", "FidelityError", "FixedPointConfig", "load", "load_profile",
            "MixedPrecisionConfig", "ModelLoadError", "Part", "prune", "PruneConfig", "QuantConfig",
-           "qat", "QATConfig", "quantize", "QuantizedModel", "SimResult", "simulate", "SpikeMFMError", "SpikingModel",
+           "qat", "QATConfig", "quantize", "QuantizedModel", "SimResult", "simulate", "simulate_stream", "StreamResult", "SpikeMFMError", "SpikingModel",
            "UnsupportedModuleError", "__version__"]

@@ -43,7 +43,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     n_snn = args.n_snn if args.n_snn is not None else 1000
     dcfg = DemoConfig(n_test=args.n_test, n_snn=min(n_snn, args.n_test), bits=args.bits,
                       max_spikes_per_step=parse_max_spikes(args.max_spikes),
-                      timesteps=tuple(args.timesteps), batch_size=args.batch_size)
+                      timesteps=tuple(args.timesteps), batch_size=args.batch_size, stream_frames=args.stream_frames)
     rows = run_demo(dcfg, progress=not args.no_progress)
     _print_rows(f"spikemfm demo: {args.model} zero-shot on Fashion-MNIST test "
                 "(image and text towers both spiking in the SNN rows)", rows)
@@ -183,7 +183,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     checks ``--out`` before any work)."""
     from spikemfm.jobs import job_from_toml, run_convert, weights_of
 
-    overrides = {k: getattr(args, k) for k in ("model", "tower", "checkpoint", "bits", "budget", "head_ratio",
+    overrides = {k: getattr(args, k) for k in ("model", "tower", "checkpoint", "bits", "budget", "energy_budget",
+                                                "energy_profile", "head_ratio",
                                                 "mlp_ratio", "recovery_steps", "qat_steps", "max_spikes", "timesteps",
                                                 "calib_samples", "eval_samples", "data", "model_args", "out")}
     job = job_from_toml(args.config, overrides, elsewhere=set().union(*_all_options(build_parser()).values()))
@@ -276,6 +277,10 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     cv.add_argument("--checkpoint", help="local weights file (timm) / open_clip checkpoint or tag")
     cv.add_argument("--bits", type=int)
     cv.add_argument("--budget", type=float, help="average bits: mixed precision instead of uniform --bits")
+    cv.add_argument("--energy-budget", type=float, metavar="NJ",
+                    help="spike-driven energy per input (nJ) on --energy-profile: activation bits chosen to minimise "
+                    "distortion under it (mixed precision)")
+    cv.add_argument("--energy-profile", help="hardware profile of --energy-budget (default loihi2)")
     cv.add_argument("--head-ratio", type=float)
     cv.add_argument("--mlp-ratio", type=float)
     cv.add_argument("--recovery-steps", type=int)
@@ -322,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "--n-test images; other models: 64 real test inputs)")
     demo.add_argument("--timesteps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     demo.add_argument("--batch-size", type=int, default=500)
+    demo.add_argument("--stream-frames", type=int, default=16, help="tiny CLIP: real video frames (vtest) of the "
+                      "streaming row, state kept across frames (0: no streaming row)")
     demo.add_argument("--out", default="results/demo_cli")
     demo.add_argument("--config", help=_CONFIG_HELP.format("demo"))
     demo.set_defaults(func=_cmd_demo)
@@ -341,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--config", help=_CONFIG_HELP.format("energy"))
     en.set_defaults(func=_cmd_energy)
     _add_convert(sub)
+    from spikemfm.cli_stream import add_stream
+
+    add_stream(sub, _MODEL_HELP, _add_source)
     lv = sub.add_parser("lava", help="run a converted block / tower in Lava and check it against the PyTorch SNN")
     lv.add_argument("model", nargs="?", help=_MODEL_HELP + "; without it --agreement-model")
     lv.add_argument("--agreement-model", choices=["tiny-clip-image", "minilm"], default="tiny-clip-image",

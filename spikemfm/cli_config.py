@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from spikemfm.errors import ConfigError
 
 _NOT_CONFIGURABLE = ("help", "config", "func", "command")
-COMMANDS = ("demo", "energy", "convert", "simulate", "lava", "report")  # their tables in a shared file
+COMMANDS = ("demo", "energy", "convert", "simulate", "lava", "report", "stream")  # their tables in a shared file
 
 
 def options_of(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:

@@ -24,6 +24,7 @@ class DemoConfig:
     max_spikes_per_step: int | None = 16
     timesteps: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     batch_size: int = 100
+    stream_frames: int = 16
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -33,6 +34,8 @@ class DemoConfig:
             raise ConfigError(f"DemoConfig.timesteps={self.timesteps}: need positive step counts")
         if self.batch_size < 1:
             raise ConfigError(f"DemoConfig.batch_size={self.batch_size}: must be >= 1")
+        if self.stream_frames == 1 or self.stream_frames < 0:
+            raise ConfigError(f"DemoConfig.stream_frames={self.stream_frames}: 0 (no stream row) or >= 2")
 
 
 def run_demo(cfg: DemoConfig, progress: bool = True) -> list[dict]:
@@ -69,4 +72,26 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> list[dict]:
                      "top1_accuracy": float(curve.accuracy[t - 1]),
                      "agree_with_qann": float(curve.agreement[t - 1]),
                      "seconds": round(time.perf_counter() - t0, 2) if t == steps else ""})
+    if cfg.stream_frames:
+        rows.append(_stream_row(s, model, q_clf, cfg))
     return rows
+
+
+def _stream_row(s, model, q_clf, cfg: DemoConfig) -> dict:
+    """The image tower over real video (vtest), state kept across frames, each frame run until it settles: the
+    frames' top-1 agreement with the QANN (no labels: Fashion-MNIST classes on street video)."""
+    import torch.nn.functional as F
+
+    from spikemfm.app import input_spec
+    from spikemfm.app.streaming import video_inputs
+    from spikemfm.snn import simulate_stream
+
+    t0 = time.perf_counter()
+    frames, _ = video_inputs("vtest", input_spec(model.visual, s.image_qann.graph), cfg.stream_frames)
+    stream = simulate_stream(s.image, frames, "settle")
+    top1 = (lambda out: (F.normalize(out.double(), dim=-1) @ q_clf.T.double()).argmax(-1))  # noqa: E731
+    agree = sum(float(top1(stream.outputs[f]).eq(top1(s.image_qann(frames[f]))).double().mean())
+                for f in range(len(frames))) / len(frames)
+    return {"stage": "SNN stream: vtest frames, state kept", "images": len(frames),
+            "T": f"settle ({float(stream.steps_used.double().mean()):.1f}/frame)",
+            "top1_accuracy": "-", "agree_with_qann": agree, "seconds": round(time.perf_counter() - t0, 2)}

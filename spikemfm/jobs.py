@@ -12,7 +12,7 @@ import contextlib
 import tempfile
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +20,9 @@ import torch.nn.functional as F
 from spikemfm.checks import check_field_types
 from spikemfm.app import DataSource, InputSpec, input_spec, real_batches
 from spikemfm.errors import ConfigError, DataError, ModelLoadError
+
+if TYPE_CHECKING:
+    from spikemfm.convert import MixedPrecisionConfig, QuantConfig
 
 TOWERS = ("image", "text")
 
@@ -34,6 +37,10 @@ class ConvertJob:
         checkpoint: local weights file (timm) or open_clip checkpoint / pretrained tag.
         bits: uniform bits (ignored when ``budget`` is set).
         budget: average bits for mixed precision (None: uniform ``bits``).
+        energy_budget: spike-driven energy per input (nJ) the activations may cost on ``energy_profile``: mixed
+            precision whose activation bits minimise distortion under that energy (weights under ``budget``, 6
+            bits when unset); the summary's ``allocation`` reports the predicted energy.
+        energy_profile: hardware profile of ``energy_budget`` (name or TOML file).
         head_ratio, mlp_ratio: fractions of heads / MLP channels to prune (0: no pruning).
         recovery_steps: distillation steps after pruning (0: none).
         qat_steps: quantization-aware training steps after quantizing (0: none; :func:`spikemfm.qat` on the
@@ -54,6 +61,8 @@ class ConvertJob:
     checkpoint: str | None = None
     bits: int = 8
     budget: float | None = None
+    energy_budget: float | None = None
+    energy_profile: str = "loihi2"
     head_ratio: float = 0.0
     mlp_ratio: float = 0.0
     recovery_steps: int = 0
@@ -86,7 +95,21 @@ class ConvertJob:
         for name in ("timesteps", "calib_samples", "eval_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"ConvertJob.{name}={getattr(self, name)}: must be >= 1")
+        if self.energy_budget is not None or self.budget is not None:
+            try:  # budgets and profile checked now, before any model loads
+                self.quant_config()
+            except ConfigError as e:
+                raise ConfigError(f"ConvertJob: {e}") from None
 
+
+    def quant_config(self) -> QuantConfig | MixedPrecisionConfig:
+        """Uniform ``bits``, or mixed precision under ``budget`` bits and/or ``energy_budget`` nJ."""
+        from spikemfm.convert import MixedPrecisionConfig, QuantConfig
+
+        if self.energy_budget is not None:
+            return MixedPrecisionConfig(budget=self.budget if self.budget is not None else 6.0,
+                                        energy_budget_nj=self.energy_budget, energy_profile=self.energy_profile)
+        return MixedPrecisionConfig(budget=self.budget) if self.budget is not None else QuantConfig(bits=self.bits)
 
     @property
     def spikes_per_step(self) -> int | None:
@@ -154,8 +177,7 @@ def weights_of(job: ConvertJob) -> str:
 
 def run_convert(job: ConvertJob, progress: bool = True) -> dict[str, Any]:
     """Loads, (prunes,) quantizes and converts the job's tower; saves it and returns the summary."""
-    from spikemfm.convert import (ConvertConfig, MixedPrecisionConfig, PruneConfig, QATConfig, QuantConfig, convert,
-                                  distill, prune, qat, quantize)
+    from spikemfm.convert import ConvertConfig, PruneConfig, QATConfig, convert, distill, prune, qat, quantize
     from spikemfm.convert.qann import as_graph
     from spikemfm.io import check_out_dir, output_set, provenance, write_json
     from spikemfm.serialize import save_converted
@@ -173,7 +195,7 @@ def run_convert(job: ConvertJob, progress: bool = True) -> dict[str, Any]:
         if job.recovery_steps:
             distill(model, tower, calib, steps=job.recovery_steps, lr=5e-5 if graph.input_kind == "tokens" else 5e-4,
                     progress=progress)
-    qcfg = MixedPrecisionConfig(budget=job.budget) if job.budget is not None else QuantConfig(bits=job.bits)
+    qcfg = job.quant_config()
     qann = quantize(model, qcfg, calib, progress=progress)
     if job.qat_steps:
         qann = qat(qann, calib, config=QATConfig(steps=job.qat_steps), progress=progress)
@@ -396,4 +418,30 @@ def agreement_job(model: str, parts: list[tuple[str, int]], precisions: list[str
     snn, inputs = _converted(model, n_inputs, bits, max_spikes, seed)
     fixed = FixedPointConfig(frac_bits=frac_bits)
     return [asdict(check_agreement(snn, inputs, Part(kind, block), timesteps, precision, fixed))
+            for kind, block in parts for precision in precisions]
+
+
+def stream_agreement_job(video: str, frames: int, steps_per_frame: int, parts: list[tuple[str, int]],
+                         precisions: list[str], bits: int = 8, max_spikes: int | None = 16,
+                         frac_bits: int = 16) -> list[dict[str, Any]]:
+    """Lava vs PyTorch on a stream: the bundled tiny CLIP's image tower over ``frames`` consecutive real frames
+    of ``video`` (normalised like its training data), each held ``steps_per_frame`` steps with every process's
+    state kept across frames. Plain dicts, for :func:`~spikemfm.neuromorphic.isolate.run_isolated`."""
+    from spikemfm.app import input_spec
+    from spikemfm.app.streaming import video_inputs
+    from spikemfm.app.tiny_clip import calibration_images
+    from spikemfm.convert import ConvertConfig, QuantConfig, quantize
+    from spikemfm.models.tiny_clip import load_tiny_clip
+    from spikemfm.neuromorphic.fixed import FixedPointConfig
+    from spikemfm.neuromorphic.parts import Part
+    from spikemfm.neuromorphic.verify import check_agreement
+    from spikemfm.snn import convert
+
+    model = load_tiny_clip()
+    qann = quantize(model.visual, QuantConfig(bits=bits), calibration_images(256))
+    snn = convert(qann, ConvertConfig(max_spikes_per_step=max_spikes))
+    x, _ = video_inputs(video, input_spec(model.visual, qann.graph), frames)
+    fixed = FixedPointConfig(frac_bits=frac_bits)
+    return [asdict(check_agreement(snn, x, Part(kind, block), frames * steps_per_frame, precision, fixed,
+                                   steps_per_frame=steps_per_frame))
             for kind, block in parts for precision in precisions]

@@ -35,12 +35,15 @@ def test_demo_on_a_timm_classifier_compares_with_its_own_module(tmp_path, capsys
 
 
 def test_demo_rows_are_consistent():
-    rows = run_demo(DemoConfig(n_test=100, n_snn=30, bits=4, max_spikes_per_step=None, timesteps=(1, 2)),
-                    progress=False)
+    rows = run_demo(DemoConfig(n_test=100, n_snn=30, bits=4, max_spikes_per_step=None, timesteps=(1, 2),
+                               stream_frames=4), progress=False)
     assert [r["stage"] for r in rows][:3] == ["FP32 ANN", "FP32 ANN (same images as below)", "QANN 4-bit"]
     assert rows[1]["images"] == rows[2]["images"] == 30
     # graded spikes and zero-delay propagation: the SNN equals the QANN from T=1 on
     assert rows[3]["agree_with_qann"] == 1.0 and rows[3]["top1_accuracy"] == rows[2]["top1_accuracy"]
+    # the streaming row: every real video frame settles, so its top-1 is the QANN's on that frame
+    assert rows[-1]["stage"].startswith("SNN stream") and rows[-1]["images"] == 4
+    assert rows[-1]["agree_with_qann"] == 1.0 and rows[-1]["T"].startswith("settle")
 
 
 def test_a_model_option_the_factory_rejects_is_one_clear_line(capsys):
@@ -303,3 +306,49 @@ def test_convert_with_qat_steps_saves_an_exact_snn(tmp_path):
                  "--eval-samples", "4", "--no-progress", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["qat_steps"] == 3 and summary["t_exact"] == 1 and summary["max_rel_error_at_T"] == 0.0
+
+
+def test_convert_under_an_energy_budget_reports_the_predicted_energy(tmp_path):
+    out = tmp_path / "energy_budget"
+    args = ["img_size=16", "patch_size=8", "depth=1", "embed_dim=16", "num_heads=2", "num_classes=4"]
+    assert main(["convert", "--model", "timm:vit_tiny_patch16_224", *[a for v in args for a in ("--model-arg", v)],
+                 "--energy-budget", "1e6", "--energy-profile", "loihi", "--max-spikes", "graded", "-T", "2",
+                 "--calib-samples", "16", "--eval-samples", "4", "--no-progress", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    alloc = summary["allocation"]
+    assert alloc["energy_profile"] == "loihi" and alloc["energy_budget_nj"] == 1e6
+    assert alloc["predicted_spike_energy_nj"] <= 1e6 and alloc["max_act_bits"] == 8  # ample: the widest bits
+    assert summary["t_exact"] == 1 and summary["max_rel_error_at_T"] == 0.0
+    # a budget below the all-2-bit energy: one line naming it, nothing written
+    bad = tmp_path / "bad"
+    assert main(["convert", "--model", "timm:vit_tiny_patch16_224", *[a for v in args for a in ("--model-arg", v)],
+                 "--energy-budget", "1e-6", "--calib-samples", "16", "--no-progress", "--out", str(bad)]) == 2
+    assert not bad.exists()
+
+
+def test_stream_a_saved_model_over_real_video(saved_models, tmp_path, capsys):
+    out = tmp_path / "stream"
+    assert main(["stream", str(saved_models["timm"] / "model.snn.pt"), "--video", "vtest", "--frames", "3",
+                 "--profile", "loihi2", "horowitz45", "--out", str(out)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "model:" not in line and "wrote" not in line]
+    assert max(len(line) for line in lines) <= 80  # paths aside
+    summary = json.loads((out / "stream.json").read_text())
+    row = summary["rows"][0]
+    assert row["exact_share"] == 1.0 and row["settled_share"] == 1.0  # settle: every frame equals the QANN's
+    assert row["loihi2:snn_nJ"] > 0 and row["horowitz45:dense_delta_nJ"] > 0
+    assert summary["config"]["video"] == "vtest" and "normalised" in summary["config"]["input"][-1]
+    frames = json.loads((out / "frames.json").read_text())["rows"]
+    assert [r["frame"] for r in frames] == [0, 1, 2] and all(r["rel_error"] <= 1e-4 for r in frames)
+
+
+def test_stream_errors_are_one_line(saved_models, tmp_path, capsys):
+    cases = [([str(saved_models["minilm"] / "model.snn.pt")], "text tower"),
+             (["--frames", "1"], "at least 2 frames"),
+             (["--steps-per-frame", "0"], "steps_per_frame=0"),
+             (["--video", str(tmp_path / "none.avi")], "no such video file")]
+    for extra, msg in cases:
+        model = [] if extra[0].endswith(".pt") else [str(saved_models["timm"] / "model.snn.pt")]
+        assert main(["stream", *model, *extra, "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and msg in err[0], err
+        assert not (tmp_path / "o").exists()

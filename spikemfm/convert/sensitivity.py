@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from spikemfm.convert.config import QuantConfig
+from spikemfm.convert.energy_alloc import Consumer, consumers, spike_counts
 from spikemfm.convert.quantizers import quantize_weight
 from spikemfm.quant.params import ActQuant
 from spikemfm.ir import engine
@@ -107,7 +108,8 @@ class KnobOps(FloatOps):
 
 @dataclass
 class Sensitivity:
-    """Measured distortion D (relative output MSE) per level and candidate bit width."""
+    """Measured distortion D (relative output MSE) per level and candidate bit width; per activation knob also
+    its (unit spikes, messages) per input at each width and where its spikes go (for energy-aware allocation)."""
 
     candidates: tuple[int, ...]
     knobs: list[Knob]
@@ -115,6 +117,8 @@ class Sensitivity:
     model_d: dict[int, float]
     block_d: dict[int, dict[int, float]]
     channel_share: dict[str, torch.Tensor] = field(default_factory=dict)
+    spikes: dict[str, dict[int, tuple[float, float]]] = field(default_factory=dict)
+    consumers: dict[str, tuple[Consumer, ...]] = field(default_factory=dict)
     measure: str = "relative output MSE of the tower on real calibration inputs"
 
     def rows(self) -> list[dict]:
@@ -221,4 +225,10 @@ def measure_sensitivity(graph: N.EncoderGraph, cal: Calibration, candidates: tup
     block_d = {i: {b: run([k for k in whole if k.block == i], b) for b in candidates}
                for i in range(len(graph.blocks))}
     model_d = {b: run(whole, b) for b in candidates}
-    return Sensitivity(tuple(candidates), knobs, knob_d, model_d, block_d, shares)
+    spikes = {k.name: _spikes_of(k, acts, cal, candidates) for k in knobs if k.kind == "act"}
+    return Sensitivity(tuple(candidates), knobs, knob_d, model_d, block_d, shares, spikes, consumers(net))
+
+
+def _spikes_of(k: Knob, acts: dict, cal: Calibration, candidates: tuple[int, ...]) -> dict[int, tuple[float, float]]:
+    values = cal.reservoir.get(k.name)
+    return {b: spike_counts(acts[b][k.name], values, k.size) for b in candidates}

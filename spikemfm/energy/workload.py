@@ -147,7 +147,7 @@ def layer_work(sim: SimResult) -> list[LayerWork]:
     """Per-layer work of the simulated tower, in execution order (the records of its netlist)."""
     if sim.graph is None or sim.qparams is None:
         raise ValueError("layer_work: the SimResult carries no graph; produce it with spikemfm.simulate")
-    net = build_netlist(sim.graph)
+    net = sim.netlist if sim.netlist is not None else build_netlist(sim.graph)
     first = net.neurons()[0]  # tokens of this simulation (the netlist's shapes are those of its trace)
     tokens = _tokens(sim, first.name, first.shape[-1]) if len(first.shape) > 1 else 1
     rows: list[LayerWork] = []

@@ -25,7 +25,7 @@ from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
 from spikemfm.neuromorphic.fixed import FixedParams, FixedPointConfig, fixed_params
 from spikemfm.ir import netlist as nl
-from spikemfm.neuromorphic.parts import Part, Trace, part_input, part_records
+from spikemfm.neuromorphic.parts import Part, Trace, part_records, step_inputs
 
 PRECISIONS = ("floating_pt", "fixed_pt")
 
@@ -271,7 +271,7 @@ class LavaNetwork:
 
 def export_lava(snn: SpikingModel, inputs: Any, part: Part | None = None, timesteps: int = 32,
                 precision: str = "floating_pt", fixed: FixedPointConfig | None = None,
-                probe_dir: str | Path | None = None) -> LavaNetwork:
+                probe_dir: str | Path | None = None, steps_per_frame: int | None = None) -> LavaNetwork:
     """Builds the Lava process graph of ``part`` of a converted tower, fed by ``inputs``.
 
     Args:
@@ -282,6 +282,9 @@ def export_lava(snn: SpikingModel, inputs: Any, part: Part | None = None, timest
         precision: ``floating_pt`` or ``fixed_pt`` (bit-accurate integer models).
         fixed: number formats of the fixed-point variant.
         probe_dir: folder for every neuron layer's spike probe and the output; None records the output only.
+        steps_per_frame: a stream: ``inputs`` holds frames (F, B, ...) of an image tower, each fed for
+            ``steps_per_frame`` steps (``timesteps`` = F × steps_per_frame); the processes keep their state across
+            frames, as :func:`spikemfm.simulate_stream` does.
     """
     if precision not in PRECISIONS:
         raise ConfigError(f"export_lava: precision={precision!r}; choose one of {PRECISIONS}")
@@ -292,12 +295,14 @@ def export_lava(snn: SpikingModel, inputs: Any, part: Part | None = None, timest
                           "the Lava models and their reference run in float64: quantize with "
                           "QuantConfig(precision='float64')")
     part = part or Part()
-    x = engine.as_inputs(snn.graph, inputs)
+    x = [engine.as_inputs(snn.graph, f) for f in inputs] if steps_per_frame is not None else \
+        engine.as_inputs(snn.graph, inputs)
     fxp = fixed_params(snn.graph, snn.qparams, fixed or FixedPointConfig())
-    stream = part_input(snn, part, x)
-    data = _np(fxp.to_fixed(stream)).astype(np.int32) if precision == "fixed_pt" else _np(stream)
+    xs, x = step_inputs(snn, part, x, timesteps, steps_per_frame)
+    per_step = [_np(fxp.to_fixed(s)).astype(np.int32) if precision == "fixed_pt" else _np(s) for s in xs]
+    data = per_step[0]
     ring_buffer, _ = _lava()
-    source = ring_buffer(data=np.repeat(data[..., None], timesteps, axis=-1))
+    source = ring_buffer(data=np.stack(per_step, axis=-1))
     bd = _Builder(snn, fxp, Path(probe_dir) if probe_dir is not None else None, timesteps)
     out = _wire(bd, part, _Port(source.s_out, tuple(data.shape)), x, precision == "fixed_pt")
     path = bd.output(out)

@@ -108,12 +108,32 @@ def part_step(graph: N.EncoderGraph, part: Part, x: torch.Tensor, mask: torch.Te
     return engine.block(b, x, mask, ops)
 
 
-def _trace(graph: N.EncoderGraph, part: Part, x: torch.Tensor, inputs: engine.Inputs, ops: Any,
-           timesteps: int, fixed: bool) -> Trace:
-    mask = engine.attention_mask(graph, inputs, x.shape[1])
+def step_inputs(snn: SpikingModel, part: Part, inputs: engine.Inputs | list[engine.Inputs], timesteps: int,
+                steps_per_frame: int | None = None) -> tuple[list[torch.Tensor], engine.Inputs]:
+    """(the float64 stream entering ``part`` at each step, the inputs its masks and pooling read).
+
+    One batch (``steps_per_frame`` None): its stream, constant for ``timesteps`` steps. A stream: ``inputs`` is
+    the list of frames (image towers: pooling and masks do not depend on pixels), each held for
+    ``steps_per_frame`` steps — the state of every neuron carries over from frame to frame.
+    """
+    if steps_per_frame is None:
+        return [part_input(snn, part, inputs)] * timesteps, inputs
+    if snn.graph.input_kind != "image":
+        raise ConfigError(f"{snn.graph.name}: streams of frames are for image towers")
+    if isinstance(steps_per_frame, bool) or not isinstance(steps_per_frame, int) or steps_per_frame < 1 \
+            or timesteps != len(inputs) * steps_per_frame:
+        raise ConfigError(f"a stream of {len(inputs)} frames at steps_per_frame={steps_per_frame!r} needs "
+                          f"timesteps = frames x steps_per_frame, got {timesteps}")
+    xs = [part_input(snn, part, f) for f in inputs]
+    return [x for x in xs for _ in range(steps_per_frame)], inputs[0]
+
+
+def _trace(graph: N.EncoderGraph, part: Part, xs: list[torch.Tensor], inputs: engine.Inputs, ops: Any,
+           fixed: bool) -> Trace:
+    mask = engine.attention_mask(graph, inputs, xs[0].shape[1])
     outputs, history = [], []
     with torch.no_grad():
-        for _ in range(timesteps):
+        for x in xs:
             ops.next_step()
             outputs.append(part_step(graph, part, x, mask, inputs, ops, fixed))
             history.append({k: v.to(torch.int64, copy=True) for k, v in ops.layer_counts().items()})
@@ -124,17 +144,19 @@ def _trace(graph: N.EncoderGraph, part: Part, x: torch.Tensor, inputs: engine.In
     return Trace(torch.stack(outputs), spikes)
 
 
-def reference_float(snn: SpikingModel, part: Part, inputs: engine.Inputs, timesteps: int) -> Trace:
-    """The PyTorch SNN (:func:`spikemfm.snn.step_ops`) on ``part``, step by step."""
-    x = part_input(snn, part, inputs)
-    ops = step_ops(snn, inputs.batch_size, timesteps)
-    return _trace(snn.graph, part, x, inputs, ops, timesteps, fixed=False)
+def reference_float(snn: SpikingModel, part: Part, inputs: engine.Inputs | list[engine.Inputs], timesteps: int,
+                    steps_per_frame: int | None = None) -> Trace:
+    """The PyTorch SNN (:func:`spikemfm.snn.step_ops`) on ``part``, step by step (a stream of frames with
+    ``steps_per_frame``: see :func:`step_inputs`)."""
+    xs, first = step_inputs(snn, part, inputs, timesteps, steps_per_frame)
+    ops = step_ops(snn, first.batch_size, timesteps)
+    return _trace(snn.graph, part, xs, first, ops, fixed=False)
 
 
-def reference_fixed(snn: SpikingModel, part: Part, inputs: engine.Inputs, timesteps: int,
-                    fxp: FixedParams | None = None) -> Trace:
+def reference_fixed(snn: SpikingModel, part: Part, inputs: engine.Inputs | list[engine.Inputs], timesteps: int,
+                    fxp: FixedParams | None = None, steps_per_frame: int | None = None) -> Trace:
     """The integer PyTorch reference (:class:`~spikemfm.neuromorphic.fixed.FixedStepOps`) on ``part``."""
     fxp = fxp or fixed_params(snn.graph, snn.qparams, FixedPointConfig())
-    x = fxp.to_fixed(part_input(snn, part, inputs))
+    xs, first = step_inputs(snn, part, inputs, timesteps, steps_per_frame)
     ops = FixedStepOps(snn.qparams, fxp, snn.config.max_spikes_per_step, snn.neuron_model)
-    return _trace(snn.graph, part, x, inputs, ops, timesteps, fixed=True)
+    return _trace(snn.graph, part, [fxp.to_fixed(x) for x in xs], first, ops, fixed=True)

@@ -65,20 +65,26 @@ def _timed(fn: Any, *args: Any) -> tuple[Trace, float]:
 
 
 def check_agreement(snn: SpikingModel, inputs: Any, part: Part, timesteps: int = 32,
-                    precision: str = "floating_pt", fixed: FixedPointConfig | None = None) -> Agreement:
-    """Runs ``part`` in Lava (every neuron layer probed) and in PyTorch, and compares them."""
-    x = engine.as_inputs(snn.graph, inputs)
+                    precision: str = "floating_pt", fixed: FixedPointConfig | None = None,
+                    steps_per_frame: int | None = None) -> Agreement:
+    """Runs ``part`` in Lava (every neuron layer probed) and in PyTorch, and compares them. With
+    ``steps_per_frame``, ``inputs`` is a stream of frames (F, B, ...) run back to back with the state kept
+    (``timesteps`` = F × steps_per_frame)."""
+    stream = steps_per_frame is not None
+    x = [engine.as_inputs(snn.graph, f) for f in inputs] if stream else engine.as_inputs(snn.graph, inputs)
     fxp = fixed_params(snn.graph, snn.qparams, fixed or FixedPointConfig())
-    float_ref, t_float = _timed(reference_float, snn, part, x, timesteps)
+    float_ref, t_float = _timed(reference_float, snn, part, x, timesteps, steps_per_frame)
     ref, t_ref = (float_ref, t_float) if precision == "floating_pt" else \
-        _timed(reference_fixed, snn, part, x, timesteps, fxp)
+        _timed(reference_fixed, snn, part, x, timesteps, fxp, steps_per_frame)
     with tempfile.TemporaryDirectory(prefix="spikemfm-lava-") as tmp:
-        net = export_lava(snn, x, part, timesteps, precision, fixed, probe_dir=tmp)
+        net = export_lava(snn, inputs if stream else x, part, timesteps, precision, fixed, probe_dir=tmp,
+                          steps_per_frame=steps_per_frame)
         run = net.run()
     diff, mismatches, spikes = _compare(run.trace, ref)
     fvf = None
     if precision == "fixed_pt":
         last = float_ref.outputs[-1]
         fvf = float((fxp.to_float(ref.outputs[-1]) - last).norm() / last.norm().clamp_min(1e-12))
-    return Agreement(part.kind, part.block, precision, timesteps, x.batch_size, net.num_processes, len(ref.spikes),
+    batch = (x[0] if stream else x).batch_size
+    return Agreement(part.kind, part.block, precision, timesteps, batch, net.num_processes, len(ref.spikes),
                      diff, mismatches, spikes, fvf, run.startup_s, run.steps_per_s, timesteps / t_ref)

@@ -11,6 +11,7 @@ from spikemfm.quant.params import QParams
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
+from spikemfm.ir.netlist import Netlist
 from spikemfm.snn.ops import SNNStepOps
 from spikemfm.snn.record import FloatUnitStats, NeuronStats, Recorder, SynapseStats
 from spikemfm.snn.timebatch import TimeBatchOps
@@ -34,6 +35,7 @@ class SimResult:
             which no neuron of that input moved (its output then provably equals the QANN's, since every count
             sits at its target), or T where none was quiet. None for fixed-T runs.
         settled: (B,) bool with ``adaptive=True``: whether that quiet step came within T.
+        netlist: the simulated model's netlist (so that pricing a run does not trace the graph again).
     """
 
     outputs: torch.Tensor
@@ -47,6 +49,7 @@ class SimResult:
     qparams: QParams | None = None
     steps_used: torch.Tensor | None = None
     settled: torch.Tensor | None = None
+    netlist: Netlist | None = None
 
     @property
     def output(self) -> torch.Tensor:
@@ -58,9 +61,18 @@ class SimResult:
         statistic is per step, and step t never depends on later steps). Adaptive fields are dropped."""
         if not 1 <= steps <= self.timesteps:
             raise ConfigError(f"SimResult.first: steps={steps} must lie in [1, {self.timesteps}]")
-        return replace(self, outputs=self.outputs[:steps], neuron_stats=_cut(self.neuron_stats, steps),
-                       synapse_stats=_cut(self.synapse_stats, steps), float_stats=_cut(self.float_stats, steps),
-                       timesteps=steps, steps_used=None, settled=None)
+        return self.window(0, steps)
+
+    def window(self, start: int, stop: int) -> "SimResult":
+        """Steps start … stop−1 of the run (0-based) as a run of their own: the statistics of those steps and the
+        outputs after each (a stream's frame; see :func:`spikemfm.snn.stream.simulate_stream`). Adaptive fields
+        are dropped."""
+        if not 0 <= start < stop <= self.timesteps:
+            raise ConfigError(f"SimResult.window: need 0 <= start < stop <= {self.timesteps}, got {start}, {stop}")
+        cut = slice(start, stop)
+        return replace(self, outputs=self.outputs[cut], neuron_stats=_cut(self.neuron_stats, cut),
+                       synapse_stats=_cut(self.synapse_stats, cut), float_stats=_cut(self.float_stats, cut),
+                       timesteps=stop - start, steps_used=None, settled=None)
 
     def spike_counts(self) -> dict[str, torch.Tensor]:
         """Unit spikes per step (T,) of each neuron layer, summed over the batch."""
@@ -90,9 +102,9 @@ class SimResult:
         return t + 1
 
 
-def _cut(stats: dict[str, Any], steps: int) -> dict[str, Any]:
-    """Per-layer statistics with their per-step series cut to the first ``steps``."""
-    return {k: replace(v, **{f: getattr(v, f)[:steps] for f in _PER_STEP[type(v)]}) for k, v in stats.items()}
+def _cut(stats: dict[str, Any], steps: slice) -> dict[str, Any]:
+    """Per-layer statistics with their per-step series cut to the ``steps`` slice."""
+    return {k: replace(v, **{f: getattr(v, f)[steps] for f in _PER_STEP[type(v)]}) for k, v in stats.items()}
 
 
 _PER_STEP = {NeuronStats: ("spikes", "events"), SynapseStats: ("ops", "event_ops", "effective_ops",
@@ -160,7 +172,7 @@ def simulate(snn: Any, inputs: Any, timesteps: int, runtime: str = "auto", adapt
     neuron_stats, synapse_stats, float_stats = rec.finish()
     steps_used, settled = _settle(rec.moved) if adaptive else (None, None)
     return SimResult(outputs, neuron_stats, synapse_stats, float_stats, timesteps, x.batch_size,
-                     max_spikes, graph, snn.qparams, steps_used, settled)
+                     max_spikes, graph, snn.qparams, steps_used, settled, snn.netlist)
 
 
 def _settle(moved: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from spikemfm.neuromorphic.isolate import WorkerError, WorkerTimeout, run_isolated
-from spikemfm.jobs import agreement_job
+from spikemfm.jobs import agreement_job, stream_agreement_job
 
 pytestmark = pytest.mark.lava
 
@@ -45,6 +45,15 @@ def test_tiny_clip_whole_image_tower_agrees_with_pytorch():
     rows = run_isolated(agreement_job, dict(model="tiny-clip-image", parts=[("tower", 0)], precisions=PRECISIONS,
                                             timesteps=32, n_inputs=1), timeout_s=600)
     _assert_exact(rows, {"tower": 4 * 9 + 1})
+
+
+def test_a_stream_of_real_video_frames_agrees_with_pytorch_state_kept_across_frames():
+    # 4 consecutive vtest frames, 8 steps each: the Lava processes keep every count and current from frame to
+    # frame, like spikemfm.simulate_stream; spike for spike against the PyTorch stream, floating and fixed point
+    rows = run_isolated(stream_agreement_job, dict(video="vtest", frames=4, steps_per_frame=8,
+                                                   parts=[("block", 1), ("tower", 0)], precisions=PRECISIONS),
+                        timeout_s=600)
+    _assert_exact(rows, {"block": 9, "tower": 4 * 9 + 1})
 
 
 def test_minilm_post_ln_block_with_padding_agrees_with_pytorch():

@@ -47,3 +47,20 @@ def test_part_records_are_the_neurons_the_reference_steps(make):
     assert any(isinstance(r, Lookup) for r in halves[1]) and not any(isinstance(r, Lookup) for r in halves[0])
     b = snn.graph.blocks[0]
     assert halves[0][-1].name == (b.residual_name("attention") if b.norm_first else b.ln1.path)
+
+
+def test_the_part_reference_of_a_stream_is_the_stream_simulator():
+    # what the Lava stream agreement compares against is exactly spikemfm.simulate_stream, step for step
+    vit, _ = _vit()
+    g = torch.Generator().manual_seed(3)
+    qann = quantize(vit, QuantConfig(bits=4), [torch.randn(16, 3, 8, 8, generator=g)])
+    snn = convert(qann, ConvertConfig(max_spikes_per_step=2))
+    base = torch.randn(1, 2, 3, 8, 8, generator=g)
+    frames = base + 0.1 * torch.randn(4, 2, 3, 8, 8, generator=g).cumsum(0)  # a slowly changing stream
+    ref = reference_float(snn, Part("tower"), [engine.as_inputs(snn.graph, f) for f in frames], 12, 3)
+    stream = spikemfm.simulate_stream(snn, frames, 3)
+    assert torch.equal(ref.outputs, stream.run.outputs)
+    spikes = sum(float(s.abs().sum()) for s in ref.spikes.values())
+    assert spikes == stream.run.total_spikes() > 0
+    with pytest.raises(spikemfm.ConfigError, match="timesteps = frames x steps_per_frame"):
+        reference_float(snn, Part("tower"), [engine.as_inputs(snn.graph, f) for f in frames], 10, 3)

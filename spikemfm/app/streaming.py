@@ -1,0 +1,159 @@
+"""A stream, measured and priced: tracking of the QANN, spikes and energy per frame against two dense paths.
+
+Used by ``spikemfm stream`` and ``experiments/streaming.py``. For a QANN, a spike mode and a steps-per-frame
+policy, :func:`stream_report` runs :func:`~spikemfm.snn.stream.simulate_stream` over the frames and returns
+
+- per frame: steps, unit spikes, messages, whether it settled, the error against the QANN on that frame (relative
+  max error, cosine, top-1 agreement of ``classify(output)``), and per profile the SNN's energy, the dense int8 and
+  bit-matched energy of recomputing the frame, and the dense delta baseline (:mod:`spikemfm.energy.delta`);
+- a summary: the means over frames after the first (the stream's steady state), the first frame's figures, the
+  ratio of later to first-frame spikes, and per profile the break-even share of changed input patches.
+
+Break-even: a frame nothing changed in still costs the SNN one quiet step (every neuron updated once, no spike):
+E₀, measured by repeating the last frame. Taking the SNN's energy as E₀ plus a part proportional to the share c of
+changed input patches (fitted through the stream's mean), E(c) = E₀ + (Ē − E₀)·c / c̄, the SNN matches a dense path
+of energy D at c* = c̄·(D − E₀)/(Ē − E₀) (None when even E₀ ≥ D: the SNN loses on a still scene). A linear model,
+stated as such.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from spikemfm.convert import ConvertConfig, convert
+from spikemfm.energy import dense_energy, estimate_energy
+from spikemfm.energy.delta import INPUT, delta_shares, dense_delta_energy
+from spikemfm.snn.stream import simulate_stream
+
+
+def video_inputs(video: str, spec, frames: int, stride: int = 1, batch: int = 1) -> tuple[torch.Tensor, list[str]]:
+    """Real video frames as a stream for an image tower of input ``spec`` (:class:`~spikemfm.app.InputSpec`):
+    (F, batch, C, size, size), grey or RGB as the tower takes, normalised like its training data; ``batch`` > 1
+    puts consecutive stretches of the video side by side (frame f of stream b is video frame b·F + f)."""
+    from spikemfm.app.data import _fit
+    from spikemfm.data import video_frames
+
+    raw = video_frames(video, spec.size, gray=spec.channels == 1, max_frames=frames * batch, stride=stride)
+    if len(raw) < frames * batch:
+        from spikemfm.errors import DataError
+
+        raise DataError(f"video {video!r}: {len(raw)} frames decoded at stride {stride}, {frames * batch} needed")
+    x, notes = _fit(raw, spec)
+    return x.reshape(batch, frames, *x.shape[1:]).transpose(0, 1).contiguous(), notes
+
+
+def _tracking(out: torch.Tensor, ref: torch.Tensor, classify: Callable | None) -> dict:
+    scale = float(ref.abs().max().clamp_min(1e-12))
+    row = {"rel_error": float((out - ref).abs().max()) / scale,
+           "cosine": float(F.cosine_similarity(out.reshape(len(out), -1).double(), ref.reshape(len(ref), -1).double(),
+                                               dim=-1).mean())}
+    if classify is not None:
+        row["top1_agree"] = float(classify(out).eq(classify(ref)).double().mean())
+    return row
+
+
+def _energies(sim, profile: str, bits: int, shares: dict) -> dict:
+    snn = estimate_energy(sim, profile)
+    int8, _ = dense_energy(sim, profile, 8)
+    matched, _ = dense_energy(sim, profile, bits)
+    delta, _ = dense_delta_energy(sim, profile, bits, shares)
+    nj = (lambda v: None if v is None else v / 1e3)  # noqa: E731
+    return {"snn_nJ": None if snn.snn_missing else snn.snn_total / 1e3, "dense_int8_nJ": nj(int8),
+            f"dense_{bits}bit_nJ": nj(matched), "dense_delta_nJ": nj(delta)}
+
+
+def stream_report(qann, frames: torch.Tensor, max_spikes: int | None, steps_per_frame: int | str,
+                  profiles: list[str], max_steps: int = 64, classify: Callable | None = None
+                  ) -> tuple[list[dict], dict]:
+    """(per-frame rows, summary) of one streaming configuration (see the module docstring).
+
+    Args:
+        qann: the QANN (its uniform or widest activation bits price the bit-matched dense path).
+        frames: (F, B, ...) real frames; F >= 2.
+        max_spikes: spikes per neuron per step (None: graded).
+        steps_per_frame: int or ``"settle"``.
+        profiles: hardware profiles to price on.
+        classify: maps outputs (B, ...) to class indices (top-1 agreement with the QANN), or None.
+    """
+    bits = max(q.bits for q in qann.qparams.quants.values())
+    snn = convert(qann, ConvertConfig(max_spikes_per_step=max_spikes))
+    stream = simulate_stream(snn, frames, steps_per_frame, max_steps)
+    with torch.no_grad():
+        refs = [qann(f) for f in frames]
+    shares = delta_shares(qann, frames)
+    rows = []
+    for f in range(stream.frames):
+        sim = stream.frame(f)
+        row = {"frame": f, "steps": int(stream.steps_used[f]), "settled": bool(stream.settled[f]),
+               "spikes": float(stream.frame_spikes[f]) / stream.run.batch_size,
+               "messages": float(stream.frame_messages[f]) / stream.run.batch_size,
+               "changed_patches": shares[f][INPUT], **_tracking(stream.outputs[f], refs[f], classify)}
+        for p in profiles:
+            row.update({f"{p}:{k}": v for k, v in _energies(sim, p, bits, shares[f]).items()})
+        rows.append(row)
+    still = simulate_stream(snn, torch.stack([frames[-1], frames[-1]]), 1).frame(1)  # a frame nothing changed in
+    return rows, _summary(rows, profiles, bits, {p: estimate_energy(still, p).snn_total / 1e3 for p in profiles})
+
+
+def _mean(rows: list[dict], key: str) -> float | None:
+    vals = [r[key] for r in rows]
+    return None if any(v is None for v in vals) else sum(vals) / len(vals)
+
+
+def _summary(rows: list[dict], profiles: list[str], bits: int, still: dict[str, float]) -> dict:
+    later = rows[1:]
+    out = {"frames": len(rows), "bits": bits, "mean_steps": _mean(later, "steps"),
+           "settled_share": sum(r["settled"] for r in rows) / len(rows),
+           "exact_share": sum(r["rel_error"] <= 1e-4 for r in rows) / len(rows),
+           "mean_cosine": _mean(later, "cosine"), "first_spikes": rows[0]["spikes"],
+           "mean_spikes": _mean(later, "spikes"), "mean_messages": _mean(later, "messages"),
+           "changed_patches": _mean(later, "changed_patches")}
+    out["spikes_later/first"] = out["mean_spikes"] / max(out["first_spikes"], 1e-12)
+    if "top1_agree" in rows[0]:
+        out["top1_agree"] = _mean(later, "top1_agree")
+    for p in profiles:
+        snn = _mean(later, f"{p}:snn_nJ")
+        out[f"{p}:snn_nJ"] = snn
+        out[f"{p}:first_snn_nJ"] = rows[0][f"{p}:snn_nJ"]
+        out[f"{p}:still_snn_nJ"] = still[p]
+        for k in ("dense_int8_nJ", f"dense_{bits}bit_nJ", "dense_delta_nJ"):
+            out[f"{p}:{k}"] = _mean(later, f"{p}:{k}")
+        for k in ("dense_int8_nJ", "dense_delta_nJ"):
+            out[f"{p}:break_even_vs_{k[:-3]}"] = _break_even(snn, still[p], out[f"{p}:{k}"], out["changed_patches"])
+    return out
+
+
+def _break_even(snn: float | None, still: float, dense: float | None, changed: float | None) -> float | None:
+    """c* of the module docstring, or None (the SNN loses even on a still frame, or nothing to extrapolate)."""
+    if snn is None or dense is None or changed is None or still >= dense or snn <= still:
+        return None
+    return min(1.0, changed * (dense - still) / (snn - still))
+
+
+def run_stream(model_file, video: str, frames: int, steps_per_frame: int | str, profiles: list[str],
+               out, max_steps: int = 64, stride: int = 1) -> tuple[list[dict], dict]:
+    """``spikemfm stream``: a saved image tower over ``frames`` frames of ``video``; writes ``stream.{json,csv,md}``
+    (the summary) and ``frames.{json,csv,md}`` into ``out`` as one set. Returns (frame rows, summary)."""
+    from spikemfm.errors import ConfigError
+    from spikemfm.io import check_out_dir, output_set, save_table
+    from spikemfm.jobs import load_saved
+    from spikemfm.convert.qann import QuantizedModel
+
+    check_out_dir(out)
+    if frames < 2:
+        raise ConfigError(f"--frames={frames}: a stream needs at least 2 frames")
+    snn, _, job, spec = load_saved(model_file)
+    if spec is None:
+        raise ConfigError(f"{model_file}: a text tower; streaming runs image towers on video frames")
+    x, notes = video_inputs(video, spec, frames, stride)
+    qann = QuantizedModel(snn.graph, snn.qparams, snn.quant_config)
+    rows, summary = stream_report(qann, x, snn.config.max_spikes_per_step, steps_per_frame, profiles, max_steps)
+    config = {"model_file": str(model_file), "model": job.model, "video": video, "frames": frames, "stride": stride,
+              "steps_per_frame": steps_per_frame, "max_steps": max_steps, "profiles": profiles,
+              "max_spikes": job.max_spikes, "input": notes}
+    with output_set(out) as stage:
+        save_table(stage, "stream", [summary], config, f"stream of {video} through {job.model}: steady state")
+        save_table(stage, "frames", rows, config, f"every frame of {video} through {job.model}")
+    return rows, summary
