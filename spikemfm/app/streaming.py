@@ -93,7 +93,8 @@ def stream_report(qann, frames: torch.Tensor, max_spikes: int | None, steps_per_
         for p in profiles:
             row.update({f"{p}:{k}": v for k, v in _energies(sim, p, bits, shares[f]).items()})
         rows.append(row)
-    still = simulate_stream(snn, torch.stack([frames[-1], frames[-1]]), 1).frame(1)  # a frame nothing changed in
+    # a frame nothing changed in, after a settled one: one quiet step (fixed-step streams included)
+    still = simulate_stream(snn, torch.stack([frames[-1], frames[-1]]), "settle", max_steps).frame(1)
     return rows, _summary(rows, profiles, bits, {p: estimate_energy(still, p).snn_total / 1e3 for p in profiles})
 
 

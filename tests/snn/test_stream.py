@@ -112,3 +112,13 @@ def test_bad_stream_arguments_fail_clearly(qann4, vtest):
             simulate_stream(snn, vtest, **kwargs)
     with pytest.raises(ConfigError, match="frames must be a tensor"):
         simulate_stream(snn, [vtest[0]], 1)
+
+
+def test_a_still_frame_costs_one_quiet_step_whatever_the_spike_mode(qann4, vtest):
+    from spikemfm.app.streaming import stream_report
+
+    still = {}
+    for spikes, steps in ((None, "settle"), (1, 1)):  # a fixed 1-step binary stream has not settled by its end
+        _, summary = stream_report(qann4, vtest[:2], spikes, steps, ["loihi2"])
+        still[spikes] = summary["loihi2:still_snn_nJ"]
+    assert still[None] == pytest.approx(still[1]) and still[None] > 0
