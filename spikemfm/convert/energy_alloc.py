@@ -6,7 +6,7 @@ An activation knob (a quantization point, i.e. a layer of IF neurons) at b bits 
 
 where S_k(b) is what the layer sends: unit spikes Σ|level_b(x)| on unit-message profiles, messages (neurons with a
 non-zero level: one graded message each) on graded ones, measured on the calibration reservoir; c runs over the
-layer's consumers — a synaptic layer (fan-out = its out_features, e_c = the profile's synaptic op at the layer's
+layer's consumers — a synaptic layer (fan-out = its out_features, pruned zeros included; e_c = the profile's synaptic op at the layer's
 chosen weight bits, or ``graded_synop``), a spike×spike product (fan-out = products one operand element enters,
 e_c = its addition) or a lookup (fan-out 1). This is the seeds' hardware-aware allocation: the levels a knob keeps
 × the spikes they cost × where they go, priced by the same functions the energy report uses.
