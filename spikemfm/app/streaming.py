@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from spikemfm.convert import ConvertConfig, convert
 from spikemfm.energy import dense_energy, estimate_energy
 from spikemfm.energy.delta import INPUT, delta_shares, dense_delta_energy
+from spikemfm.errors import ConfigError, DataError
 from spikemfm.snn.stream import simulate_stream
 
 
@@ -37,8 +38,6 @@ def video_inputs(video: str, spec, frames: int, stride: int = 1, batch: int = 1)
 
     raw = video_frames(video, spec.size, gray=spec.channels == 1, max_frames=frames * batch, stride=stride)
     if len(raw) < frames * batch:
-        from spikemfm.errors import DataError
-
         raise DataError(f"video {video!r}: {len(raw)} frames decoded at stride {stride}, {frames * batch} needed")
     x, notes = _fit(raw, spec)
     return x.reshape(batch, frames, *x.shape[1:]).transpose(0, 1).contiguous(), notes
@@ -137,7 +136,6 @@ def run_stream(model_file, video: str, frames: int, steps_per_frame: int | str, 
                out, max_steps: int = 64, stride: int = 1) -> tuple[list[dict], dict]:
     """``spikemfm stream``: a saved image tower over ``frames`` frames of ``video``; writes ``stream.{json,csv,md}``
     (the summary) and ``frames.{json,csv,md}`` into ``out`` as one set. Returns (frame rows, summary)."""
-    from spikemfm.errors import ConfigError
     from spikemfm.io import check_out_dir, output_set, save_table
     from spikemfm.jobs import load_saved
     from spikemfm.convert.qann import QuantizedModel
