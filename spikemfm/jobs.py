@@ -429,18 +429,13 @@ def stream_agreement_job(video: str, frames: int, steps_per_frame: int, parts: l
     state kept across frames. Plain dicts, for :func:`~spikemfm.neuromorphic.isolate.run_isolated`."""
     from spikemfm.app import input_spec
     from spikemfm.app.streaming import video_inputs
-    from spikemfm.app.tiny_clip import calibration_images
-    from spikemfm.convert import ConvertConfig, QuantConfig, quantize
     from spikemfm.models.tiny_clip import load_tiny_clip
     from spikemfm.neuromorphic.fixed import FixedPointConfig
     from spikemfm.neuromorphic.parts import Part
     from spikemfm.neuromorphic.verify import check_agreement
-    from spikemfm.snn import convert
 
-    model = load_tiny_clip()
-    qann = quantize(model.visual, QuantConfig(bits=bits), calibration_images(256))
-    snn = convert(qann, ConvertConfig(max_spikes_per_step=max_spikes))
-    x, _ = video_inputs(video, input_spec(model.visual, qann.graph), frames)
+    snn, _ = _converted("tiny-clip-image", 1, bits, max_spikes, 0)  # the same model as the static agreement
+    x, _ = video_inputs(video, input_spec(load_tiny_clip().visual, snn.graph), frames)
     fixed = FixedPointConfig(frac_bits=frac_bits)
     return [asdict(check_agreement(snn, x, Part(kind, block), frames * steps_per_frame, precision, fixed,
                                    steps_per_frame=steps_per_frame))

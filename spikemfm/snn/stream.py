@@ -16,7 +16,7 @@ time-batched runtime's chunks would have to restart at every frame.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -102,7 +102,8 @@ def simulate_stream(snn: Any, frames: torch.Tensor, steps_per_frame: int | str =
     """
     _check(frames, steps_per_frame, max_steps)
     graph, dtype = snn.graph, snn.quant_config.dtype
-    budget = frames.shape[0] * (max_steps if steps_per_frame == "settle" else steps_per_frame)
+    limit = max_steps if steps_per_frame == "settle" else steps_per_frame
+    budget = frames.shape[0] * limit
     first = engine.as_inputs(graph, frames[0])
     rec = Recorder(first.batch_size, budget)
     rec.track_samples()
@@ -112,7 +113,6 @@ def simulate_stream(snn: Any, frames: torch.Tensor, steps_per_frame: int | str =
         for f in range(frames.shape[0]):
             x = first if f == 0 else engine.as_inputs(graph, frames[f])
             x0 = engine.embed(graph.embed, x, dtype)  # the new frame's analog input current
-            limit = max_steps if steps_per_frame == "settle" else steps_per_frame
             for k in range(limit):
                 ops.next_step()
                 steps_out.append(engine.run(graph, x, ops, dtype, x0=x0))
@@ -122,17 +122,11 @@ def simulate_stream(snn: Any, frames: torch.Tensor, steps_per_frame: int | str =
                     break
             used.append(k + 1)
             settled.append(bool(quiet))
-    neuron_stats, synapse_stats, float_stats = rec.finish()
+    taken = slice(0, t)  # the recorder was sized for the cap; keep the steps the stream took
+    neuron_stats, synapse_stats, float_stats = (_cut(st, taken) for st in rec.finish())
     run = SimResult(torch.stack(steps_out), neuron_stats, synapse_stats, float_stats, t, first.batch_size,
                     snn.config.max_spikes_per_step, graph, snn.qparams, netlist=snn.netlist)
-    run = replace(run, neuron_stats=_head(neuron_stats, t), synapse_stats=_head(synapse_stats, t),
-                  float_stats=_head(float_stats, t))
     starts = torch.from_numpy(np.concatenate([[0], np.cumsum(used)]))
     ends = starts[1:] - 1
     return StreamResult(run.outputs[ends], torch.tensor(used), torch.tensor(settled), run, starts,
                         steps_per_frame, max_steps)
-
-
-def _head(stats: dict, steps: int) -> dict:
-    """Per-layer statistics cut to the steps the stream took (the recorder was sized for the cap)."""
-    return _cut(stats, slice(0, steps))
