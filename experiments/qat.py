@@ -48,7 +48,8 @@ def image_rows(bits: list[int], args) -> list[dict]:
     for b in bits:
         ptq = quantize(model.visual, QuantConfig(bits=b), calib)
         t0 = time.perf_counter()
-        trained = qat(ptq, train, config=QATConfig(steps=args.steps, lr=args.lr, step_lr=args.step_lr), progress=True)
+        trained = qat(ptq, train, config=QATConfig(steps=args.steps, lr=args.lr, step_lr=args.step_lr,
+                                                   schedule=args.schedule), progress=True)
         rows.append({"tower": "tiny-clip image", "bits": b, "metric": "zero-shot top-1", "inputs": len(y),
                      "fp32": fp32, "ptq": acc(ptq), "qat": acc(trained), "qat_steps": args.steps,
                      "qat_s": round(time.perf_counter() - t0, 1), "snn_equals_qat_qann": _exact(trained, x[:32])})
@@ -71,7 +72,8 @@ def text_rows(bits: list[int], args) -> list[dict]:
     for b in bits:
         ptq = quantize(text, QuantConfig(bits=b), batches[:4])
         t0 = time.perf_counter()
-        trained = qat(ptq, batches, config=QATConfig(steps=args.text_steps, lr=args.text_lr, step_lr=args.step_lr),
+        trained = qat(ptq, batches, config=QATConfig(steps=args.text_steps, lr=args.text_lr, step_lr=args.step_lr,
+                                               schedule=args.schedule),
                       progress=True)
         few = {k: v[:4] for k, v in tok.items()}
         rows.append({"tower": "all-MiniLM-L6-v2", "bits": b, "metric": "cosine to FP32", "inputs": len(held_out),
@@ -94,6 +96,7 @@ def main() -> None:
     ap.add_argument("--sentences", type=int, default=128)
     ap.add_argument("--text-steps", type=int, default=300)
     ap.add_argument("--text-lr", type=float, default=5e-5)
+    ap.add_argument("--schedule", choices=["constant", "cosine"], default="constant")
     ap.add_argument("--out", default="results/qat")
     args = ap.parse_args()
     torch.manual_seed(0)

@@ -44,12 +44,15 @@ class QATConfig:
         lr: Adam learning rate of the weights and biases.
         step_lr: Adam learning rate of the log activation steps.
         seed: shuffling of the batch order.
+        schedule: "constant" learning rates, or "cosine" decay to zero over ``steps`` (LSQ's schedule; it lets
+            long low-bit runs settle instead of hopping between rounding boundaries).
     """
 
     steps: int = 300
     lr: float = 1e-4
     step_lr: float = 1e-3
     seed: int = 0
+    schedule: str = "constant"
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -58,6 +61,8 @@ class QATConfig:
         for name in ("lr", "step_lr"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"QATConfig.{name}={getattr(self, name)}: must be > 0")
+        if self.schedule not in ("constant", "cosine"):
+            raise ConfigError(f"QATConfig.schedule={self.schedule!r}: use 'constant' or 'cosine'")
 
 
 def _round_ste(v: torch.Tensor) -> torch.Tensor:
@@ -135,6 +140,8 @@ def qat(qann: QuantizedModel, data: Iterable[Any], teacher: Any = None, config: 
                  for p, q in qann.qparams.quants.items() if q.lo < 0}  # signed points; probabilities stay fixed
     opt = torch.optim.Adam([{"params": weights, "lr": config.lr},
                             {"params": list(log_steps.values()), "lr": config.step_lr}])
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.steps) if config.schedule == "cosine"
+             else None)
     ops, target = QATOps(qann, log_steps), _teacher_fn(qann, teacher)
     order = torch.Generator().manual_seed(config.seed)
     cycle = itertools.cycle(range(len(batches)))
@@ -151,6 +158,8 @@ def qat(qann: QuantizedModel, data: Iterable[Any], teacher: Any = None, config: 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if sched is not None:
+            sched.step()
     return _rebuild(qann, student, log_steps)
 
 

@@ -64,8 +64,19 @@ def test_qat_distils_from_the_users_module_when_given():
     assert _rel_error(trained, batches) < _rel_error(ptq, batches)
 
 
+def test_cosine_schedule_starts_at_the_full_rate_and_trains():
+    model, batches = _vit()
+    ptq = quantize(model, QuantConfig(bits=3), batches)
+    one = qat(ptq, batches, config=QATConfig(steps=1, lr=1e-3, step_lr=1e-2, schedule="cosine"))
+    plain = qat(ptq, batches, config=QATConfig(steps=1, lr=1e-3, step_lr=1e-2))
+    assert _rel_error(one, batches) == _rel_error(plain, batches)  # the decay applies after the first step
+    trained = qat(ptq, batches, config=QATConfig(steps=20, lr=1e-3, step_lr=1e-2, schedule="cosine"))
+    assert _rel_error(trained, batches) < _rel_error(ptq, batches)
+
+
 @pytest.mark.parametrize("kwargs, fragment", [(dict(steps=0), "steps=0"), (dict(lr=-1.0), "lr=-1.0"),
-                                              (dict(steps=2.5), "steps=2.5")])
+                                              (dict(steps=2.5), "steps=2.5"),
+                                              (dict(schedule="linear"), "schedule='linear'")])
 def test_bad_qat_configs(kwargs, fragment):
     with pytest.raises(ConfigError, match=fragment):
         QATConfig(**kwargs)
