@@ -188,7 +188,7 @@ def embed(node: N.PatchEmbed | N.TokenEmbed, inputs: Inputs, dtype: torch.dtype)
 def positions(node: N.TokenEmbed, ids: torch.Tensor) -> torch.Tensor:
     """Position ids of a token batch: 0 … N−1, or RoBERTa's pad-aware numbering when ``node.pad_id`` is set."""
     if node.pad_id is None:
-        return torch.arange(ids.shape[-1])
+        return torch.arange(ids.shape[-1], device=ids.device)
     real = (ids != node.pad_id).long()
     return real.cumsum(-1) * real + node.pad_id
 
@@ -197,7 +197,8 @@ def attention_mask(graph: N.EncoderGraph, inputs: Inputs, n: int) -> torch.Tenso
     """Boolean mask (B or 1, 1, N, N), True where attention is blocked (causal and/or padding)."""
     mask = None
     if any(b.attn.causal for b in graph.blocks):
-        mask = torch.ones(n, n, dtype=torch.bool).triu(1)[None, None]
+        dev = (inputs.pixels if inputs.pixels is not None else inputs.ids).device
+        mask = torch.ones(n, n, dtype=torch.bool, device=dev).triu(1)[None, None]
     if inputs.mask is not None:
         pad = (inputs.mask == 0)[:, None, None, :]
         mask = pad if mask is None else (mask | pad)
@@ -312,7 +313,7 @@ def pool(r: N.Readout, x: torch.Tensor, inputs: Inputs) -> torch.Tensor:
         return x[..., r.prefix_tokens:, :].mean(-2)
     if r.pool == "eot":
         idx = token_index(r, inputs)
-        return x[..., torch.arange(idx.shape[0]), idx, :]
+        return x[..., torch.arange(idx.shape[0], device=idx.device), idx, :]
     if r.pool == "mean":
         m = (inputs.mask if inputs.mask is not None else torch.ones_like(inputs.ids)).to(x.dtype)[..., None]
         return (x * m).sum(-2) / m.sum(-2).clamp_min(1.0)

@@ -34,11 +34,29 @@ def weight_operand(w_int: torch.Tensor, max_in: float, max_step: float) -> torch
     return w_int.T.to(weight_dtype(w_int, max_in, max_step)).contiguous()
 
 
+def int_mm_takes(x: torch.Tensor, w: torch.Tensor) -> bool:
+    """Whether ``torch._int_mm`` accepts these shapes on their device: any on the CPU; on CUDA M > 16 and K, N
+    multiples of 8 (cuBLASLt's int8 GEMM)."""
+    if x.device.type == "cpu":
+        return True
+    return x.shape[0] > 16 and x.shape[1] % 8 == 0 and w.shape[1] % 8 == 0
+
+
+def int_matmul_float64(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """The int8 GEMM's int32 result through float64 (exact: |every sum| < 2^31 < 2^53), for shapes the int8
+    GEMM does not take."""
+    return torch.matmul(x.to(torch.float64), w.to(torch.float64)).to(torch.int32)
+
+
 def matmul(x: torch.Tensor, w: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """x (M, K) integer values (any dtype) @ w from :func:`weight_operand`, exact (int32 / float result);
     written into ``out`` (dtype :func:`accumulator_dtype` (w), shape (M, N)) when given."""
     if w.dtype == torch.int8:
-        return torch._int_mm(x.to(torch.int8), w, out=out)
+        x8 = x.to(torch.int8)
+        if int_mm_takes(x8, w):
+            return torch._int_mm(x8, w, out=out)
+        r = int_matmul_float64(x8, w)
+        return r if out is None else out.copy_(r)
     return torch.matmul(x.to(w.dtype), w, out=out)
 
 
@@ -54,7 +72,7 @@ def _dense(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         return _dense(t.transpose(-1, -2), dtype).transpose(-1, -2)
     if t.dtype == dtype and t.is_contiguous():
         return t
-    return torch.empty(t.shape, dtype=dtype).copy_(t)
+    return torch.empty(t.shape, dtype=dtype, device=t.device).copy_(t)
 
 
 def elementwise(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -31,8 +31,12 @@ class ActQuant:
         return max(abs(self.lo), abs(self.hi))
 
     def level(self, x: torch.Tensor) -> torch.Tensor:
-        """Integer level (in x's float dtype) of x; in place after the division (it runs every SNN step)."""
-        return (x / self.step).add_(0.5).floor_().clamp_(self.lo, self.hi)
+        """Integer level (in x's float dtype) of x; in place after the division (it runs every SNN step).
+
+        Divides by θ as a 0-d tensor of x's dtype on x's device: a true IEEE division on every device (the same
+        values as ``x / θ`` on the CPU; on CUDA ``x / θ`` with a Python float multiplies by 1/θ instead)."""
+        step = torch.tensor(self.step, dtype=x.dtype, device=x.device)
+        return torch.div(x, step).add_(0.5).floor_().clamp_(self.lo, self.hi)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from spikemfm.quant.params import QParams
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
 from spikemfm.ir.netlist import Netlist, SpikeProduct, SynapticLayer
-from spikemfm.snn import kernels
+from spikemfm.snn import kernels, kernels_torch
 from spikemfm.snn.record import Recorder
 
 
@@ -102,8 +102,11 @@ class SNNStepOps(SpikeOpsBase):
     """Engine ops for one time step at a time; call :meth:`next_step` before each engine run."""
 
     def __init__(self, qp: QParams, net: Netlist, max_spikes: int | None, recorder: Recorder,
-                 dtype: torch.dtype = torch.float64, law: NeuronModel = SignedIF()) -> None:
+                 dtype: torch.dtype = torch.float64, law: NeuronModel = SignedIF(), fused: bool = True) -> None:
+        """``fused``: the numba neuron kernels (CPU tensors only); False: the same steps in plain torch
+        (:mod:`spikemfm.snn.kernels_torch`), on any device."""
         self._wire(qp, net, law)
+        self.kern = kernels if fused else kernels_torch
         self.dtype = dtype  # precision of the float path (the QANN's)
         self.max_spikes = max_spikes
         self.rec = recorder
@@ -175,7 +178,7 @@ class SNNStepOps(SpikeOpsBase):
         if engine.head_major(point, x):  # qk-norm: q / k counts arrive split into heads
             self.head_major.add(point)
         step, (lo, hi) = self.qp.quants[point].step, self.bounds[point]
-        return self._fire(point, x, lambda prev: kernels.fire_quant(x, step, lo, hi, self.max_spikes, prev,
+        return self._fire(point, x, lambda prev: self.kern.fire_quant(x, step, lo, hi, self.max_spikes, prev,
                                                                     point in self.read_by_synapses))
 
     def _weights(self, path: str, in_point: str, counts: bool) -> torch.Tensor:
@@ -217,7 +220,7 @@ class SNNStepOps(SpikeOpsBase):
         acc = self._synapse(node, c)
         scale, bias = self._affine_params(node.path)
         self.outputs.pop(node.path, None)
-        out = kernels.affine(acc, scale, bias, self.dtype).view(*c.shape[:-1], -1)
+        out = self.kern.affine(acc, scale, bias, self.dtype).view(*c.shape[:-1], -1)
         self.outputs[node.path] = (c, out)
         return out
 
@@ -235,7 +238,7 @@ class SNNStepOps(SpikeOpsBase):
         else:
             shape = torch.Size((*c.shape[:-2], heads, c.shape[-2], width // heads))
             self.head_major.add(point)
-        return self._fire(point, c, lambda prev: kernels.fire_affine(
+        return self._fire(point, c, lambda prev: self.kern.fire_affine(
             acc, scale, bias, step, lo, hi, self.max_spikes, prev, shape,
             heads is None and point in self.read_by_synapses, heads))
 
@@ -304,7 +307,7 @@ class SNNStepOps(SpikeOpsBase):
         if mlp.path not in self.luts:
             self.luts[mlp.path] = self._lut(mlp)
         lut = self.luts[mlp.path]
-        return self._fire(point, c, lambda prev: kernels.fire_lut(c, lut, lo, self.max_spikes, prev))
+        return self._fire(point, c, lambda prev: self.kern.fire_lut(c, lut, lo, self.max_spikes, prev))
 
     def norm(self, node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:
         return self._float_unit(node.path, engine.unit_kind(node), x, lambda: engine.layer_norm(node, x))

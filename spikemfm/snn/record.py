@@ -99,7 +99,7 @@ class Recorder:
         before = torch.zeros_like(now[:1]) if prev is None else prev.reshape(1, b, -1).to(now.dtype)
         both = torch.cat([before, now])
         changed = both[1:].ne(both[:-1]).any(2)
-        self.moved[t0:t0 + steps] |= changed.numpy()
+        self.moved[t0:t0 + steps] |= changed.cpu().numpy()
 
     def _slot(self, table: dict, key: str, extra, n: int = 2) -> tuple:
         # numpy, not torch, while recording: a scalar store into a torch tensor costs ~5 µs, into numpy ~0.1 µs

@@ -110,7 +110,7 @@ def _cut(stats: dict[str, Any], steps: slice) -> dict[str, Any]:
 _PER_STEP = {NeuronStats: ("spikes", "events"), SynapseStats: ("ops", "event_ops", "effective_ops",
                                                                 "effective_event_ops"),
              FloatUnitStats: ("elements",)}
-RUNTIMES = ("auto", "step", "time")
+RUNTIMES = ("auto", "step", "torch", "time")
 _CHUNK_ELEMENTS = 1 << 23  # largest per-chunk tensor of the time-batched runtime (32 MiB of float32)
 
 
@@ -121,42 +121,71 @@ def chunk_steps(graph: N.EncoderGraph, batch_size: int, tokens: int, timesteps: 
     return max(1, min(timesteps, _CHUNK_ELEMENTS // max(1, batch_size * per_step)))
 
 
-def step_ops(snn: Any, recorder: Recorder | int, timesteps: int | None = None) -> SNNStepOps:
+def step_ops(snn: Any, recorder: Recorder | int, timesteps: int | None = None, fused: bool = True) -> SNNStepOps:
     """The public stepping API: engine ops that advance ``snn`` one time step per engine run (call
     ``next_step()`` before each; ``layer_counts()`` gives every neuron layer's running counts). ``recorder`` is a
     :class:`~spikemfm.snn.record.Recorder`, or the batch size (then ``timesteps`` sizes a fresh one). Used by
-    :func:`simulate` and by the Lava agreement traces, so both step the same model the same way."""
+    :func:`simulate` and by the Lava agreement traces, so both step the same model the same way. ``fused``:
+    the numba neuron kernels (CPU); False: the same kernels in plain torch (any device)."""
     if isinstance(recorder, int):
         if timesteps is None:
             raise ConfigError("step_ops: give timesteps with a batch size")
         recorder = Recorder(recorder, timesteps)
     return SNNStepOps(snn.qparams, snn.netlist, snn.config.max_spikes_per_step, recorder, snn.quant_config.dtype,
-                      snn.neuron_model)
+                      snn.neuron_model, fused)
 
 
-def simulate(snn: Any, inputs: Any, timesteps: int, runtime: str = "auto", adaptive: bool = False) -> SimResult:
+def simulate(snn: Any, inputs: Any, timesteps: int, runtime: str = "auto", adaptive: bool = False,
+             device: str | torch.device | None = None, max_memory_mib: float | None = None) -> SimResult:
     """Runs a converted :class:`~spikemfm.snn.model.SpikingModel` for ``timesteps`` steps.
 
     Args:
         snn: the spiking model from :func:`spikemfm.convert`.
         inputs: image tensor (B, C, H, W), token ids (B, N) or a tokenizer output mapping.
         timesteps: number of simulation steps T >= 1.
-        runtime: ``step`` (:class:`~spikemfm.snn.ops.SNNStepOps`: the whole tower once per step with fused
-            neuron kernels, settled layers skipped) or ``time`` (:class:`~spikemfm.snn.timebatch.TimeBatchOps`:
-            every layer over a chunk of steps at once, plain torch). Both give identical outputs and
-            statistics. ``auto`` = ``step``, the faster on CPU for every spike mode
-            (``benchmarks/simulation_speed.py`` times both side by side).
+        runtime: ``step`` (:class:`~spikemfm.snn.ops.SNNStepOps`: the whole tower once per step with the fused
+            numba neuron kernels, settled layers skipped; CPU only), ``torch`` (the same step runtime with its
+            neuron kernels in plain torch, :mod:`~spikemfm.snn.kernels_torch`: any device) or ``time``
+            (:class:`~spikemfm.snn.timebatch.TimeBatchOps`: every layer over a chunk of steps at once; CPU). All
+            give identical outputs and statistics. ``auto`` = ``step`` on the CPU (the fastest there,
+            ``benchmarks/simulation_speed.py``), ``torch`` on any other device.
         adaptive: also find, per input, the first step at which no neuron moved (``SimResult.steps_used`` /
             ``settled``): from there the input's output equals the QANN's exactly, so an adaptive run stops
             it; the simulation itself stops once every input of the batch is quiet (the remaining steps would
             repeat the last output). Costs one comparison pass per firing neuron layer and step.
+        device: where to run (``"cpu"``, ``"cuda"``, ``"cuda:1"``); None: where the inputs are. The model is
+            moved there for the call when its tensors are elsewhere (move it once with
+            :func:`spikemfm.snn.device.to_device` to avoid the copy per call). Outputs stay on the device.
+        max_memory_mib: simulate the batch in chunks small enough that the estimated state
+            (:func:`~spikemfm.snn.batching.bytes_per_input`) stays under this many MiB; the chunks' outputs and
+            statistics are joined (:func:`~spikemfm.snn.batching.merge_results`): outputs, spike and synaptic
+            statistics equal the unchunked run's; a float unit counts its evaluations per chunk, so only chunks
+            whose input changed are charged.
     """
+    from spikemfm.snn import batching, device as dev_
+
     if isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps < 1:
         raise ConfigError(f"simulate: timesteps={timesteps!r} must be a positive integer")
     if runtime not in RUNTIMES:
         raise ConfigError(f"simulate: runtime={runtime!r}; choose one of {RUNTIMES}")
+    x = engine.as_inputs(snn.graph, inputs)
+    where = dev_.resolve(device, x)
+    if runtime == "auto":
+        runtime = "step" if where.type == "cpu" else "torch"
+    elif runtime in ("step", "time") and where.type != "cpu":
+        raise ConfigError(f"simulate: runtime={runtime!r} runs on the CPU only (numba kernels / CPU buffers); "
+                          f"use runtime='torch' (or 'auto') on {where}")
+    snn, x = dev_.to_device(snn, where), dev_.inputs_to(x, where)
+    chunk = batching.batch_chunk(snn, x.batch_size, max_memory_mib)
+    with dev_.exact_matmuls(where):
+        runs = [_simulate(snn, x if chunk >= x.batch_size else batching.slice_inputs(x, i, i + chunk), timesteps,
+                          runtime, adaptive) for i in range(0, x.batch_size, chunk)]
+    return runs[0] if len(runs) == 1 else batching.merge_results(runs)
+
+
+def _simulate(snn: Any, x: engine.Inputs, timesteps: int, runtime: str, adaptive: bool) -> SimResult:
+    """One batch on the device its tensors are on (see :func:`simulate`)."""
     graph = snn.graph
-    x = engine.as_inputs(graph, inputs)
     rec = Recorder(x.batch_size, timesteps)
     if adaptive:
         rec.track_samples()
@@ -164,8 +193,8 @@ def simulate(snn: Any, inputs: Any, timesteps: int, runtime: str = "auto", adapt
     max_spikes = snn.config.max_spikes_per_step
     with torch.no_grad():
         x0 = engine.embed(graph.embed, x, dtype)  # the encoding layer runs once, at step 1
-        if runtime in ("auto", "step"):
-            outputs = _run_steps(step_ops(snn, rec), graph, x, x0, timesteps, dtype, rec)
+        if runtime in ("step", "torch"):
+            outputs = _run_steps(step_ops(snn, rec, fused=runtime == "step"), graph, x, x0, timesteps, dtype, rec)
         else:
             ops = TimeBatchOps(snn.qparams, snn.netlist, max_spikes, rec, dtype, snn.neuron_model)
             outputs = _run_chunks(ops, graph, x, x0, timesteps, dtype, rec)

@@ -90,7 +90,7 @@ def _check(frames: Any, steps_per_frame: int | str, max_steps: int) -> None:
 
 
 def simulate_stream(snn: Any, frames: torch.Tensor, steps_per_frame: int | str = "settle",
-                    max_steps: int = 64) -> StreamResult:
+                    max_steps: int = 64, device: str | torch.device | None = None) -> StreamResult:
     """Runs ``snn`` over ``frames`` (F, B, ...) keeping every neuron's and synapse's state across frames.
 
     Args:
@@ -99,17 +99,23 @@ def simulate_stream(snn: Any, frames: torch.Tensor, steps_per_frame: int | str =
         steps_per_frame: steps per frame, or ``"settle"``: step until no neuron of the batch moves (then every
             output equals the QANN's on that frame), at most ``max_steps``.
         max_steps: the cap of a settling frame (and the bound of an int ``steps_per_frame``).
+        device: where to run, as in :func:`~spikemfm.snn.simulate.simulate` (None: where the frames are; the
+            numba step runtime on the CPU, its torch kernels elsewhere).
     """
+    from spikemfm.snn import device as dev_
+
     _check(frames, steps_per_frame, max_steps)
+    where = dev_.resolve(device, engine.as_inputs(snn.graph, frames[0]))
+    snn, frames = dev_.to_device(snn, where), frames.to(where)
     graph, dtype = snn.graph, snn.quant_config.dtype
     limit = max_steps if steps_per_frame == "settle" else steps_per_frame
     budget = frames.shape[0] * limit
     first = engine.as_inputs(graph, frames[0])
     rec = Recorder(first.batch_size, budget)
     rec.track_samples()
-    ops = step_ops(snn, rec)
+    ops = step_ops(snn, rec, fused=where.type == "cpu")
     steps_out, used, settled, t = [], [], [], 0
-    with torch.no_grad():
+    with torch.no_grad(), dev_.exact_matmuls(where):
         for f in range(frames.shape[0]):
             x = first if f == 0 else engine.as_inputs(graph, frames[f])
             x0 = engine.embed(graph.embed, x, dtype)  # the new frame's analog input current

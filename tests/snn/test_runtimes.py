@@ -1,5 +1,6 @@
-"""The step runtime (fused kernels) and the time-batched runtime (torch, whole chunks of steps) are
-independent implementations of the same SNN: they must agree on every output and every statistic."""
+"""The step runtime (fused numba kernels), its torch-kernel twin (the path that runs on CUDA) and the
+time-batched runtime (torch, whole chunks of steps) are implementations of the same SNN: they must agree on every
+output and every statistic, bit for bit."""
 import importlib
 
 import pytest
@@ -54,6 +55,7 @@ def test_step_and_time_runtimes_agree(tower, max_spikes, precision, monkeypatch)
     qann = quantize(model, QuantConfig(bits=4, precision=precision), [x])
     snn = convert(qann, ConvertConfig(max_spikes_per_step=max_spikes))
     step = simulate(snn, x, 11, runtime="step")
+    _stats_equal(step, simulate(snn, x, 11, runtime="torch"))  # the device-agnostic path, on the CPU
     monkeypatch.setattr(sim, "_CHUNK_ELEMENTS", 1)  # one step per chunk: state carried across chunks
     _stats_equal(step, simulate(snn, x, 11, runtime="time"))
     monkeypatch.setattr(sim, "_CHUNK_ELEMENTS", 1 << 30)  # all 11 steps in one chunk
@@ -68,6 +70,7 @@ def test_runtimes_agree_under_the_unsigned_neuron_law(tower, monkeypatch):
     snn = convert(quantize(model, QuantConfig(bits=4), [x]), ConvertConfig(max_spikes_per_step=2,
                                                                            neuron="unsigned_if"))
     step = simulate(snn, x, 9, runtime="step")
+    _stats_equal(step, simulate(snn, x, 9, runtime="torch"))
     monkeypatch.setattr(sim, "_CHUNK_ELEMENTS", 1 << 30)
     _stats_equal(step, simulate(snn, x, 9, runtime="time"))
     signed = simulate(convert(quantize(model, QuantConfig(bits=4), [x]), ConvertConfig(max_spikes_per_step=2)), x, 9)
@@ -97,7 +100,7 @@ def test_adaptive_runs_stop_each_input_where_its_output_is_the_qanns(tower, max_
     steps = 40
     full = simulate(snn, x, steps)
     ref = qann(x)
-    runs = [simulate(snn, x, steps, adaptive=True)]
+    runs = [simulate(snn, x, steps, adaptive=True), simulate(snn, x, steps, runtime="torch", adaptive=True)]
     for chunk in (1, 1 << 30):
         monkeypatch.setattr(sim, "_CHUNK_ELEMENTS", chunk)
         runs.append(simulate(snn, x, steps, runtime="time", adaptive=True))

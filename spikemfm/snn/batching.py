@@ -1,0 +1,76 @@
+"""Bounded-memory simulation: the batch in chunks, and the chunks' results joined into one.
+
+A step runtime holds, per input, every layer's state between steps: neuron counts, synaptic currents, the
+cached outputs of float units and products, plus the per-step temporaries of the layer being updated.
+:func:`bytes_per_input` estimates that from the netlist (a few tensors of each record's size at the QANN's
+float width); ``benchmarks/scaling.py`` measures the real peak beside it.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Sequence
+
+import torch
+
+from spikemfm.errors import ConfigError
+from spikemfm.ir import engine
+
+_COPIES = 4  # tensors of a record's size alive per input (state, cached output, two temporaries): measured
+# against peak RSS by benchmarks/scaling.py
+
+
+def bytes_per_input(snn: Any) -> int:
+    """Estimated simulation memory per input: ``_COPIES`` tensors of every netlist record's size at the QANN's
+    float width (8 bytes for float64)."""
+    width = torch.empty((), dtype=snn.quant_config.dtype).element_size()
+    return _COPIES * width * sum(r.size for r in snn.netlist.records)
+
+
+def batch_chunk(snn: Any, batch_size: int, max_memory_mib: float | None) -> int:
+    """Inputs per chunk so that the estimated state stays under ``max_memory_mib`` (all of them when None)."""
+    if max_memory_mib is None:
+        return max(1, batch_size)
+    if isinstance(max_memory_mib, bool) or not isinstance(max_memory_mib, (int, float)) or max_memory_mib <= 0:
+        raise ConfigError(f"simulate: max_memory_mib={max_memory_mib!r} must be a positive number of MiB")
+    per = bytes_per_input(snn)
+    chunk = int(max_memory_mib * 2 ** 20 // per)
+    if chunk < 1:
+        raise ConfigError(f"simulate: max_memory_mib={max_memory_mib} is below one input's estimated state "
+                          f"({per / 2 ** 20:.1f} MiB for {snn.graph.name}); raise it")
+    return min(chunk, batch_size)
+
+
+def slice_inputs(x: engine.Inputs, start: int, stop: int) -> engine.Inputs:
+    """Inputs start … stop−1 of a batch."""
+    return engine.Inputs(*(None if t is None else t[start:stop] for t in (x.pixels, x.ids, x.mask, x.types)))
+
+
+def _sum_stats(parts: Sequence[dict[str, Any]], fields: tuple[str, ...]) -> dict[str, Any]:
+    """Per-layer statistics summed over batch chunks (per-step series added; the rest taken from the first)."""
+    out = {}
+    for part in parts:
+        for key, stats in part.items():
+            have = out.get(key)
+            out[key] = stats if have is None else replace(have, **{f: getattr(have, f) + getattr(stats, f)
+                                                                    for f in fields})
+    return out
+
+
+def merge_results(runs: Sequence[Any]) -> Any:
+    """One :class:`~spikemfm.snn.simulate.SimResult` for consecutive batch chunks simulated alike (same model, T,
+    runtime): outputs and adaptive fields concatenated over the batch, per-step statistics summed (every one is
+    a sum over the batch's inputs)."""
+    from spikemfm.snn.simulate import _PER_STEP
+    from spikemfm.snn.record import FloatUnitStats, NeuronStats, SynapseStats
+
+    if not runs:
+        raise ConfigError("merge_results: no runs given")
+    first = runs[0]
+    if any(r.timesteps != first.timesteps or r.neuron_stats.keys() != first.neuron_stats.keys() for r in runs):
+        raise ConfigError("merge_results: the runs differ in T or in their layers; merge runs of one model and T")
+    cat = (lambda name: None if getattr(first, name) is None else torch.cat([getattr(r, name) for r in runs]))
+    return replace(first, outputs=torch.cat([r.outputs for r in runs], dim=1),
+                   neuron_stats=_sum_stats([r.neuron_stats for r in runs], _PER_STEP[NeuronStats]),
+                   synapse_stats=_sum_stats([r.synapse_stats for r in runs], _PER_STEP[SynapseStats]),
+                   float_stats=_sum_stats([r.float_stats for r in runs], _PER_STEP[FloatUnitStats]),
+                   batch_size=sum(r.batch_size for r in runs), steps_used=cat("steps_used"), settled=cat("settled"))

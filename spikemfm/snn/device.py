@@ -1,0 +1,76 @@
+"""Placing a converted model and its inputs on a device (CPU or CUDA) for :func:`~spikemfm.snn.simulate`.
+
+The simulation runs where its tensors are: a model moved with :func:`to_device` and inputs on the same device.
+On the CPU the default runtime is the step runtime with the fused numba neuron kernels; elsewhere it is the
+same step runtime with the kernels in plain torch (:mod:`spikemfm.snn.kernels_torch`), which the tests hold
+bit-identical to the numba kernels on the CPU. The exact-integer rules do not change with the device:
+int8 × int8 → int32 GEMMs where :func:`torch._int_mm` takes the shapes (else float64, exact for int32 sums),
+float32 only under the 2^24 bound, else float64 — with TF32 switched off for the run (:func:`exact_matmuls`),
+since TF32 rounds float32 operands to 10-bit mantissas.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+from typing import Any, Iterator
+
+import torch
+
+from spikemfm.errors import ConfigError
+from spikemfm.ir import engine
+from spikemfm.ir import nodes as N
+
+
+def resolve(device: str | torch.device | None, inputs: engine.Inputs) -> torch.device:
+    """The device of a run: ``device`` when given, else where the inputs are."""
+    if device is None:
+        first = inputs.pixels if inputs.pixels is not None else inputs.ids
+        return first.device
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"device={device!r}: not a torch device ({exc}); use 'cpu', 'cuda' or 'cuda:N'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={device!r}: CUDA is not available in this torch build / on this machine; "
+                          "use device='cpu'")
+    return dev
+
+
+def model_device(model: Any) -> torch.device:
+    """Where a QuantizedModel's / SpikingModel's integer weights live."""
+    for lin in model.qparams.linears.values():
+        return lin.w_int.device
+    return torch.device("cpu")
+
+
+def to_device(model: Any, device: str | torch.device) -> Any:
+    """A shallow copy of a :class:`~spikemfm.snn.model.SpikingModel` or
+    :class:`~spikemfm.convert.qann.QuantizedModel` whose graph and quantization tensors live on ``device``
+    (the model itself unchanged; the same object when it is already there)."""
+    dev = torch.device(device)
+    if model_device(model) == dev:
+        return model
+    moved = copy.copy(model)
+    moved.graph = N.map_tensors(model.graph, lambda t: t.to(dev))
+    moved.qparams = N.map_tensors(model.qparams, lambda t: t.to(dev))
+    return moved
+
+
+def inputs_to(x: engine.Inputs, device: torch.device) -> engine.Inputs:
+    """The same batch with every tensor on ``device``."""
+    return engine.Inputs(*(None if t is None else t.to(device) for t in (x.pixels, x.ids, x.mask, x.types)))
+
+
+@contextlib.contextmanager
+def exact_matmuls(device: torch.device) -> Iterator[None]:
+    """TF32 off for CUDA float32 GEMMs while the block runs (restored after): the exactness bound of a float32
+    product assumes IEEE float32 operands."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
