@@ -348,9 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--config", help=_CONFIG_HELP.format("energy"))
     en.set_defaults(func=_cmd_energy)
     _add_convert(sub)
+    from spikemfm.cli_evaluate import add_evaluate
     from spikemfm.cli_stream import add_stream
 
     add_stream(sub, _MODEL_HELP, _add_source)
+    add_evaluate(sub, _MODEL_HELP, _add_source)
     lv = sub.add_parser("lava", help="run a converted block / tower in Lava and check it against the PyTorch SNN")
     lv.add_argument("model", nargs="?", help=_MODEL_HELP + "; without it --agreement-model")
     lv.add_argument("--agreement-model", choices=["tiny-clip-image", "minilm"], default="tiny-clip-image",

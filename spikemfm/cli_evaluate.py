@@ -1,0 +1,61 @@
+"""``spikemfm evaluate``: accuracy (or cosine) against T on real data, data-parallel under ``torchrun``."""
+from __future__ import annotations
+
+import argparse
+
+from spikemfm.errors import ConfigError
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluates a saved or named model; rank 0 prints a compact table (80 columns) and writes the files."""
+    from spikemfm.app.evaluation import EvalConfig, run_evaluate
+    from spikemfm.cli import _print_rows, _source
+    from spikemfm.energy import load_profile
+    from spikemfm.io import check_out_dir
+
+    model = args.model_flag or args.model
+    if args.model_flag and args.model and args.model_flag != args.model:
+        raise ConfigError(f"model given twice ({args.model!r} and --model {args.model_flag!r}); give one")
+    if not model:
+        raise ConfigError("no model: give a model.snn.pt or a model name (--model tiny-clip-fmnist)")
+    check_out_dir(args.out)
+    for p in args.profile:
+        load_profile(p)  # fail fast on a bad profile
+    cfg = EvalConfig(data=args.data_set, inputs=args.inputs, timesteps=tuple(args.timesteps),
+                     batch_size=args.batch_size, profiles=tuple(args.profile), device=args.device,
+                     max_memory_mib=args.max_memory_mib)
+    rows = run_evaluate(model, cfg, args.out, _source(args), progress=not args.no_progress)
+    if rows is None:  # not rank 0: rank 0 prints and writes
+        return 0
+    p = args.profile[0]
+    scored = rows[0]["accuracy"] is not None
+    fmt = (lambda v: "n/a" if v is None else v if isinstance(v, str) else f"{v:.4g}")  # noqa: E731
+    _print_rows(f"spikemfm evaluate: {model}, {rows[0]['inputs']} inputs ({args.data_set})",
+                [{"T": r["T"], "acc" if scored else "cos(qann)": fmt(r["accuracy"] if scored else r["cosine_vs_qann"]),
+                  "exact": fmt(r["exact_share"]), "spikes/in": fmt(r["spikes_per_input"]),
+                  f"{p} nJ": fmt(r[f"{p}:snn_nJ"]), "int8 nJ": fmt(r[f"{p}:dense_int8_nJ"])} for r in rows])
+    if scored:
+        print(f"  QANN accuracy {rows[0]['qann_accuracy']:.4f}, float {rows[0]['float_accuracy']:.4f}")
+    print(f"wrote {args.out}/evaluate.{{json,csv,md}} and layers.{{json,csv,md}}")
+    return 0
+
+
+def add_evaluate(sub: argparse._SubParsersAction, model_help: str, add_source) -> None:
+    ev = sub.add_parser("evaluate", help="accuracy (or cosine) against T of a spiking tower on real data, with "
+                        "spike statistics and energy; data-parallel under torchrun, resumable")
+    ev.add_argument("model", nargs="?", help=model_help)
+    ev.add_argument("--model", dest="model_flag", metavar="MODEL", help="the same as the positional MODEL")
+    ev.add_argument("--data-set", default="default",
+                    help="default (the model's own data: Fashion-MNIST test / held-out sentences), fashion-mnist, "
+                    "mnist, sentences, video:<vtest|megamind|tree|file>, or an image folder / text file")
+    ev.add_argument("--images", "--inputs", dest="inputs", type=int, default=200, help="inputs evaluated")
+    ev.add_argument("--timesteps", "-T", type=int, nargs="+", default=[8, 16, 32], help="one or more T")
+    ev.add_argument("--batch-size", type=int, default=50, help="inputs per batch (the unit of work and of resume)")
+    ev.add_argument("--profile", nargs="+", default=["loihi2", "horowitz45"], help="energy profiles")
+    ev.add_argument("--device", help="cpu, cuda or cuda:N (default: cpu; under torchrun cuda means one GPU per rank)")
+    ev.add_argument("--max-memory-mib", type=float, help="simulate each batch in chunks under this estimated memory")
+    add_source(ev, spikes_default="16")
+    ev.add_argument("--out", default="results/evaluate_cli")
+    ev.add_argument("--config", help="TOML file of this command's options (keys = flag names, at the top level or "
+                    "in an [evaluate] table); flags given on the command line override it")
+    ev.set_defaults(func=cmd_evaluate)
