@@ -2,6 +2,8 @@
 themselves, :class:`ActQuant` and :class:`QLinear`, live in :mod:`spikemfm.quant.params`)."""
 from __future__ import annotations
 
+import numba
+import numpy as np
 import torch
 
 from spikemfm.ir import nodes as N
@@ -43,10 +45,25 @@ def calibrate_step(samples: torch.Tensor, lo: int, hi: int, method: str, percent
         return amax / top
     if method == "percentile":
         return float(torch.quantile(x.abs()[: 2 ** 24], percentile / 100.0)) / top or amax / top
-    best, best_err = amax / top, float("inf")
-    for frac in torch.linspace(0.05, 1.0, 60, dtype=torch.float64):
-        step = float(frac) * amax / top
-        err = float(((torch.clamp(torch.floor(x / step + 0.5), lo, hi) * step - x) ** 2).mean())
-        if err < best_err:
-            best, best_err = step, err
-    return best
+    steps = (torch.linspace(0.05, 1.0, 60, dtype=torch.float64) * amax / top).numpy()
+    errors = _mse_errors(x.contiguous().numpy(), steps, float(lo), float(hi))
+    return float(steps[int(np.argmin(errors))])  # the first of equal minima, as a strict-< scan would keep
+
+
+# One compiled pass per candidate instead of five torch passes (the search was 83 % of quantizing a ViT-B): the
+# same IEEE operations per value — x/step, +½, floor, clamp, ·step, −x, squared — in float64, candidates spread
+# over threads, each candidate's sum sequential (so the result does not depend on the thread count).
+@numba.njit(parallel=True, error_model="numpy", cache=True)
+def _mse_errors(x, steps, lo, hi):  # pragma: no cover - compiled
+    out = np.empty(steps.shape[0])
+    for k in numba.prange(steps.shape[0]):
+        step = steps[k]
+        acc = 0.0
+        for i in range(x.shape[0]):
+            q = np.floor(x[i] / step + 0.5)
+            q = q if q > lo else lo
+            q = q if q < hi else hi
+            d = q * step - x[i]
+            acc += d * d
+        out[k] = acc / x.shape[0]
+    return out
