@@ -15,24 +15,30 @@ import torch
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 
-_COPIES = 4  # tensors of a record's size alive per input (state, cached output, two temporaries): measured
-# against peak RSS by benchmarks/scaling.py
+_COPIES = 1  # one tensor of each record's size per input, at the float path's width: most state is int8/int32
+# counts and currents, and a layer's temporaries live only while it steps. benchmarks/scaling.py measures the peak
+# beside this estimate (ViT-S/16, float64, 4 spikes: ~0.25 GiB more per input, estimate 0.28 GiB).
 
 
-def bytes_per_input(snn: Any) -> int:
+def bytes_per_input(snn: Any, tokens: int | None = None) -> int:
     """Estimated simulation memory per input: ``_COPIES`` tensors of every netlist record's size at the QANN's
-    float width (8 bytes for float64)."""
+    float width (8 bytes for float64), for inputs of ``tokens`` tokens (text towers; None: the traced length)."""
+    from spikemfm.ir.netlist import build_netlist
+
+    net = snn.netlist if tokens is None or tokens == snn.netlist.tokens else build_netlist(snn.graph, tokens)
     width = torch.empty((), dtype=snn.quant_config.dtype).element_size()
-    return _COPIES * width * sum(r.size for r in snn.netlist.records)
+    return _COPIES * width * sum(r.size for r in net.records)
 
 
-def batch_chunk(snn: Any, batch_size: int, max_memory_mib: float | None) -> int:
-    """Inputs per chunk so that the estimated state stays under ``max_memory_mib`` (all of them when None)."""
+def batch_chunk(snn: Any, x: engine.Inputs, max_memory_mib: float | None) -> int:
+    """Inputs per chunk of batch ``x`` so that the estimated state stays under ``max_memory_mib`` (all of them
+    when None)."""
     if max_memory_mib is None:
-        return max(1, batch_size)
+        return max(1, x.batch_size)
     if isinstance(max_memory_mib, bool) or not isinstance(max_memory_mib, (int, float)) or max_memory_mib <= 0:
         raise ConfigError(f"simulate: max_memory_mib={max_memory_mib!r} must be a positive number of MiB")
-    per = bytes_per_input(snn)
+    batch_size = x.batch_size
+    per = bytes_per_input(snn, None if x.ids is None else int(x.ids.shape[-1]))
     chunk = int(max_memory_mib * 2 ** 20 // per)
     if chunk < 1:
         raise ConfigError(f"simulate: max_memory_mib={max_memory_mib} is below one input's estimated state "

@@ -176,7 +176,7 @@ def simulate(snn: Any, inputs: Any, timesteps: int, runtime: str = "auto", adapt
         raise ConfigError(f"simulate: runtime={runtime!r} runs on the CPU only (numba kernels / CPU buffers); "
                           f"use runtime='torch' (or 'auto') on {where}")
     snn, x = dev_.to_device(snn, where), dev_.inputs_to(x, where)
-    chunk = batching.batch_chunk(snn, x.batch_size, max_memory_mib)
+    chunk = batching.batch_chunk(snn, x, max_memory_mib)
     with dev_.exact_matmuls(where):
         runs = [_simulate(snn, x if chunk >= x.batch_size else batching.slice_inputs(x, i, i + chunk), timesteps,
                           runtime, adaptive) for i in range(0, x.batch_size, chunk)]

@@ -6,6 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import spikemfm.ir.engine
 from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
 from spikemfm.errors import ConfigError
 from spikemfm.quant import exact
@@ -90,7 +91,10 @@ def test_chunked_batches_equal_the_whole_batch(tower, max_spikes):
     model, x = TOWERS[tower]
     snn = convert(quantize(model, QuantConfig(bits=4), [x]), ConvertConfig(max_spikes_per_step=max_spikes))
     whole = simulate(snn, x, 9, adaptive=True)
-    one = batching.bytes_per_input(snn) / 2 ** 20
+    ids = x["input_ids"] if isinstance(x, dict) else x if x.dtype == torch.long else None
+    one = batching.bytes_per_input(snn, None if ids is None else ids.shape[-1]) / 2 ** 20
+    xin = spikemfm.ir.engine.as_inputs(snn.graph, x)
+    assert batching.batch_chunk(snn, xin, 1.5 * one) == 1
     parts = simulate(snn, x, 9, adaptive=True, max_memory_mib=1.5 * one)  # one input per chunk
     assert torch.equal(whole.outputs, parts.outputs) and parts.batch_size == whole.batch_size
     assert torch.equal(whole.steps_used, parts.steps_used) and torch.equal(whole.settled, parts.settled)
