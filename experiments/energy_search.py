@@ -133,7 +133,8 @@ def best_per_profile(rows: list[dict], tolerance_pp: float = 1.0) -> list[dict]:
     return out
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, ylabel: str = "zero-shot accuracy",
+         xlabel: str = "energy per image (nJ)") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -153,8 +154,8 @@ def plot(rows: list[dict], path: Path) -> None:
                     label=f"{kind} Pareto front")
         ax.set_xscale("log")
         ax.set_title(p, fontsize=9)
-        ax.set_xlabel("energy per image (nJ)")
-        ax.set_ylabel("zero-shot accuracy")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
         ax.legend(fontsize=6)
     for ax in list(axes.flat)[len(profiles):]:
         ax.axis("off")

@@ -1,0 +1,108 @@
+"""The energy search for the text tower: all-MiniLM-L6-v2 (real weights) on held-out real sentences, scored by the
+cosine of its sentence embedding to the FP32 model's embedding of the *full* sentence (up to 64 tokens), over bits,
+spike modes, T (fixed and adaptive) and token count (sentences truncated to 16 / 32 / 64 tokens: the text side of
+the seeds' resolution co-optimisation — fewer tokens, less work, a less faithful embedding).
+
+Each QANN (calibrated on the even-numbered sentences at its own token count) is converted per spike mode and
+simulated once, adaptively, to the largest T (its first t steps are the fixed-T run of t). Dense rows: the FP32
+model and each QANN run densely at its width, at its token count. Pareto fronts and the best rows per profile as
+in ``experiments/energy_search.py`` (accuracy = mean cosine here).
+
+Writes ``results/energy_search_text/pareto.{json,csv,md,png}`` and ``best.{json,csv,md}``.
+
+Run: ``python experiments/energy_search_text.py`` (~10 min on 2 cores).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from spikemfm.app.data import DataSource, _sentences
+from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
+from spikemfm.energy import available_profiles, estimate_energy
+from spikemfm.io import output_set, save_table
+from spikemfm.models.text import load_minilm
+from spikemfm.snn import simulate
+
+from energy_search import SPIKES, _dense_rows, best_per_profile, mark_pareto, plot
+
+
+def _cos(emb: torch.Tensor, ref: torch.Tensor) -> float:
+    return float(F.cosine_similarity(emb.double(), ref, dim=-1).mean())
+
+
+def _snn_rows(qann, cfg: dict, tok, ref, steps: list[int], profiles: list[str]) -> list[dict]:
+    rows = []
+    with torch.no_grad():
+        exact_ref = qann(tok)
+    for mode, bound in SPIKES.items():
+        sim = simulate(convert(qann, ConvertConfig(max_spikes_per_step=bound)), tok, max(steps), adaptive=True)
+        t_exact = sim.t_exact(exact_ref)
+        runs = [(f"T={t}", sim.first(t), _cos(sim.outputs[t - 1], ref)) for t in steps]
+        stop = sim.outputs[sim.steps_used - 1, torch.arange(ref.shape[0])]
+        runs.append((f"adaptive<={max(steps)}", sim, _cos(stop, ref)))
+        for label, run, acc in runs:
+            for p in profiles:
+                rep = estimate_energy(run, p)
+                rows.append({"profile": p, "path": "snn", "accuracy": acc,
+                             "energy_nj": None if rep.snn_missing else rep.snn_total / 1e3,
+                             "config": {**cfg, "spikes": mode, "T": label}, "steps": round(rep.steps, 3),
+                             "spike_rate": round(rep.spike_rate, 5), "messages": rep.messages, "t_exact": t_exact})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sentences", type=int, default=64, help="held-out (odd-numbered) real sentences")
+    ap.add_argument("--bits", type=int, nargs="+", default=[4, 6, 8])
+    ap.add_argument("--tokens", type=int, nargs="+", default=[16, 32, 64], help="max tokens per sentence")
+    ap.add_argument("--timesteps", type=int, nargs="+", default=[4, 8, 16, 32])
+    ap.add_argument("--profiles", nargs="+", default=available_profiles())
+    ap.add_argument("--out", default="results/energy_search_text")
+    args = ap.parse_args()
+    held_out, _ = _sentences(DataSource(), "test", args.sentences)
+    calib_text, _ = _sentences(DataSource(), "train", 128)
+    full = load_minilm(max(args.tokens))
+    with torch.no_grad():
+        t = full.tokenize(held_out)
+        ref = full.pooled(t["input_ids"], t["attention_mask"]).double()  # FP32 embedding of the whole sentence
+    rows: list[dict] = []
+    for n in tqdm(args.tokens, desc="token counts"):
+        text = load_minilm(n)
+        tok = text.tokenize(held_out)
+        calib = [text.tokenize(calib_text[i:i + 32]) for i in range(0, len(calib_text), 32)]
+        with torch.no_grad():
+            fp32 = _cos(text.pooled(tok["input_ids"], tok["attention_mask"]), ref)
+        for b in args.bits:
+            qann = quantize(text, QuantConfig(bits=b), calib)
+            cfg = {"bits": b, "tokens": n}
+            with torch.no_grad():
+                q_cos = _cos(qann(tok), ref)
+            rows += _snn_rows(qann, cfg, tok, ref, args.timesteps, args.profiles)
+            probe = simulate(convert(qann, ConvertConfig(None)), {k: v[:8] for k, v in tok.items()}, 1)
+            rows += _dense_rows(probe, q_cos, cfg, b, args.profiles)
+            if b == max(args.bits):
+                rows += _dense_rows(probe, fp32, {"fp32": True, "tokens": n}, 32, args.profiles)
+    mark_pareto(rows)
+    best = best_per_profile(rows)
+    out = Path(args.out)
+    title = (f"all-MiniLM-L6-v2, {len(held_out)} held-out sentences, cosine to the FP32 full-sentence embedding: "
+             "SNN and dense paths per profile")
+    with output_set(out) as stage:
+        save_table(stage, "pareto", rows, vars(args), title)
+        save_table(stage, "best", best, vars(args), "cheapest SNN and dense rows within 0.01 cosine of the best "
+                   "dense cosine, per profile")
+        plot(rows, stage / "pareto.png", ylabel="cosine to FP32 (full sentence)", xlabel="energy per sentence (nJ)")
+    for r in best:
+        print(f"{r['profile']:>16}: dense {r['dense_nJ']:.4g} nJ ({r['dense_accuracy']:.4f}); SNN "
+              f"{r['snn_nJ'] if r['snn_nJ'] is None else format(r['snn_nJ'], '.4g')} nJ -> SNN/dense "
+              f"{r['snn/dense']}")
+    print(f"wrote {out}/pareto.{{json,csv,md,png}} and best.{{json,csv,md}}")
+
+
+if __name__ == "__main__":
+    main()
