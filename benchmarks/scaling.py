@@ -10,16 +10,20 @@ allocations). Inputs: Fashion-MNIST test images fitted to 224×224 RGB, real sen
 calibration on the training split. Quantization: 8 bits, float64 QANN (the reference precision) unless a row
 says float32; spikes: at most 4 per neuron and step (every step does work) unless a row says otherwise.
 
-Run: ``python benchmarks/scaling.py`` (~30 min on 2 cores) → results/benchmarks/scaling.{json,csv,md,png}.
+Run: ``python benchmarks/scaling.py`` (~30 min on 2 cores) → results/benchmarks/scaling.{json,csv,md,png} (the
+model cases) and results/benchmarks/scaling_evaluate.{json,csv,md} (the evaluate speed-up); ``--part cases`` or
+``--part evaluate`` runs one of the two.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -157,26 +161,31 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def evaluate_speedup(images: int, out: Path) -> dict:
+def evaluate_speedup(images: int) -> dict:
     """`spikemfm evaluate` of one saved tiny-CLIP SNN with 1 process, then 2 under torchrun; wall times."""
     exe = Path(sys.executable).parent
-    model = out / "scaling_eval" / "model"
+    work = Path(tempfile.mkdtemp(prefix="spikemfm-scaling-"))
+    model = work / "model"
     subprocess.run([str(exe / "spikemfm"), "convert", "--model", "tiny-clip-fmnist", "--bits", "8", "--max-spikes",
                     "4", "-T", "2", "--eval-samples", "2", "--out", str(model), "--no-progress"], check=True,
                    capture_output=True)
     args = ["evaluate", str(model / "model.snn.pt"), "--images", str(images), "--batch-size", "25", "-T", "8",
             "--profile", "loihi2", "--no-progress"]
     times, rows = {}, {}
+    cores = os.cpu_count() or 2
     for n in (1, 2):
-        dest = out / "scaling_eval" / f"p{n}"
+        threads = max(1, cores // n)  # the machine's cores shared out: one process uses all, two half each
+        dest = work / f"p{n}"
         cmd = [str(exe / "spikemfm"), *args, "--out", str(dest)] if n == 1 else \
             [str(exe / "torchrun"), "--standalone", "--nproc-per-node", str(n), "-m", "spikemfm.cli", *args,
              "--out", str(dest)]
         t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": str(2 // n)})
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "NUMBA_NUM_THREADS": str(threads)}
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
         times[n] = time.perf_counter() - t0
         rows[n] = json.loads((dest / "evaluate.json").read_text())["rows"]
-    return {"case": "spikemfm evaluate tiny-clip-fmnist", "phase": "evaluate", "T": 8, "batch": 25,
+    shutil.rmtree(work, ignore_errors=True)
+    return {"case": "spikemfm evaluate tiny-clip-fmnist", "phase": "evaluate", "T": 8, "batch": 25, "cores": cores,
             "inputs": images, "seconds_1_process": round(times[1], 1), "seconds_2_processes": round(times[2], 1),
             "speedup_2_over_1": round(times[1] / times[2], 2), "same_rows": rows[1] == rows[2]}
 
@@ -184,12 +193,24 @@ def evaluate_speedup(images: int, out: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", nargs="*", help="names of CASES to run (default: all)")
-    ap.add_argument("--eval-images", type=int, default=400, help="inputs of the evaluate speed-up (0: skip it)")
+    ap.add_argument("--part", choices=["all", "cases", "evaluate"], default="all")
+    ap.add_argument("--eval-images", type=int, default=400, help="inputs of the evaluate speed-up")
     ap.add_argument("--out", default="results/benchmarks")
     ap.add_argument("--case-json", help=argparse.SUPPRESS)  # internal: run one case in this process
     args = ap.parse_args()
     if args.case_json:
         run_case(json.loads(args.case_json))
+        return
+    out = Path(args.out)
+    if args.part in ("all", "evaluate"):
+        from spikemfm.io import output_set, save_table
+
+        row = evaluate_speedup(args.eval_images)
+        print(json.dumps(row), flush=True)
+        with output_set(out) as stage:
+            print(save_table(stage, "scaling_evaluate", [row], vars(args),
+                             f"spikemfm evaluate, 1 process vs 2 under torchrun (gloo), {os.cpu_count()} CPUs"))
+    if args.part == "evaluate":
         return
     rows = []
     for name, model, tower, margs, runs in CASES:
@@ -203,10 +224,6 @@ def main() -> None:
             got.append({"case": name, "phase": "error", "error": done.stderr.strip().splitlines()[-1][:200]})
         rows += got
         print(*(json.dumps(r) for r in got), sep="\n", flush=True)
-    out = Path(args.out)
-    if args.eval_images:
-        rows.append(evaluate_speedup(args.eval_images, out))
-        print(json.dumps(rows[-1]), flush=True)
     _save(rows, vars(args), out)
 
 

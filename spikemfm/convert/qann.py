@@ -160,7 +160,10 @@ class QuantizedModel:
     @torch.no_grad()
     def forward(self, x: Any) -> torch.Tensor:
         dtype = self.config.dtype
-        return engine.run(self.graph, engine.as_inputs(self.graph, x), QANNOps(self.qparams, dtype), dtype)
+        inputs = engine.as_inputs(self.graph, x)
+        where = (inputs.pixels if inputs.pixels is not None else inputs.ids).device
+        with exact.exact_matmuls(where):  # no TF32 on CUDA: the integer products must stay exact
+            return engine.run(self.graph, inputs, QANNOps(self.qparams, dtype), dtype)
 
     __call__ = forward
 

@@ -9,6 +9,9 @@ path (scales, biases, LayerNorm, softmax) runs in the chosen precision.
 """
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import torch
 
 EXACT32 = 2 ** 24  # float32 holds every integer of magnitude below this exactly
@@ -85,3 +88,18 @@ def product(a: torch.Tensor, b: torch.Tensor, bound: float) -> torch.Tensor:
     """a @ b of two integer-valued tensors (any dtype) whose every partial sum is at most ``bound``, exact."""
     dtype = torch.float32 if bound < EXACT32 else torch.float64
     return _dense(a, dtype) @ _dense(b, dtype)
+
+
+@contextlib.contextmanager
+def exact_matmuls(device: torch.device) -> Iterator[None]:
+    """TF32 off for CUDA float32 GEMMs while the block runs (restored after): the exactness bound of a float32
+    product assumes IEEE float32 operands, and TF32 rounds them to 10-bit mantissas."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved

@@ -5,20 +5,22 @@ On the CPU the default runtime is the step runtime with the fused numba neuron k
 same step runtime with the kernels in plain torch (:mod:`spikemfm.snn.kernels_torch`), which the tests hold
 bit-identical to the numba kernels on the CPU. The exact-integer rules do not change with the device:
 int8 × int8 → int32 GEMMs where :func:`torch._int_mm` takes the shapes (else float64, exact for int32 sums),
-float32 only under the 2^24 bound, else float64 — with TF32 switched off for the run (:func:`exact_matmuls`),
+float32 only under the 2^24 bound, else float64 — with TF32 switched off for the run (:func:`~spikemfm.quant.exact.exact_matmuls`),
 since TF32 rounds float32 operands to 10-bit mantissas.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
+from spikemfm.quant.exact import exact_matmuls
+
+__all__ = ["exact_matmuls", "inputs_to", "model_device", "resolve", "to_device"]
 
 
 def resolve(device: str | torch.device | None, inputs: engine.Inputs) -> torch.device:
@@ -59,18 +61,3 @@ def to_device(model: Any, device: str | torch.device) -> Any:
 def inputs_to(x: engine.Inputs, device: torch.device) -> engine.Inputs:
     """The same batch with every tensor on ``device``."""
     return engine.Inputs(*(None if t is None else t.to(device) for t in (x.pixels, x.ids, x.mask, x.types)))
-
-
-@contextlib.contextmanager
-def exact_matmuls(device: torch.device) -> Iterator[None]:
-    """TF32 off for CUDA float32 GEMMs while the block runs (restored after): the exactness bound of a float32
-    product assumes IEEE float32 operands."""
-    if device.type != "cuda":
-        yield
-        return
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved

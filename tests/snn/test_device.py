@@ -156,3 +156,24 @@ def test_int8_gemm_fallback_equals_the_int8_gemm(m, k, n):
     assert exact.int_mm_takes(x, w)  # the CPU takes every shape
     cuda_ok = m > 16 and k % 8 == 0 and n % 8 == 0
     assert exact.int_mm_takes(x.to("meta"), w.to("meta")) == cuda_ok  # the CUDA rule, on a non-CPU device
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here (scripts/gpu_check.sh runs it on one)")
+@pytest.mark.parametrize("tower", list(TOWERS))
+@pytest.mark.parametrize("max_spikes", [1, None])
+def test_cuda_snn_equals_its_cuda_qann(tower, max_spikes):
+    """On a GPU: the SNN accumulates exactly to the QANN evaluated on the same device (both through the same
+    float kernels); its spike counts match the CPU run's wherever the two devices' float paths agree."""
+    model, x = TOWERS[tower]
+    qann = quantize(model, QuantConfig(bits=4), [x])
+    snn = convert(qann, ConvertConfig(max_spikes_per_step=max_spikes))
+    dev = torch.device("cuda")
+    xin = spikemfm.ir.engine.as_inputs(snn.graph, x)
+    from spikemfm.snn.device import inputs_to
+
+    xd = inputs_to(xin, dev)
+    run = simulate(snn, xd, 40, device=dev)
+    assert run.outputs.device.type == "cuda"
+    assert torch.equal(run.outputs[-1], to_device(qann, dev)(xd))
+    cpu = simulate(snn, x, 40)
+    assert torch.allclose(run.outputs.cpu(), cpu.outputs, rtol=1e-5, atol=1e-6)
