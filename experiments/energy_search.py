@@ -75,16 +75,18 @@ def _accuracy(emb: torch.Tensor, classifier: torch.Tensor, y: torch.Tensor) -> f
     return float((F.normalize(emb.double(), dim=-1) @ classifier.T).argmax(-1).eq(y).double().mean())
 
 
-def _snn_rows(qann, cfg: dict, classifier, x, y, steps: list[int], profiles: list[str]) -> list[dict]:
+def snn_rows(qann, cfg: dict, x, score, steps: list[int], profiles: list[str]) -> list[dict]:
+    """Per spike mode, one adaptive run to the largest T read at each T and at each input's quiet step, scored by
+    ``score(outputs) -> float`` and priced on every profile."""
     rows = []
     with torch.no_grad():
         ref = qann(x)
     for mode, bound in SPIKES.items():
         sim = simulate(convert(qann, ConvertConfig(max_spikes_per_step=bound)), x, max(steps), adaptive=True)
         t_exact = sim.t_exact(ref)  # None: not exact within the largest T
-        runs = [(f"T={t}", sim.first(t), _accuracy(sim.outputs[t - 1], classifier, y)) for t in steps]
-        stop = sim.outputs[sim.steps_used - 1, torch.arange(len(y))]  # each image read at its quiet step
-        runs.append((f"adaptive<={max(steps)}", sim, _accuracy(stop, classifier, y)))
+        runs = [(f"T={t}", sim.first(t), score(sim.outputs[t - 1])) for t in steps]
+        stop = sim.outputs[sim.steps_used - 1, torch.arange(sim.batch_size)]  # each input read at its quiet step
+        runs.append((f"adaptive<={max(steps)}", sim, score(stop)))
         for label, run, acc in runs:
             for p in profiles:
                 rep = estimate_energy(run, p)
@@ -201,20 +203,23 @@ def main() -> None:
     for name, cfg, qann, dense_bits in tqdm(configs, desc="configurations"):
         with torch.no_grad():
             q_acc = _accuracy(qann(x), classifier, y)
-        rows += _snn_rows(qann, cfg, classifier, x, y, args.timesteps, args.profiles)
+        rows += snn_rows(qann, cfg, x, lambda out: _accuracy(out, classifier, y), args.timesteps, args.profiles)
         probe = simulate(convert(qann, ConvertConfig(None)), x[:8], 1)  # the graph's work, for dense pricing
         rows += _dense_rows(probe, q_acc, cfg, dense_bits, args.profiles)
         if name == f"uniform {max(args.bits)}-bit":
             rows += _dense_rows(probe, fp32, {"fp32": True}, 32, args.profiles)
+    title = f"tiny-clip image tower, {len(y)} Fashion-MNIST test images: SNN and dense paths per profile"
+    save_search(rows, vars(args), Path(args.out), title, "1 pp of the best dense accuracy")
+
+
+def save_search(rows: list[dict], config: dict, out: Path, title: str, tolerance: str, **plot_labels: str) -> None:
+    """Marks the Pareto fronts, writes pareto.* and best.* as one output set and prints the best rows."""
     mark_pareto(rows)
     best = best_per_profile(rows)
-    out = Path(args.out)
-    title = f"tiny-clip image tower, {len(y)} Fashion-MNIST test images: SNN and dense paths per profile"
     with output_set(out) as stage:
-        save_table(stage, "pareto", rows, vars(args), title)
-        save_table(stage, "best", best, vars(args), "cheapest SNN and dense rows within 1 pp of the best dense "
-                   "accuracy, per profile")
-        plot(rows, stage / "pareto.png")
+        save_table(stage, "pareto", rows, config, title)
+        save_table(stage, "best", best, config, f"cheapest SNN and dense rows within {tolerance}, per profile")
+        plot(rows, stage / "pareto.png", **plot_labels)
     for r in best:
         print(f"{r['profile']:>16}: dense {r['dense_nJ']:.4g} nJ ({r['dense_accuracy']:.4f}); SNN "
               f"{r['snn_nJ'] if r['snn_nJ'] is None else format(r['snn_nJ'], '.4g')} nJ -> SNN/dense "

@@ -23,36 +23,15 @@ from tqdm.auto import tqdm
 
 from spikemfm.app.data import DataSource, _sentences
 from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
-from spikemfm.energy import available_profiles, estimate_energy
-from spikemfm.io import output_set, save_table
+from spikemfm.energy import available_profiles
 from spikemfm.models.text import load_minilm
 from spikemfm.snn import simulate
 
-from energy_search import SPIKES, _dense_rows, best_per_profile, mark_pareto, plot
+from energy_search import _dense_rows, save_search, snn_rows
 
 
 def _cos(emb: torch.Tensor, ref: torch.Tensor) -> float:
     return float(F.cosine_similarity(emb.double(), ref, dim=-1).mean())
-
-
-def _snn_rows(qann, cfg: dict, tok, ref, steps: list[int], profiles: list[str]) -> list[dict]:
-    rows = []
-    with torch.no_grad():
-        exact_ref = qann(tok)
-    for mode, bound in SPIKES.items():
-        sim = simulate(convert(qann, ConvertConfig(max_spikes_per_step=bound)), tok, max(steps), adaptive=True)
-        t_exact = sim.t_exact(exact_ref)
-        runs = [(f"T={t}", sim.first(t), _cos(sim.outputs[t - 1], ref)) for t in steps]
-        stop = sim.outputs[sim.steps_used - 1, torch.arange(ref.shape[0])]
-        runs.append((f"adaptive<={max(steps)}", sim, _cos(stop, ref)))
-        for label, run, acc in runs:
-            for p in profiles:
-                rep = estimate_energy(run, p)
-                rows.append({"profile": p, "path": "snn", "accuracy": acc,
-                             "energy_nj": None if rep.snn_missing else rep.snn_total / 1e3,
-                             "config": {**cfg, "spikes": mode, "T": label}, "steps": round(rep.steps, 3),
-                             "spike_rate": round(rep.spike_rate, 5), "messages": rep.messages, "t_exact": t_exact})
-    return rows
 
 
 def main() -> None:
@@ -82,26 +61,15 @@ def main() -> None:
             cfg = {"bits": b, "tokens": n}
             with torch.no_grad():
                 q_cos = _cos(qann(tok), ref)
-            rows += _snn_rows(qann, cfg, tok, ref, args.timesteps, args.profiles)
+            rows += snn_rows(qann, cfg, tok, lambda out: _cos(out, ref), args.timesteps, args.profiles)
             probe = simulate(convert(qann, ConvertConfig(None)), {k: v[:8] for k, v in tok.items()}, 1)
             rows += _dense_rows(probe, q_cos, cfg, b, args.profiles)
             if b == max(args.bits):
                 rows += _dense_rows(probe, fp32, {"fp32": True, "tokens": n}, 32, args.profiles)
-    mark_pareto(rows)
-    best = best_per_profile(rows)
-    out = Path(args.out)
     title = (f"all-MiniLM-L6-v2, {len(held_out)} held-out sentences, cosine to the FP32 full-sentence embedding: "
              "SNN and dense paths per profile")
-    with output_set(out) as stage:
-        save_table(stage, "pareto", rows, vars(args), title)
-        save_table(stage, "best", best, vars(args), "cheapest SNN and dense rows within 0.01 cosine of the best "
-                   "dense cosine, per profile")
-        plot(rows, stage / "pareto.png", ylabel="cosine to FP32 (full sentence)", xlabel="energy per sentence (nJ)")
-    for r in best:
-        print(f"{r['profile']:>16}: dense {r['dense_nJ']:.4g} nJ ({r['dense_accuracy']:.4f}); SNN "
-              f"{r['snn_nJ'] if r['snn_nJ'] is None else format(r['snn_nJ'], '.4g')} nJ -> SNN/dense "
-              f"{r['snn/dense']}")
-    print(f"wrote {out}/pareto.{{json,csv,md,png}} and best.{{json,csv,md}}")
+    save_search(rows, vars(args), Path(args.out), title, "0.01 cosine of the best dense cosine",
+                ylabel="cosine to FP32 (full sentence)", xlabel="energy per sentence (nJ)")
 
 
 if __name__ == "__main__":
