@@ -52,6 +52,12 @@ class EvalConfig:
             raise ConfigError(f"EvalConfig.timesteps={ts!r}: give one or more positive integers")
         if not isinstance(self.data, str) or not self.data:
             raise ConfigError(f"EvalConfig.data={self.data!r}: a data set name, video:<name> or a path")
+        if self.device is not None:
+            from spikemfm.snn.device import check_device
+
+            check_device(self.device)  # before any model loads
+        if self.max_memory_mib is not None and not self.max_memory_mib > 0:
+            raise ConfigError(f"EvalConfig.max_memory_mib={self.max_memory_mib!r}: must be a positive number of MiB")
 
     @property
     def t_max(self) -> int:

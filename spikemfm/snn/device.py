@@ -20,7 +20,7 @@ from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
 from spikemfm.quant.exact import exact_matmuls
 
-__all__ = ["exact_matmuls", "inputs_to", "model_device", "resolve", "to_device"]
+__all__ = ["check_device", "exact_matmuls", "inputs_to", "model_device", "resolve", "to_device"]
 
 
 def resolve(device: str | torch.device | None, inputs: engine.Inputs) -> torch.device:
@@ -28,6 +28,11 @@ def resolve(device: str | torch.device | None, inputs: engine.Inputs) -> torch.d
     if device is None:
         first = inputs.pixels if inputs.pixels is not None else inputs.ids
         return first.device
+    return check_device(device)
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch device this process can use, or one :class:`ConfigError` saying why not."""
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:

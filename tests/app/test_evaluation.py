@@ -130,7 +130,9 @@ def test_video_frames_evaluate_without_labels(saved, tmp_path):
 def test_config_rejects_bad_fields():
     from spikemfm.errors import ConfigError
 
-    for kwargs in (dict(inputs=0), dict(timesteps=()), dict(timesteps=(2, True)), dict(data="")):
+    bad = [dict(inputs=0), dict(timesteps=()), dict(timesteps=(2, True)), dict(data=""), dict(device="gpu7"),
+           dict(max_memory_mib=0.0)] + ([] if torch.cuda.is_available() else [dict(device="cuda")])
+    for kwargs in bad:
         with pytest.raises(ConfigError):
             evaluation.EvalConfig(**kwargs)
     assert evaluation.EvalConfig(timesteps=(4, 16, 8)).t_max == 16
