@@ -194,7 +194,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", nargs="*", help="names of CASES to run (default: all)")
     ap.add_argument("--part", choices=["all", "cases", "evaluate"], default="all")
-    ap.add_argument("--eval-images", type=int, default=400, help="inputs of the evaluate speed-up")
+    ap.add_argument("--eval-images", type=int, nargs="+", default=[400, 2000],
+                    help="inputs of the evaluate speed-up (one row each)")
     ap.add_argument("--out", default="results/benchmarks")
     ap.add_argument("--case-json", help=argparse.SUPPRESS)  # internal: run one case in this process
     args = ap.parse_args()
@@ -205,10 +206,10 @@ def main() -> None:
     if args.part in ("all", "evaluate"):
         from spikemfm.io import output_set, save_table
 
-        row = evaluate_speedup(args.eval_images)
-        print(json.dumps(row), flush=True)
+        ev_rows = [evaluate_speedup(n) for n in args.eval_images]
+        print(*(json.dumps(r) for r in ev_rows), sep="\n", flush=True)
         with output_set(out) as stage:
-            print(save_table(stage, "scaling_evaluate", [row], vars(args),
+            print(save_table(stage, "scaling_evaluate", ev_rows, vars(args),
                              f"spikemfm evaluate, 1 process vs 2 under torchrun (gloo), {os.cpu_count()} CPUs"))
     if args.part == "evaluate":
         return
