@@ -15,6 +15,7 @@ Run: ``python experiments/energy_search_text.py`` (~10 min on 2 cores).
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import torch
@@ -24,6 +25,7 @@ from tqdm.auto import tqdm
 from spikemfm.app.data import DataSource, _sentences
 from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
 from spikemfm.energy import available_profiles
+from spikemfm.io import output_set, save_table
 from spikemfm.models.text import load_minilm
 from spikemfm.snn import simulate
 
@@ -34,6 +36,25 @@ def _cos(emb: torch.Tensor, ref: torch.Tensor) -> float:
     return float(F.cosine_similarity(emb.double(), ref, dim=-1).mean())
 
 
+def matched_rows(rows: list[dict], tolerance: float = 0.01) -> list[dict]:
+    """Per profile, bits and token count: the dense QANN and the cheapest SNN of the same QANN within
+    ``tolerance`` cosine of it, and their energy ratio."""
+    out = []
+    for d in (r for r in rows if r["path"] == "dense" and "bits" in r["config"] and r["energy_nj"]):
+        same = [r for r in rows if r["path"] == "snn" and r["profile"] == d["profile"] and r["energy_nj"]
+                and (r["config"]["bits"], r["config"]["tokens"]) == (d["config"]["bits"], d["config"]["tokens"])
+                and r["accuracy"] >= d["accuracy"] - tolerance]
+        snn = min(same, key=lambda r: r["energy_nj"], default=None)
+        out.append({"profile": d["profile"], "bits": d["config"]["bits"], "tokens": d["config"]["tokens"],
+                    "dense_cosine": d["accuracy"], "dense_nJ": d["energy_nj"],
+                    "snn": None if snn is None else f"{snn['config']['spikes']} {snn['config']['T']}",
+                    "snn_cosine": None if snn is None else snn["accuracy"],
+                    "snn_nJ": None if snn is None else snn["energy_nj"],
+                    "snn_spike_rate": None if snn is None else snn["spike_rate"],
+                    "snn/dense": None if snn is None else round(snn["energy_nj"] / d["energy_nj"], 2)})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sentences", type=int, default=64, help="held-out (odd-numbered) real sentences")
@@ -42,7 +63,13 @@ def main() -> None:
     ap.add_argument("--timesteps", type=int, nargs="+", default=[4, 8, 16, 32])
     ap.add_argument("--profiles", nargs="+", default=available_profiles())
     ap.add_argument("--out", default="results/energy_search_text")
+    ap.add_argument("--tables-only", action="store_true",
+                    help="rewrite matched.* from an existing OUT/pareto.json without simulating")
     args = ap.parse_args()
+    if args.tables_only:
+        saved = json.loads((Path(args.out) / "pareto.json").read_text())
+        _save_matched(saved["rows"], saved["config"], Path(args.out))
+        return
     held_out, _ = _sentences(DataSource(), "test", args.sentences)
     calib_text, _ = _sentences(DataSource(), "train", 128)
     full = load_minilm(max(args.tokens))
@@ -70,6 +97,13 @@ def main() -> None:
              "SNN and dense paths per profile")
     save_search(rows, vars(args), Path(args.out), title, "0.01 cosine of the best dense cosine",
                 ylabel="cosine to FP32 (full sentence)", xlabel="energy per sentence (nJ)")
+    _save_matched(rows, vars(args), Path(args.out))
+
+
+def _save_matched(rows: list[dict], config: dict, out: Path) -> None:
+    with output_set(out) as stage:
+        print(save_table(stage, "matched", matched_rows(rows), config, "per QANN (bits, tokens): its dense run and "
+                         "the cheapest SNN of it within 0.01 cosine"))
 
 
 if __name__ == "__main__":
