@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from spikemfm.app.data import DataSource, _fit, real_batches
 from spikemfm.errors import ConfigError, DataError
 
-DATASETS = ("default", "fashion-mnist", "mnist", "sentences")  # plus video:<name-or-path> and a folder / text file
 
 
 @dataclass
@@ -24,10 +23,11 @@ class EvalData:
     note: str
 
     def __len__(self) -> int:
-        return sum(_batch_size(b) for b in self.batches)
+        return sum(batch_size(b) for b in self.batches)
 
 
-def _batch_size(b: Any) -> int:
+def batch_size(b: Any) -> int:
+    """Inputs in a batch (an image tensor or a tokenizer mapping)."""
     return int((b if isinstance(b, torch.Tensor) else b["input_ids"]).shape[0])
 
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from spikemfm import distributed
-from spikemfm.app.eval_data import EvalData, class_scores, load_eval_data
+from spikemfm.app.eval_data import EvalData, batch_size, class_scores, load_eval_data
 from spikemfm.errors import ConfigError
 
 METRICS = ("correct", "agree_qann", "exact", "cos_qann", "cos_float")  # per T, summed over inputs
@@ -82,9 +82,8 @@ def batch_record(snn: Any, qann: Any, x: Any, labels: torch.Tensor | None, score
                  cfg: EvalConfig) -> dict[str, Any]:
     """One batch: metric sums per T (``metrics`` (len(T), 5) in :data:`METRICS` order), the largest relative error
     per T, the references (QANN / float correct and their cosine) and every layer's statistics."""
-    from spikemfm.snn import simulate
-
     from spikemfm.ir import engine
+    from spikemfm.snn import simulate
     from spikemfm.snn.device import inputs_to, model_device
 
     x = inputs_to(engine.as_inputs(snn.graph, x), model_device(qann))
@@ -129,13 +128,15 @@ def total(records: dict[int, dict[str, Any]]) -> dict[str, Any]:
 
 
 def fingerprint(model_file: Path, cfg: EvalConfig) -> str:
-    """Identifies the partial results a run may reuse: the model file's bytes and every setting that changes a
-    record (not the profiles: pricing happens after)."""
+    """Identifies the partial results a run may reuse: the model file's bytes and every setting that can change a
+    record (the device's float kernels and the chunking's float-unit counts included; not the profiles: pricing
+    happens after)."""
     h = hashlib.sha256()
     with open(model_file, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
-    keys = {k: v for k, v in asdict(cfg).items() if k not in ("profiles", "device", "max_memory_mib")}
+    keys = {k: v for k, v in asdict(cfg).items() if k != "profiles"}
+    keys["device"] = torch.device(cfg.device or "cpu").type  # the kind of kernels, not which GPU of a rank
     h.update(json.dumps(keys, sort_keys=True).encode())
     return h.hexdigest()[:16]
 
@@ -148,7 +149,7 @@ def _records(snn: Any, qann: Any, data: EvalData, score: Callable | None, cfg: E
     mine = list(range(world.rank, len(data.batches), world.size))
     starts = [0]
     for b in data.batches:
-        starts.append(starts[-1] + (b.shape[0] if isinstance(b, torch.Tensor) else b["input_ids"].shape[0]))
+        starts.append(starts[-1] + batch_size(b))
     out = {}
     for i in tqdm(mine, desc=f"evaluate (rank {world.rank})", disable=not progress, unit="batch"):
         path = folder / f"batch-{i:06d}.pt"
