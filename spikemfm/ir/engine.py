@@ -53,7 +53,11 @@ class Inputs:
 
     def head(self, n: int) -> "Inputs":
         """The first ``n`` inputs of the batch."""
-        return Inputs(*(None if t is None else t[:n] for t in (self.pixels, self.ids, self.mask, self.types)))
+        return self.map(lambda t: t[:n])
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "Inputs":
+        """The same batch with ``fn`` applied to every tensor it has (a slice, a device move)."""
+        return Inputs(*(None if t is None else fn(t) for t in (self.pixels, self.ids, self.mask, self.types)))
 
 
 def as_inputs(graph: N.EncoderGraph, x: Any) -> Inputs:

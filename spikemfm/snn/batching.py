@@ -48,7 +48,7 @@ def batch_chunk(snn: Any, x: engine.Inputs, max_memory_mib: float | None) -> int
 
 def slice_inputs(x: engine.Inputs, start: int, stop: int) -> engine.Inputs:
     """Inputs start … stop−1 of a batch."""
-    return engine.Inputs(*(None if t is None else t[start:stop] for t in (x.pixels, x.ids, x.mask, x.types)))
+    return x.map(lambda t: t[start:stop])
 
 
 def _sum_stats(parts: Sequence[dict[str, Any]], fields: tuple[str, ...]) -> dict[str, Any]:

@@ -65,4 +65,4 @@ def to_device(model: Any, device: str | torch.device) -> Any:
 
 def inputs_to(x: engine.Inputs, device: torch.device) -> engine.Inputs:
     """The same batch with every tensor on ``device``."""
-    return engine.Inputs(*(None if t is None else t.to(device) for t in (x.pixels, x.ids, x.mask, x.types)))
+    return x.map(lambda t: t.to(device))
