@@ -161,8 +161,7 @@ class QuantizedModel:
     def forward(self, x: Any) -> torch.Tensor:
         dtype = self.config.dtype
         inputs = engine.as_inputs(self.graph, x)
-        where = (inputs.pixels if inputs.pixels is not None else inputs.ids).device
-        with exact.exact_matmuls(where):  # no TF32 on CUDA: the integer products must stay exact
+        with exact.exact_matmuls(inputs.device):  # no TF32 on CUDA: the integer products must stay exact
             return engine.run(self.graph, inputs, QANNOps(self.qparams, dtype), dtype)
 
     __call__ = forward

@@ -51,6 +51,11 @@ class Inputs:
     def batch_size(self) -> int:
         return int((self.pixels if self.pixels is not None else self.ids).shape[0])
 
+    @property
+    def device(self) -> torch.device:
+        """Where the batch's pixels / token ids are."""
+        return (self.pixels if self.pixels is not None else self.ids).device
+
     def head(self, n: int) -> "Inputs":
         """The first ``n`` inputs of the batch."""
         return self.map(lambda t: t[:n])
@@ -201,8 +206,7 @@ def attention_mask(graph: N.EncoderGraph, inputs: Inputs, n: int) -> torch.Tenso
     """Boolean mask (B or 1, 1, N, N), True where attention is blocked (causal and/or padding)."""
     mask = None
     if any(b.attn.causal for b in graph.blocks):
-        dev = (inputs.pixels if inputs.pixels is not None else inputs.ids).device
-        mask = torch.ones(n, n, dtype=torch.bool, device=dev).triu(1)[None, None]
+        mask = torch.ones(n, n, dtype=torch.bool, device=inputs.device).triu(1)[None, None]
     if inputs.mask is not None:
         pad = (inputs.mask == 0)[:, None, None, :]
         mask = pad if mask is None else (mask | pad)

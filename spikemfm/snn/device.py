@@ -25,10 +25,7 @@ __all__ = ["check_device", "exact_matmuls", "inputs_to", "model_device", "resolv
 
 def resolve(device: str | torch.device | None, inputs: engine.Inputs) -> torch.device:
     """The device of a run: ``device`` when given, else where the inputs are."""
-    if device is None:
-        first = inputs.pixels if inputs.pixels is not None else inputs.ids
-        return first.device
-    return check_device(device)
+    return inputs.device if device is None else check_device(device)
 
 
 def check_device(device: str | torch.device) -> torch.device:
