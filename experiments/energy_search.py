@@ -34,7 +34,7 @@ from spikemfm.convert import (ConvertConfig, MixedPrecisionConfig, PruneConfig, 
 from spikemfm.convert.mixed import allocate
 from spikemfm.convert.qann import analyze
 from spikemfm.data import load_fashion_mnist
-from spikemfm.energy import available_profiles, dense_energy, estimate_energy
+from spikemfm.energy import available_profiles, counts_updates, dense_energy, estimate_energy
 from spikemfm.io import output_set, save_figure, save_table
 from spikemfm.models.tiny_clip import load_tiny_clip
 from spikemfm.snn import simulate
@@ -82,7 +82,8 @@ def snn_rows(qann, cfg: dict, x, score, steps: list[int], profiles: list[str]) -
     with torch.no_grad():
         ref = qann(x)
     for mode, bound in SPIKES.items():
-        sim = simulate(convert(qann, ConvertConfig(max_spikes_per_step=bound)), x, max(steps), adaptive=True)
+        sim = simulate(convert(qann, ConvertConfig(max_spikes_per_step=bound)), x, max(steps), adaptive=True,
+                       count_updates=counts_updates(profiles))
         t_exact = sim.t_exact(ref)  # None: not exact within the largest T
         runs = [(f"T={t}", sim.first(t), score(sim.outputs[t - 1])) for t in steps]
         stop = sim.outputs[sim.steps_used - 1, torch.arange(sim.batch_size)]  # each input read at its quiet step

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from spikemfm.convert import ConvertConfig, QuantConfig, parse_max_spikes
 from spikemfm.data import load_fashion_mnist
-from spikemfm.energy import available_profiles, estimate_energy
+from spikemfm.energy import available_profiles, counts_updates, estimate_energy
 from spikemfm.energy.plot import plot_breakdown
 from spikemfm.io import save_table
 from spikemfm.models.tiny_clip import load_tiny_clip
@@ -42,7 +42,7 @@ def main() -> None:
         for tower, snn, inputs in (("image", s.image, x), ("text", s.text, tok)):
             # fixed T, then adaptive T capped at the largest T (each input stops at its first quiet step)
             for t, adaptive in [(t, False) for t in args.timesteps] + [(max(args.timesteps), True)]:
-                sim = simulate(snn, inputs, t, adaptive=adaptive)
+                sim = simulate(snn, inputs, t, adaptive=adaptive, count_updates=counts_updates(available_profiles()))
                 for prof in available_profiles():
                     rep = estimate_energy(sim, prof)
                     rows.append({"tower": tower, "bits": args.bits, "max_spikes_per_step": ms,

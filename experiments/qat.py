@@ -70,13 +70,15 @@ def text_rows(bits: list[int], args) -> list[dict]:
         return float(F.cosine_similarity(q(tok).double(), ref, dim=-1).mean())
     rows = []
     for b in bits:
-        ptq = quantize(text, QuantConfig(bits=b), batches[:4])
+        overrides = tuple((glob, int(bits)) for glob, bits in (o.rsplit("=", 1) for o in args.text_overrides))
+        ptq = quantize(text, QuantConfig(bits=b, act_overrides=overrides), batches[:4])
         t0 = time.perf_counter()
         trained = qat(ptq, batches, config=QATConfig(steps=args.text_steps, lr=args.text_lr, step_lr=args.step_lr,
                                                schedule=args.schedule),
                       progress=True)
         few = {k: v[:4] for k, v in tok.items()}
-        rows.append({"tower": "all-MiniLM-L6-v2", "bits": b, "metric": "cosine to FP32", "inputs": len(held_out),
+        rows.append({"tower": "all-MiniLM-L6-v2", "bits": b if not overrides else f"{b} ({' '.join(args.text_overrides)})",
+                     "metric": "cosine to FP32", "inputs": len(held_out),
                      "fp32": 1.0, "ptq": cos(ptq), "qat": cos(trained), "qat_steps": args.text_steps,
                      "qat_s": round(time.perf_counter() - t0, 1), "snn_equals_qat_qann": _exact(trained, few)})
         print(rows[-1], flush=True)
@@ -96,6 +98,8 @@ def main() -> None:
     ap.add_argument("--sentences", type=int, default=128)
     ap.add_argument("--text-steps", type=int, default=300)
     ap.add_argument("--text-lr", type=float, default=5e-5)
+    ap.add_argument("--text-overrides", nargs="*", default=[], metavar="GLOB=BITS",
+                    help="activation points of the text tower at other widths, e.g. '*.in=8' (its LayerNorm outputs)")
     ap.add_argument("--schedule", choices=["constant", "cosine"], default="constant")
     ap.add_argument("--out", default="results/qat")
     args = ap.parse_args()

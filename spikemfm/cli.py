@@ -73,7 +73,7 @@ def _cmd_energy(args: argparse.Namespace) -> int:
 
     from spikemfm.convert import ConvertConfig, QuantConfig, parse_max_spikes
     from spikemfm.data import load_fashion_mnist
-    from spikemfm.energy import estimate_energy, load_profile
+    from spikemfm.energy import counts_updates, estimate_energy, load_profile
     from spikemfm.energy.plot import plot_breakdown
     from spikemfm.io import check_out_dir, output_set, safe_stem, save_table
     from spikemfm.jobs import model_file_for, run_energy_saved
@@ -97,9 +97,10 @@ def _cmd_energy(args: argparse.Namespace) -> int:
         s = convert_tiny_clip(model, QuantConfig(bits=args.bits), ConvertConfig(spikes), calibration_images())
         if args.tower == "image":
             x = load_fashion_mnist("test").subset(args.images, seed=0).tensors()[0]
-            sim = simulate(s.image, x, args.timesteps, adaptive=args.adaptive)
+            sim = simulate(s.image, x, args.timesteps, adaptive=args.adaptive, count_updates=counts_updates(profiles))
         else:
-            sim = simulate(s.text, model.text.tokenize(prompts()), args.timesteps, adaptive=args.adaptive)
+            sim = simulate(s.text, model.text.tokenize(prompts()), args.timesteps, adaptive=args.adaptive,
+                           count_updates=counts_updates(profiles))
         reports = [estimate_energy(sim, p) for p in profiles]
         what = f"tiny-clip {args.tower} tower, {args.bits}-bit, T={args.timesteps}"
     summary = [r.summary() for r in reports]

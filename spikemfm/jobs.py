@@ -335,11 +335,11 @@ def run_energy_saved(model_file: str | Path, profiles: list[Any], n_inputs: int,
                      adaptive: bool = False) -> list[Any]:
     """Energy reports, one per profile, of a saved model simulated on ``n_inputs`` real test inputs (``adaptive``:
     each input stops at its first quiet step, T the cap)."""
-    from spikemfm.energy import estimate_energy
+    from spikemfm.energy import counts_updates, estimate_energy
     from spikemfm.snn import simulate
 
     snn, x, _ = saved_test_inputs(model_file, n_inputs)
-    sim = simulate(snn, x, timesteps, adaptive=adaptive)
+    sim = simulate(snn, x, timesteps, adaptive=adaptive, count_updates=counts_updates(profiles))
     return [estimate_energy(sim, p) for p in profiles]
 
 

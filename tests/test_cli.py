@@ -235,11 +235,15 @@ def test_energy_of_a_saved_model(saved_models, family, tmp_path, capsys):
 
     out = tmp_path / "energy"
     assert main(["energy", str(saved_models[family] / "model.snn.pt"), "--inputs", "2", "-T", "2",
-                 "--profile", "horowitz45", "--out", str(out)]) == 0
+                 "--profile", "horowitz45", "horowitz45_event", "--out", str(out)]) == 0
     table = [line for line in capsys.readouterr().out.splitlines() if line[:1] in "┃│┏┡└"]
     assert table and max(len(line) for line in table) <= 80
-    row = json.loads((out / "energy_summary.json").read_text())["rows"][0]
+    rows = {r["profile"]: r for r in json.loads((out / "energy_summary.json").read_text())["rows"]}
+    row = rows["horowitz45"]
     assert row["complete"] == "yes" and row["snn_nJ"] > 0 and row["int8_nJ"] > 0
+    event = rows["horowitz45_event"]  # updates counted for it: only neurons whose input changed or that fire
+    assert event["neuron_updates"] == "on_input" and 0 < event["snn_nJ"] < row["snn_nJ"]
+    assert event["int8_nJ"] == row["int8_nJ"]
 
 
 def test_energy_of_a_graded_saved_model_on_loihi2_is_complete(saved_models, tmp_path, capsys):
@@ -329,13 +333,16 @@ def test_convert_under_an_energy_budget_reports_the_predicted_energy(tmp_path):
 def test_stream_a_saved_model_over_real_video(saved_models, tmp_path, capsys):
     out = tmp_path / "stream"
     assert main(["stream", str(saved_models["timm"] / "model.snn.pt"), "--video", "vtest", "--frames", "3",
-                 "--profile", "loihi2", "horowitz45", "--out", str(out)]) == 0
+                 "--profile", "loihi2", "horowitz45", "horowitz45_event", "--out", str(out)]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if "model:" not in line and "wrote" not in line]
     assert max(len(line) for line in lines) <= 80  # paths aside
     summary = json.loads((out / "stream.json").read_text())
     row = summary["rows"][0]
     assert row["exact_share"] == 1.0 and row["settled_share"] == 1.0  # settle: every frame equals the QANN's
     assert row["loihi2:snn_nJ"] > 0 and row["horowitz45:dense_delta_nJ"] > 0
+    # event-driven updates: the same run, cheaper by the idle neuron updates (a still frame: nearly all of them)
+    assert row["horowitz45_event:snn_nJ"] < row["horowitz45:snn_nJ"]
+    assert row["horowitz45_event:still_snn_nJ"] < row["horowitz45:still_snn_nJ"]
     assert summary["config"]["video"] == "vtest" and "normalised" in summary["config"]["input"][-1]
     frames = json.loads((out / "frames.json").read_text())["rows"]
     assert [r["frame"] for r in frames] == [0, 1, 2] and all(r["rel_error"] <= 1e-4 for r in frames)

@@ -73,7 +73,7 @@ def _stats(sim: Any) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
     from spikemfm.snn.simulate import _PER_STEP
 
     # plain-str layer names: a record must load with torch.load(weights_only=True) (no spikemfm classes)
-    return {group: {str(k): {f: getattr(v, f).double() for f in _PER_STEP[type(v)]}
+    return {group: {str(k): {f: getattr(v, f).double() for f in _PER_STEP[type(v)] if getattr(v, f) is not None}
                     for k, v in getattr(sim, group).items()}
             for group in ("neuron_stats", "synapse_stats", "float_stats")}
 
@@ -83,11 +83,13 @@ def batch_record(snn: Any, qann: Any, x: Any, labels: torch.Tensor | None, score
     """One batch: metric sums per T (``metrics`` (len(T), 5) in :data:`METRICS` order), the largest relative error
     per T, the references (QANN / float correct and their cosine) and every layer's statistics."""
     from spikemfm.ir import engine
+    from spikemfm.energy import counts_updates
     from spikemfm.snn import simulate
     from spikemfm.snn.device import inputs_to, model_device
 
     x = inputs_to(engine.as_inputs(snn.graph, x), model_device(qann))
-    sim = simulate(snn, x, cfg.t_max, device=cfg.device, max_memory_mib=cfg.max_memory_mib)
+    sim = simulate(snn, x, cfg.t_max, device=cfg.device, max_memory_mib=cfg.max_memory_mib,
+                   count_updates=counts_updates(cfg.profiles))
     ref, flt = qann(x).cpu(), qann.float_forward(x).cpu()
     outs = sim.outputs.cpu()
     y = labels

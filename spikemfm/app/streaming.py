@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from spikemfm.convert import ConvertConfig, convert
-from spikemfm.energy import dense_energy, estimate_energy
+from spikemfm.energy import Profile, counts_updates, dense_energy, estimate_energy, load_profile
 from spikemfm.energy.delta import INPUT, delta_shares, dense_delta_energy
 from spikemfm.errors import ConfigError, DataError
 from spikemfm.snn.stream import simulate_stream
@@ -53,7 +53,7 @@ def _tracking(out: torch.Tensor, ref: torch.Tensor, classify: Callable | None) -
     return row
 
 
-def _energies(sim, profile: str, bits: int, shares: dict) -> dict:
+def _energies(sim, profile: Profile, bits: int, shares: dict) -> dict:
     snn = estimate_energy(sim, profile)
     int8, _ = dense_energy(sim, profile, 8)
     matched, _ = dense_energy(sim, profile, bits)
@@ -64,7 +64,7 @@ def _energies(sim, profile: str, bits: int, shares: dict) -> dict:
 
 
 def stream_report(qann, frames: torch.Tensor, max_spikes: int | None, steps_per_frame: int | str,
-                  profiles: list[str], max_steps: int = 64, classify: Callable | None = None
+                  profiles: list[str | Profile], max_steps: int = 64, classify: Callable | None = None
                   ) -> tuple[list[dict], dict]:
     """(per-frame rows, summary) of one streaming configuration (see the module docstring).
 
@@ -73,12 +73,14 @@ def stream_report(qann, frames: torch.Tensor, max_spikes: int | None, steps_per_
         frames: (F, B, ...) real frames; F >= 2.
         max_spikes: spikes per neuron per step (None: graded).
         steps_per_frame: int or ``"settle"``.
-        profiles: hardware profiles to price on.
+        profiles: hardware profiles to price on (names, TOML paths or profiles; columns carry their names).
         classify: maps outputs (B, ...) to class indices (top-1 agreement with the QANN), or None.
     """
     bits = max(q.bits for q in qann.qparams.quants.values())
     snn = convert(qann, ConvertConfig(max_spikes_per_step=max_spikes))
-    stream = simulate_stream(snn, frames, steps_per_frame, max_steps)
+    profiles = [load_profile(p) for p in profiles]  # named in the columns by their [profile] name
+    count = counts_updates(profiles)
+    stream = simulate_stream(snn, frames, steps_per_frame, max_steps, count_updates=count)
     with torch.no_grad():
         refs = [qann(f) for f in frames]
     shares = delta_shares(qann, frames)
@@ -90,11 +92,13 @@ def stream_report(qann, frames: torch.Tensor, max_spikes: int | None, steps_per_
                "messages": float(stream.frame_messages[f]) / stream.run.batch_size,
                "changed_patches": shares[f][INPUT], **_tracking(stream.outputs[f], refs[f], classify)}
         for p in profiles:
-            row.update({f"{p}:{k}": v for k, v in _energies(sim, p, bits, shares[f]).items()})
+            row.update({f"{p.name}:{k}": v for k, v in _energies(sim, p, bits, shares[f]).items()})
         rows.append(row)
     # a frame nothing changed in, after a settled one: one quiet step (fixed-step streams included)
-    still = simulate_stream(snn, torch.stack([frames[-1], frames[-1]]), "settle", max_steps).frame(1)
-    return rows, _summary(rows, profiles, bits, {p: estimate_energy(still, p).snn_total / 1e3 for p in profiles})
+    still = simulate_stream(snn, torch.stack([frames[-1], frames[-1]]), "settle", max_steps,
+                            count_updates=count).frame(1)
+    return rows, _summary(rows, [p.name for p in profiles], bits,
+                          {p.name: estimate_energy(still, p).snn_total / 1e3 for p in profiles})
 
 
 def _mean(rows: list[dict], key: str) -> float | None:

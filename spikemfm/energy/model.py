@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spikemfm.energy import costs as C
+from spikemfm.errors import ConfigError
 from spikemfm.energy.profiles import Profile, load_profile
 from spikemfm.energy.workload import LayerWork, layer_work, steps_run
 from spikemfm.snn.simulate import SimResult
@@ -65,7 +66,7 @@ def _snn(p: Profile, w: LayerWork, dp: Profile) -> tuple[_Acc, _Acc]:
         rate.add(count, cost)
     elif w.kind == "neuron":
         acc.add(w.active_neuron_steps, C.neuron_update(p, True))
-        acc.add(w.neuron_steps - w.active_neuron_steps, C.neuron_update(p, False))
+        acc.add(_idle_updates(p, w), C.neuron_update(p, False))
         sent = w.messages if graded else w.spikes
         acc.add(sent, C.route(p))
         rate.add(sent, C.route(p))
@@ -74,6 +75,17 @@ def _snn(p: Profile, w: LayerWork, dp: Profile) -> tuple[_Acc, _Acc]:
     elif w.kind == "lut":
         acc.add(w.float_evals, C.lookup(p, w.a_bits))
     return acc, rate
+
+
+def _idle_updates(p: Profile, w: LayerWork) -> float:
+    """Updates of neurons that did not fire: every other neuron-step (``every_step``), or only those whose input
+    changed (``on_input``: an event-driven chip leaves a neuron with unchanged input and nothing to fire alone)."""
+    if p.neuron_updates == "every_step":
+        return w.neuron_steps - w.active_neuron_steps
+    if w.updated_neuron_steps is None:
+        raise ConfigError(f"profile {p.name!r} updates neurons on input only ({p.path}: neuron_updates = "
+                          "\"on_input\"): simulate with count_updates=True so that the run counts them")
+    return w.updated_neuron_steps - w.active_neuron_steps
 
 
 def _dense(p: Profile, w: LayerWork, bits: int) -> _Acc:
@@ -137,6 +149,7 @@ class EnergyReport:
     baselines: dict[str, int]
     dense_profile: str = ""
     messages: str = "unit"
+    neuron_updates: str = "every_step"
     steps: float = 0.0  # steps run per input: T, or fewer on average when the run was adaptive
     rows: list[EnergyRow] = field(default_factory=list)
     snn_total: float = 0.0
@@ -167,7 +180,8 @@ class EnergyReport:
 
     def summary(self) -> dict:
         """One row: totals (nJ), ratios and break-even rates."""
-        row = {"profile": self.profile, "messages": self.messages, "dense_profile": self.dense_profile or self.profile,
+        row = {"profile": self.profile, "messages": self.messages, "neuron_updates": self.neuron_updates,
+               "dense_profile": self.dense_profile or self.profile,
                "T": self.timesteps, "steps": round(self.steps, 3), "spike_rate": round(self.spike_rate, 5),
                "snn_nJ": _nj(self.snn_total, self.snn_missing)}
         for b in self.baselines:
@@ -198,7 +212,7 @@ def estimate_energy(sim: SimResult, profile: Profile | str | Path) -> EnergyRepo
     p, dp = _profiles(profile)
     works = layer_work(sim)
     bl = baseline_bits(sim.timesteps)
-    rep = EnergyReport(p.name, sim.timesteps, bl, dp.name, p.messages, steps_run(sim))
+    rep = EnergyReport(p.name, sim.timesteps, bl, dp.name, p.messages, p.neuron_updates, steps_run(sim))
     snn_all, rate_all = _Acc(), _Acc()
     dense_all = {b: _Acc() for b in bl}
     spikes = steps = 0.0

@@ -6,6 +6,11 @@ The ``[profile]`` table names the target (``name``, ``title``, ``scope``, ``note
 does one multiply-accumulate at the payload width, priced by the ``graded_synop`` term). ``dense_reference``
 names the profile on which the dense baselines are priced when the target has no dense path of its own (a
 neuromorphic chip against an int8 accelerator: a cross-chip comparison, and the reports say so).
+``neuron_updates`` says which neurons the target updates per step: ``"every_step"`` (default: every neuron,
+every step — Loihi's compartments, SpiNNaker's timer ticks) or ``"on_input"`` (an event-driven design: only
+neurons whose input changed or that fire, counted by ``simulate(..., count_updates=True)``; an IF neuron has no
+leak, so the others have nothing to do). ``base`` names a profile whose terms (and unset ``[profile]`` fields)
+this one inherits, so a variant states only what differs.
 
 Each ``[terms.NAME]`` table holds ``value`` (a number, or the string ``"null"`` for a term the source
 does not give), ``unit`` (``pJ`` or ``x MAC``, relative to the profile's ``int8_mac``), ``source``,
@@ -19,7 +24,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from spikemfm.errors import ConfigError
 
@@ -28,6 +33,7 @@ EVIDENCE = ("measured", "simulated", "derived", "assumed")
 SCOPES = ("per-term", "all-in")
 UNITS = ("pJ", "x MAC")
 MESSAGES = ("unit", "graded")
+NEURON_UPDATES = ("every_step", "on_input")
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class Profile:
     path: str
     messages: str = "unit"
     dense_reference: str | None = None
+    neuron_updates: str = "every_step"
 
     def pj(self, name: str) -> float | None:
         """Energy of term ``name`` in pJ, or None when the profile has no such figure."""
@@ -93,38 +100,76 @@ def available_profiles() -> list[str]:
     return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
 
 
-def load_profile(name_or_path: str | Path) -> Profile:
-    """Loads a shipped profile by name or any profile file by path.
-
-    Raises:
-        ConfigError: unknown name, unreadable file, or a field with an invalid value (the message
-            names the file and the field).
-    """
+def _path(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if not path.suffix:
         path = PROFILE_DIR / f"{name_or_path}.toml"
         if not path.is_file():
             raise ConfigError(f"unknown energy profile {name_or_path!r}; shipped: {available_profiles()}")
+    return path
+
+
+def _read(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict, dict]:
+    """([profile] fields, [terms] tables) of a profile file, over those of its ``base`` (inherited first)."""
+    if path.resolve() in chain:
+        raise ConfigError(f"{path}: [profile].base forms a cycle ({' -> '.join(str(p) for p in chain)})")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read energy profile ({exc})") from exc
-    head = raw.get("profile")
-    if not isinstance(head, dict) or not isinstance(head.get("name"), str) or not head["name"].strip() \
-            or head.get("scope") not in SCOPES:
+    head, table = raw.get("profile"), raw.get("terms", {})
+    if not isinstance(head, dict):
+        raise ConfigError(f"{path}: needs a [profile] table with a name (a string) and scope in {SCOPES}")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [terms] must be a table of [terms.NAME] tables")
+    base = head.get("base")
+    if base is None:
+        return head, {k: (path, v) for k, v in table.items()}
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{path}: [profile].base={base!r} must name a profile (a shipped name or a file path)")
+    try:
+        base_path = path.parent / base if Path(base).suffix else _path(base)  # a file: relative to this one
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: [profile].base: {exc}") from exc
+    inherited, terms = _read(base_path, (*chain, path.resolve()))
+    fields = {k: v for k, v in inherited.items() if k not in ("name", "title", "notes")}
+    return {**fields, **{k: v for k, v in head.items() if k != "base"}}, \
+        {**terms, **{k: (path, v) for k, v in table.items()}}
+
+
+def load_profile(name_or_path: str | Path | Profile) -> Profile:
+    """Loads a shipped profile by name or any profile file by path (with the terms of its ``base``); a
+    :class:`Profile` is returned as it is.
+
+    Raises:
+        ConfigError: unknown name, unreadable file, or a field with an invalid value (the message
+            names the file and the field).
+    """
+    if isinstance(name_or_path, Profile):
+        return name_or_path
+    path = _path(name_or_path)
+    head, table = _read(path)
+    if not isinstance(head.get("name"), str) or not head["name"].strip() or head.get("scope") not in SCOPES:
         raise ConfigError(f"{path}: needs a [profile] table with a name (a string) and scope in {SCOPES}")
     for key in ("title", "notes", "dense_reference"):
         if not isinstance(head.get(key, ""), str):
             raise ConfigError(f"{path}: [profile].{key} must be a string")
     if head.get("messages", "unit") not in MESSAGES:
         raise ConfigError(f"{path}: [profile].messages={head.get('messages')!r}: choose one of {MESSAGES}")
-    table = raw.get("terms", {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [terms] must be a table of [terms.NAME] tables")
-    terms = {k: _term(path, k, v) for k, v in table.items()}
+    if head.get("neuron_updates", "every_step") not in NEURON_UPDATES:
+        raise ConfigError(f"{path}: [profile].neuron_updates={head.get('neuron_updates')!r}: choose one of "
+                          f"{NEURON_UPDATES}")
+    terms = {k: _term(where, k, v) for k, (where, v) in table.items()}
     profile = Profile(head["name"], head.get("title", head["name"]), head["scope"], head.get("notes", ""),
-                      MappingProxyType(terms), str(path), head.get("messages", "unit"), head.get("dense_reference"))
+                      MappingProxyType(terms), str(path), head.get("messages", "unit"), head.get("dense_reference"),
+                      head.get("neuron_updates", "every_step"))
     if profile.messages == "graded" and "graded_synop" not in terms:
         raise ConfigError(f"{path}: messages = \"graded\" needs a [terms.graded_synop] (one target's "
                           "multiply-accumulate of a graded message)")
     return profile
+
+
+def counts_updates(profiles: Iterable[Profile | str | Path]) -> bool:
+    """Whether pricing a run on ``profiles`` needs its neuron updates counted (``simulate(...,
+    count_updates=...)``): some profile updates neurons on input only."""
+    return any(load_profile(p).neuron_updates == "on_input" for p in profiles)

@@ -7,7 +7,8 @@ Spiking path (from a :class:`~spikemfm.snn.simulate.SimResult`): effective synap
 (unit spikes × non-zero weights of their fan-out) and their graded-message form (firing inputs × non-zero
 weights: one operation per message and target, whatever its payload), spike×spike additions, unit spikes and
 messages (firing neurons per step) emitted, neuron
-updates (every neuron, every step), float-unit evaluations (elements evaluated on changed input),
+updates (every neuron every step, and — when the run counted them — the neurons whose input changed or that fired,
+which an event-driven chip updates), float-unit evaluations (elements evaluated on changed input),
 and the encoding layer's MACs once. All counts are per inference (averaged over the batch).
 """
 from __future__ import annotations
@@ -42,6 +43,7 @@ class LayerWork:
     messages: float = 0.0
     neuron_steps: float = 0.0
     active_neuron_steps: float = 0.0
+    updated_neuron_steps: float | None = None  # neurons whose input changed or that fired (count_updates)
     float_evals: float = 0.0
     neurons: int = 0
     timesteps: int = 0
@@ -87,8 +89,9 @@ def _neuron(sim, point: str) -> LayerWork:
     b, t = sim.batch_size, steps_run(sim)
     return LayerWork(point, "neuron", SPIKE_DRIVEN, a_bits=sim.qparams.quants[point].bits,
                      spikes=float(st.spikes.sum()) / b, messages=float(st.events.sum()) / b,
-                     neuron_steps=st.neurons * t,
-                     active_neuron_steps=float(st.events.sum()) / b, neurons=st.neurons, timesteps=sim.timesteps)
+                     neuron_steps=st.neurons * t, active_neuron_steps=float(st.events.sum()) / b,
+                     updated_neuron_steps=None if st.updates is None else float(st.updates.sum()) / b,
+                     neurons=st.neurons, timesteps=sim.timesteps)
 
 
 def _scaled(n: int, traced: int, tokens: int) -> int:

@@ -58,7 +58,7 @@ def _sum_stats(parts: Sequence[dict[str, Any]], fields: tuple[str, ...]) -> dict
         for key, stats in part.items():
             have = out.get(key)
             out[key] = stats if have is None else replace(have, **{f: getattr(have, f) + getattr(stats, f)
-                                                                    for f in fields})
+                                                                    for f in fields if getattr(have, f) is not None})
     return out
 
 

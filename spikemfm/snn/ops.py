@@ -123,6 +123,7 @@ class SNNStepOps(SpikeOpsBase):
         self.inputs: dict[str, torch.Tensor] = {}  # synapse path -> the input counts its ``acc`` is for
         self.affines: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}  # path -> (scale, bias)
         self.head_major: set[str] = set()  # points whose counts are kept as (..., H, N, d)
+        self.last_input: dict[str, torch.Tensor] = {}  # point -> its input current at its last update (updates)
 
     def layer_counts(self) -> dict[str, torch.Tensor]:
         """Every neuron layer's running counts, in the engine's layout (..., N, D) (attention operands are
@@ -154,12 +155,18 @@ class SNNStepOps(SpikeOpsBase):
         rest = self.settled.get(point)
         return rest[1] if rest is not None and rest[0] is x else None
 
-    def _fire(self, point: str, x: torch.Tensor, step: Callable[[torch.Tensor | None], kernels.Fired]
-              ) -> torch.Tensor:
-        """Moves the layer's count toward its target by one step of the fused kernel ``step(prev)``."""
+    def _fire(self, point: str, x: torch.Tensor, step: Callable[[torch.Tensor | None], kernels.Fired],
+              current: Callable[[], torch.Tensor] | None = None, heads: bool = False) -> torch.Tensor:
+        """Moves the layer's count toward its target by one step of the fused kernel ``step(prev)``.
+
+        ``current()``: the neurons' input current when it is not ``x`` (fused layers: x is the presynaptic
+        counts), only computed when the recorder counts updates; ``heads``: the counts are head-major while
+        that current is (rows, D)."""
         prev = self.counts.get(point)
         fired = step(prev)
         self.rec.neuron_totals(point, self.t, fired.spikes, fired.events, fired.count.numel())
+        if self.rec.updates is not None:
+            self._updates(point, fired, x.clone() if current is None else current(), heads)
         if fired.events:
             self.rec.samples_moved(self.t, fired.count[None], prev)
         self.step_activity[point] = (fired.spikes, fired.events)
@@ -170,6 +177,16 @@ class SNNStepOps(SpikeOpsBase):
         self.counts[point] = fired.count
         self.fired[point] = _Fired(fired, point)
         return fired.count
+
+    def _updates(self, point: str, fired: kernels.Fired, current: torch.Tensor, heads: bool) -> None:
+        """Records the layer's neurons whose input current changed this step or that fired (a fresh
+        ``current``: it is kept as the next step's reference)."""
+        moved = fired.count.ne(0) if fired.prev is None else fired.count.ne(fired.prev)
+        moved = engine.merge_heads(moved) if heads else moved  # into the current's (rows, D) order
+        last = self.last_input.get(point)
+        changed = current.ne(0) if last is None else current.ne(last)
+        self.last_input[point] = current
+        self.rec.neuron_updates(point, self.t, changed.reshape(1, -1), moved.reshape(1, -1))
 
     def neuron(self, point: str, x: torch.Tensor) -> torch.Tensor:
         rest = self._at_rest(point, x)
@@ -240,7 +257,8 @@ class SNNStepOps(SpikeOpsBase):
             self.head_major.add(point)
         return self._fire(point, c, lambda prev: self.kern.fire_affine(
             acc, scale, bias, step, lo, hi, self.max_spikes, prev, shape,
-            heads is None and point in self.read_by_synapses, heads))
+            heads is None and point in self.read_by_synapses, heads),
+            lambda: self.kern.affine(acc, scale, bias, self.dtype), heads is not None)
 
     def linear_heads(self, node: N.Linear, c: torch.Tensor, point: str, heads: int) -> torch.Tensor:
         """An attention operand (q, k or v) as counts (..., H, N, d), fused as in :meth:`linear_neuron`."""
@@ -307,7 +325,8 @@ class SNNStepOps(SpikeOpsBase):
         if mlp.path not in self.luts:
             self.luts[mlp.path] = self._lut(mlp)
         lut = self.luts[mlp.path]
-        return self._fire(point, c, lambda prev: self.kern.fire_lut(c, lut, lo, self.max_spikes, prev))
+        return self._fire(point, c, lambda prev: self.kern.fire_lut(c, lut, lo, self.max_spikes, prev),
+                          lambda: lut[c.to(torch.int64) - lo])  # the table's level: the neuron's input
 
     def norm(self, node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:
         return self._float_unit(node.path, engine.unit_kind(node), x, lambda: engine.layer_norm(node, x))

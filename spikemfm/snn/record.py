@@ -15,11 +15,16 @@ class NeuronStats:
         spikes: unit spikes per step (T,) (a graded/burst event of k counts as k).
         events: neurons that fired at least one spike, per step (T,).
         neurons: neurons of the layer per sample.
+        updates: with ``count_updates``: neurons an event-driven chip updates per step (T,): those whose input
+            current changed at that step or that fired (the others neither integrate nor emit anything); None
+            when not counted. A neuron whose incoming events cancel exactly has an unchanged input and is not
+            counted, so on synaptic inputs this is a lower bound of what hardware taking events one by one does.
     """
 
     spikes: torch.Tensor
     events: torch.Tensor
     neurons: int
+    updates: torch.Tensor | None = None
 
 
 @dataclass
@@ -84,6 +89,21 @@ class Recorder:
     _floats: dict[str, tuple[np.ndarray, int, str]] = field(default_factory=dict)
     _nnz_col: dict[str, tuple[torch.Tensor, bool]] = field(default_factory=dict)
     moved: np.ndarray | None = None  # (T, B): some neuron of the sample moved at that step (settle tracking)
+    updates: dict[str, np.ndarray] | None = None  # point -> neurons updated per step (``count_updates``)
+
+    def track_updates(self) -> None:
+        """Counts, per neuron layer and step, the neurons whose input changed or that fired
+        (:attr:`NeuronStats.updates`)."""
+        self.updates = {}
+
+    def neuron_updates(self, point: str, t0: int, changed: torch.Tensor, fired: torch.Tensor) -> None:
+        """Records the neurons updated at steps t0 … t0+L−1 from two masks (L, ...) of one layout: input changed,
+        fired. Exact: boolean sums (L ≤ T rows of at most 2^53 neurons) in int64."""
+        if self.updates is None:
+            return
+        series = self.updates.setdefault(point, np.zeros(self.timesteps))
+        n = changed.logical_or(fired).reshape(changed.shape[0], -1).sum(1)
+        series[t0:t0 + changed.shape[0]] = n.cpu().numpy()
 
     def track_samples(self) -> None:
         """Records, per step and sample, whether any neuron of the network moved (for settle detection)."""
@@ -198,7 +218,9 @@ class Recorder:
 
     def finish(self) -> tuple[dict[str, NeuronStats], dict[str, SynapseStats], dict[str, FloatUnitStats]]:
         t = torch.from_numpy
-        neurons = {k: NeuronStats(t(s), t(e), n) for k, (s, e, n) in self._neurons.items()}
+        ups = self.updates
+        neurons = {k: NeuronStats(t(s), t(e), n, None if ups is None else t(ups.get(k, np.zeros(self.timesteps))))
+                   for k, (s, e, n) in self._neurons.items()}
         synapses = {k: SynapseStats(*map(t, v[:4]), v[4]) for k, v in self._synapses.items()}
         floats = {k: FloatUnitStats(t(el), row, kind) for k, (el, (row, kind)) in self._floats.items()}
         return neurons, synapses, floats

@@ -104,10 +104,11 @@ class SimResult:
 
 def _cut(stats: dict[str, Any], steps: slice) -> dict[str, Any]:
     """Per-layer statistics with their per-step series cut to the ``steps`` slice."""
-    return {k: replace(v, **{f: getattr(v, f)[steps] for f in _PER_STEP[type(v)]}) for k, v in stats.items()}
+    return {k: replace(v, **{f: getattr(v, f)[steps] for f in _PER_STEP[type(v)] if getattr(v, f) is not None})
+            for k, v in stats.items()}
 
 
-_PER_STEP = {NeuronStats: ("spikes", "events"), SynapseStats: ("ops", "event_ops", "effective_ops",
+_PER_STEP = {NeuronStats: ("spikes", "events", "updates"), SynapseStats: ("ops", "event_ops", "effective_ops",
                                                                 "effective_event_ops"),
              FloatUnitStats: ("elements",)}
 RUNTIMES = ("auto", "step", "torch", "time")
@@ -136,7 +137,8 @@ def step_ops(snn: Any, recorder: Recorder | int, timesteps: int | None = None, f
 
 
 def simulate(snn: Any, inputs: Any, timesteps: int, runtime: str = "auto", adaptive: bool = False,
-             device: str | torch.device | None = None, max_memory_mib: float | None = None) -> SimResult:
+             device: str | torch.device | None = None, max_memory_mib: float | None = None,
+             count_updates: bool = False) -> SimResult:
     """Runs a converted :class:`~spikemfm.snn.model.SpikingModel` for ``timesteps`` steps.
 
     Args:
@@ -161,6 +163,9 @@ def simulate(snn: Any, inputs: Any, timesteps: int, runtime: str = "auto", adapt
             statistics are joined (:func:`~spikemfm.snn.batching.merge_results`): outputs, spike and synaptic
             statistics equal the unchunked run's; a float unit counts its evaluations per chunk, so only chunks
             whose input changed are charged.
+        count_updates: also count, per neuron layer and step, the neurons whose input changed or that fired
+            (:attr:`~spikemfm.snn.record.NeuronStats.updates`: what an event-driven chip updates; priced by
+            profiles with ``neuron_updates = "on_input"``). Costs a comparison pass per neuron layer and step.
     """
     from spikemfm.snn import batching, device as dev_
 
@@ -179,16 +184,19 @@ def simulate(snn: Any, inputs: Any, timesteps: int, runtime: str = "auto", adapt
     chunk = batching.batch_chunk(snn, x, max_memory_mib)
     with dev_.exact_matmuls(where):
         runs = [_simulate(snn, x if chunk >= x.batch_size else batching.slice_inputs(x, i, i + chunk), timesteps,
-                          runtime, adaptive) for i in range(0, x.batch_size, chunk)]
+                          runtime, adaptive, count_updates) for i in range(0, x.batch_size, chunk)]
     return runs[0] if len(runs) == 1 else batching.merge_results(runs)
 
 
-def _simulate(snn: Any, x: engine.Inputs, timesteps: int, runtime: str, adaptive: bool) -> SimResult:
+def _simulate(snn: Any, x: engine.Inputs, timesteps: int, runtime: str, adaptive: bool,
+              count_updates: bool) -> SimResult:
     """One batch on the device its tensors are on (see :func:`simulate`)."""
     graph = snn.graph
     rec = Recorder(x.batch_size, timesteps)
     if adaptive:
         rec.track_samples()
+    if count_updates:
+        rec.track_updates()
     dtype = snn.quant_config.dtype
     max_spikes = snn.config.max_spikes_per_step
     with torch.no_grad():

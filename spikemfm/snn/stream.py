@@ -90,7 +90,8 @@ def _check(frames: Any, steps_per_frame: int | str, max_steps: int) -> None:
 
 
 def simulate_stream(snn: Any, frames: torch.Tensor, steps_per_frame: int | str = "settle",
-                    max_steps: int = 64, device: str | torch.device | None = None) -> StreamResult:
+                    max_steps: int = 64, device: str | torch.device | None = None,
+                    count_updates: bool = False) -> StreamResult:
     """Runs ``snn`` over ``frames`` (F, B, ...) keeping every neuron's and synapse's state across frames.
 
     Args:
@@ -101,6 +102,9 @@ def simulate_stream(snn: Any, frames: torch.Tensor, steps_per_frame: int | str =
         max_steps: the cap of a settling frame (and the bound of an int ``steps_per_frame``).
         device: where to run, as in :func:`~spikemfm.snn.simulate.simulate` (None: where the frames are; the
             numba step runtime on the CPU, its torch kernels elsewhere).
+        count_updates: count the neurons an event-driven chip updates per step, as in
+            :func:`~spikemfm.snn.simulate.simulate` (across frames: a neuron whose input the new frame left
+            unchanged, and that does not fire, is not updated).
     """
     from spikemfm.snn import device as dev_
 
@@ -113,6 +117,8 @@ def simulate_stream(snn: Any, frames: torch.Tensor, steps_per_frame: int | str =
     first = engine.as_inputs(graph, frames[0])
     rec = Recorder(first.batch_size, budget)
     rec.track_samples()
+    if count_updates:
+        rec.track_updates()
     ops = step_ops(snn, rec, fused=where.type == "cpu")
     steps_out, used, settled, t = [], [], [], 0
     with torch.no_grad(), dev_.exact_matmuls(where):

@@ -63,6 +63,7 @@ class TimeBatchOps(SpikeOpsBase):
         self.last_out: dict[str, torch.Tensor] = {}  # unit -> its output at the previous step
         self.weights: dict[str, torch.Tensor] = {}
         self.luts: dict[str, torch.Tensor] = {}
+        self.last_input: dict[str, torch.Tensor] = {}  # point -> its input at the previous step (updates)
 
     def next_chunk(self, t0: int, steps: int) -> None:
         """Starts the chunk of steps t0 … t0+steps−1."""
@@ -91,8 +92,22 @@ class TimeBatchOps(SpikeOpsBase):
             c = torch.add(c, delta[t], out=counts[t])
         return counts, delta
 
-    def _neuron(self, point: str, target: torch.Tensor) -> torch.Tensor:
+    def _updates(self, point: str, current: torch.Tensor, delta: torch.Tensor) -> None:
+        """Records, per step of the chunk, the neurons whose input ``current`` (L or 1, ...) changed or that
+        fired (``delta`` (L, ...))."""
+        last = self.last_input.get(point)
+        both = torch.cat([torch.zeros_like(current[:1]) if last is None else last[None], current])
+        changed = torch.zeros(delta.shape, dtype=torch.bool)
+        changed[:current.shape[0]] = both[1:].ne(both[:-1])  # a (1, ...) current is constant over the chunk
+        self.last_input[point] = current[-1].clone()
+        self.rec.neuron_updates(point, self.t0, changed, delta.ne(0))
+
+    def _neuron(self, point: str, target: torch.Tensor, current: torch.Tensor | None = None) -> torch.Tensor:
+        """The layer's counts following ``target``; ``current``: its input when the recorder counts updates
+        (None: the target itself is the input, as for a lookup neuron)."""
         counts, delta = self._follow(point, target)
+        if self.rec.updates is not None:
+            self._updates(point, target if current is None else current, delta)
         self.rec.samples_moved(self.t0, counts, self.counts.get(point))
         self.counts[point] = counts[-1].clone()
         spikes, events = self.rec.neuron_steps(point, self.t0, delta, self._max_step(point))
@@ -102,7 +117,7 @@ class TimeBatchOps(SpikeOpsBase):
 
     def neuron(self, point: str, x: torch.Tensor) -> torch.Tensor:
         lo, hi = self.bounds[point]
-        return self._neuron(point, self.qp.quants[point].level(x).clamp_(lo, hi).to(torch.float32))
+        return self._neuron(point, self.qp.quants[point].level(x).clamp_(lo, hi).to(torch.float32), x)
 
     def _fill(self, key: str, changed: list[bool], fn: Slices) -> torch.Tensor:
         """fn on the steps whose flag is set; every other step repeats the previous step's output."""

@@ -54,13 +54,17 @@ def test_step_and_time_runtimes_agree(tower, max_spikes, precision, monkeypatch)
     model, x = TOWERS[tower]
     qann = quantize(model, QuantConfig(bits=4, precision=precision), [x])
     snn = convert(qann, ConvertConfig(max_spikes_per_step=max_spikes))
-    step = simulate(snn, x, 11, runtime="step")
-    _stats_equal(step, simulate(snn, x, 11, runtime="torch"))  # the device-agnostic path, on the CPU
+    step = simulate(snn, x, 11, runtime="step", count_updates=True)  # every statistic, updates included
+    _stats_equal(step, simulate(snn, x, 11, runtime="torch", count_updates=True))  # the CUDA path, on the CPU
     monkeypatch.setattr(sim, "_CHUNK_ELEMENTS", 1)  # one step per chunk: state carried across chunks
-    _stats_equal(step, simulate(snn, x, 11, runtime="time"))
+    _stats_equal(step, simulate(snn, x, 11, runtime="time", count_updates=True))
     monkeypatch.setattr(sim, "_CHUNK_ELEMENTS", 1 << 30)  # all 11 steps in one chunk
-    _stats_equal(step, simulate(snn, x, 11, runtime="time"))
+    _stats_equal(step, simulate(snn, x, 11, runtime="time", count_updates=True))
     assert step.outputs.dtype == qann.config.dtype
+    assert all(s.updates is not None for s in step.neuron_stats.values())
+    plain = simulate(snn, x, 11)  # not counted: None, every other statistic the same
+    assert all(s.updates is None for s in plain.neuron_stats.values())
+    assert torch.equal(plain.outputs, step.outputs)
 
 
 @pytest.mark.parametrize("tower", ["image", "bert_padding"])
@@ -98,12 +102,13 @@ def test_adaptive_runs_stop_each_input_where_its_output_is_the_qanns(tower, max_
     qann = quantize(model, QuantConfig(bits=3), [x])
     snn = convert(qann, ConvertConfig(max_spikes_per_step=max_spikes))
     steps = 40
-    full = simulate(snn, x, steps)
+    full = simulate(snn, x, steps, count_updates=True)
     ref = qann(x)
-    runs = [simulate(snn, x, steps, adaptive=True), simulate(snn, x, steps, runtime="torch", adaptive=True)]
+    runs = [simulate(snn, x, steps, adaptive=True, count_updates=True),
+            simulate(snn, x, steps, runtime="torch", adaptive=True, count_updates=True)]
     for chunk in (1, 1 << 30):
         monkeypatch.setattr(sim, "_CHUNK_ELEMENTS", chunk)
-        runs.append(simulate(snn, x, steps, runtime="time", adaptive=True))
+        runs.append(simulate(snn, x, steps, runtime="time", adaptive=True, count_updates=True))
     for run in runs:
         assert torch.equal(run.steps_used, runs[0].steps_used) and torch.equal(run.settled, runs[0].settled)
         _stats_equal(full, run)  # stopping once every input is quiet changes no output and no statistic
