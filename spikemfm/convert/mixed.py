@@ -16,6 +16,7 @@ from __future__ import annotations
 import glob
 import math
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -141,8 +142,10 @@ def solve_costs(costs: list[dict[int, float]], distortions: list[dict[int, float
                 cells: int = 20_000) -> list[int] | None:
     """Multiple-choice knapsack on real costs: costs are rounded *up* to a grid of ``cells`` per capacity, so the
     result always meets the capacity and is optimal on that grid; None when nothing fits."""
-    unit = capacity / cells
-    grid = [{b: math.ceil(c / unit - 1e-9) for b, c in ci.items()} for ci in costs]
+    # cells = ⌈c · cells / capacity⌉ in exact rationals: float division can round a cost one ulp above the capacity
+    # down onto the last cell, and then the "always meets the capacity" promise breaks (found by hypothesis)
+    cap = Fraction(capacity)
+    grid = [{b: math.ceil(Fraction(c) * cells / cap) for b, c in ci.items()} for ci in costs]
     return _solve(grid, distortions, cells)
 
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spikemfm.energy import costs as C
-from spikemfm.errors import ConfigError
 from spikemfm.energy.profiles import Profile, load_profile
 from spikemfm.energy.workload import LayerWork, layer_work, steps_run
+from spikemfm.errors import ConfigError
 from spikemfm.snn.simulate import SimResult
 
 RATE_DEPENDENT = ("synapse", "spike_product")
