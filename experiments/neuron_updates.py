@@ -32,6 +32,7 @@ from spikemfm.app import input_spec
 from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
 from spikemfm.data import load_fashion_mnist
 from spikemfm.energy import dense_energy, estimate_energy, load_profile
+from spikemfm.energy.workload import steps_run
 from spikemfm.io import output_set, save_figure, save_table
 from spikemfm.models.text import load_minilm
 from spikemfm.models.tiny_clip import load_tiny_clip
@@ -64,6 +65,11 @@ def _towers(args) -> list[tuple[str, int, Any, Any, Callable[[torch.Tensor], flo
     return out
 
 
+def _pairs(profiles) -> list[tuple[str, str]]:
+    """(every-step name, on-input name) of each pair, from the loaded profiles (in PAIRS order)."""
+    return [(profiles[i].name, profiles[i + 1].name) for i in range(0, len(profiles), 2)]
+
+
 def _priced(run, profiles, bits: int) -> dict:
     """Per profile: SNN nJ and SNN / dense int8 (on the profile's dense reference); the first profile's dense int8
     and same-width nJ."""
@@ -91,13 +97,13 @@ def static_rows(args, profiles) -> list[dict]:
             for label, run, acc in runs:
                 updated = sum(float(s.updates.sum()) for s in run.neuron_stats.values()) / run.batch_size
                 fired = sum(float(s.events.sum()) for s in run.neuron_stats.values()) / run.batch_size
-                rep = estimate_energy(run, profiles[0])
-                every = sum(s.neurons for s in run.neuron_stats.values()) * rep.steps  # neuron-steps
+                steps = steps_run(run)
+                every = sum(s.neurons for s in run.neuron_stats.values()) * steps  # neuron-steps
                 rows.append({"tower": tower, "bits": bits, "spikes": mode, "run": label, "score": round(acc, 4),
-                             "steps": round(rep.steps, 3), "updated_share": round(updated / every, 4),
+                             "steps": round(steps, 3), "updated_share": round(updated / every, 4),
                              "firing_share": round(fired / every, 4), **_priced(run, profiles, bits)})
-                for every_p, event_p in PAIRS:  # what the event-driven policy saves of the SNN's energy
-                    a, b = rows[-1][f"{every_p}:snn_nJ"], rows[-1][f"{load_profile(event_p).name}:snn_nJ"]
+                for every_p, event_p in _pairs(profiles):  # what the event-driven policy saves of the SNN's energy
+                    a, b = rows[-1][f"{every_p}:snn_nJ"], rows[-1][f"{event_p}:snn_nJ"]
                     rows[-1][f"saving_{every_p}"] = round(1 - b / a, 4)
                 print(_line(rows[-1]), flush=True)
     return rows
@@ -124,8 +130,7 @@ def stream_rows(args, profiles) -> list[dict]:
             for p in profiles:
                 for k in ("snn_nJ", "still_snn_nJ", "dense_int8_nJ", "dense_delta_nJ", "break_even_vs_dense_int8"):
                     row[f"{p.name}:{k}"] = s[f"{p.name}:{k}"]
-            for every_p, event_p in PAIRS:
-                name = load_profile(event_p).name
+            for every_p, name in _pairs(profiles):
                 row[f"saving_{every_p}"] = round(1 - row[f"{name}:snn_nJ"] / row[f"{every_p}:snn_nJ"], 4)
                 row[f"still_saving_{every_p}"] = round(1 - row[f"{name}:still_snn_nJ"] / row[f"{every_p}:still_snn_nJ"], 4)
             rows.append(row)
@@ -135,7 +140,7 @@ def stream_rows(args, profiles) -> list[dict]:
     return rows
 
 
-def plot(static: list[dict], stream: list[dict], path: Path) -> None:
+def plot(static: list[dict], stream: list[dict], pairs: list[tuple[str, str]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -144,8 +149,7 @@ def plot(static: list[dict], stream: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     labels = [f"{r['tower'][:9]} {r['bits']}b {r['spikes'][:3]} {r['run']}" for r in static]
     pos = range(len(static))
-    for k, (every, event) in enumerate(PAIRS):
-        name = load_profile(event).name
+    for k, (every, name) in enumerate(pairs):
         axes[0].scatter(pos, [r[f"{every}:snn/int8"] for r in static], marker="o^"[k], label=f"{every}: every step")
         axes[0].scatter(pos, [r[f"{name}:snn/int8"] for r in static], marker="o^"[k], facecolors="none",
                         edgecolors="C%d" % (k + 2), label=f"{name}: on input")
@@ -190,7 +194,7 @@ def main() -> None:
         save_table(stage, "static", static, config, "neuron updates every step vs on input: static inputs")
         save_table(stage, "stream", stream, config, "neuron updates every step vs on input: video streams "
                    "(means over frames after the first)")
-        plot(static, stream, stage / "updates.png")
+        plot(static, stream, _pairs(profiles), stage / "updates.png")
     print(f"wrote {args.out}/static.{{json,csv,md}}, stream.{{json,csv,md}}, updates.png (the wide tables)")
 
 
