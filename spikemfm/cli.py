@@ -95,12 +95,13 @@ def _cmd_energy(args: argparse.Namespace) -> int:
         model = load_tiny_clip()
         spikes = parse_max_spikes(args.max_spikes)
         s = convert_tiny_clip(model, QuantConfig(bits=args.bits), ConvertConfig(spikes), calibration_images())
+        count = counts_updates(profiles)
         if args.tower == "image":
             x = load_fashion_mnist("test").subset(args.images, seed=0).tensors()[0]
-            sim = simulate(s.image, x, args.timesteps, adaptive=args.adaptive, count_updates=counts_updates(profiles))
+            sim = simulate(s.image, x, args.timesteps, adaptive=args.adaptive, count_updates=count)
         else:
             sim = simulate(s.text, model.text.tokenize(prompts()), args.timesteps, adaptive=args.adaptive,
-                           count_updates=counts_updates(profiles))
+                           count_updates=count)
         reports = [estimate_energy(sim, p) for p in profiles]
         what = f"tiny-clip {args.tower} tower, {args.bits}-bit, T={args.timesteps}"
     summary = [r.summary() for r in reports]

@@ -70,10 +70,10 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def _stats(sim: Any) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
     """Every layer's per-step series (sums over the batch's inputs)."""
-    from spikemfm.snn.simulate import _PER_STEP
+    from spikemfm.snn.simulate import per_step_fields
 
     # plain-str layer names: a record must load with torch.load(weights_only=True) (no spikemfm classes)
-    return {group: {str(k): {f: getattr(v, f).double() for f in _PER_STEP[type(v)] if getattr(v, f) is not None}
+    return {group: {str(k): {f: getattr(v, f).double() for f in per_step_fields(v)}
                     for k, v in getattr(sim, group).items()}
             for group in ("neuron_stats", "synapse_stats", "float_stats")}
 

@@ -51,14 +51,16 @@ def slice_inputs(x: engine.Inputs, start: int, stop: int) -> engine.Inputs:
     return x.map(lambda t: t[start:stop])
 
 
-def _sum_stats(parts: Sequence[dict[str, Any]], fields: tuple[str, ...]) -> dict[str, Any]:
+def _sum_stats(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Per-layer statistics summed over batch chunks (per-step series added; the rest taken from the first)."""
+    from spikemfm.snn.simulate import per_step_fields
+
     out = {}
     for part in parts:
         for key, stats in part.items():
             have = out.get(key)
             out[key] = stats if have is None else replace(have, **{f: getattr(have, f) + getattr(stats, f)
-                                                                    for f in fields if getattr(have, f) is not None})
+                                                                    for f in per_step_fields(have)})
     return out
 
 
@@ -66,9 +68,6 @@ def merge_results(runs: Sequence[Any]) -> Any:
     """One :class:`~spikemfm.snn.simulate.SimResult` for consecutive batch chunks simulated alike (same model, T,
     runtime): outputs and adaptive fields concatenated over the batch, per-step statistics summed (every one is
     a sum over the batch's inputs)."""
-    from spikemfm.snn.simulate import _PER_STEP
-    from spikemfm.snn.record import FloatUnitStats, NeuronStats, SynapseStats
-
     if not runs:
         raise ConfigError("merge_results: no runs given")
     first = runs[0]
@@ -76,7 +75,7 @@ def merge_results(runs: Sequence[Any]) -> Any:
         raise ConfigError("merge_results: the runs differ in T or in their layers; merge runs of one model and T")
     cat = (lambda name: None if getattr(first, name) is None else torch.cat([getattr(r, name) for r in runs]))
     return replace(first, outputs=torch.cat([r.outputs for r in runs], dim=1),
-                   neuron_stats=_sum_stats([r.neuron_stats for r in runs], _PER_STEP[NeuronStats]),
-                   synapse_stats=_sum_stats([r.synapse_stats for r in runs], _PER_STEP[SynapseStats]),
-                   float_stats=_sum_stats([r.float_stats for r in runs], _PER_STEP[FloatUnitStats]),
+                   neuron_stats=_sum_stats([r.neuron_stats for r in runs]),
+                   synapse_stats=_sum_stats([r.synapse_stats for r in runs]),
+                   float_stats=_sum_stats([r.float_stats for r in runs]),
                    batch_size=sum(r.batch_size for r in runs), steps_used=cat("steps_used"), settled=cat("settled"))

@@ -102,10 +102,14 @@ class SimResult:
         return t + 1
 
 
+def per_step_fields(stats: Any) -> tuple[str, ...]:
+    """The per-step series a layer's statistics carry (``updates`` only when the run counted them)."""
+    return tuple(f for f in _PER_STEP[type(stats)] if getattr(stats, f) is not None)
+
+
 def _cut(stats: dict[str, Any], steps: slice) -> dict[str, Any]:
     """Per-layer statistics with their per-step series cut to the ``steps`` slice."""
-    return {k: replace(v, **{f: getattr(v, f)[steps] for f in _PER_STEP[type(v)] if getattr(v, f) is not None})
-            for k, v in stats.items()}
+    return {k: replace(v, **{f: getattr(v, f)[steps] for f in per_step_fields(v)}) for k, v in stats.items()}
 
 
 _PER_STEP = {NeuronStats: ("spikes", "events", "updates"), SynapseStats: ("ops", "event_ops", "effective_ops",

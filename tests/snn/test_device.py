@@ -90,16 +90,17 @@ def test_level_is_a_true_division_on_every_dtype():
 def test_chunked_batches_equal_the_whole_batch(tower, max_spikes):
     model, x = TOWERS[tower]
     snn = convert(quantize(model, QuantConfig(bits=4), [x]), ConvertConfig(max_spikes_per_step=max_spikes))
-    whole = simulate(snn, x, 9, adaptive=True)
+    whole = simulate(snn, x, 9, adaptive=True, count_updates=True)
     ids = x["input_ids"] if isinstance(x, dict) else x if x.dtype == torch.long else None
     one = batching.bytes_per_input(snn, None if ids is None else ids.shape[-1]) / 2 ** 20
     xin = spikemfm.ir.engine.as_inputs(snn.graph, x)
     assert batching.batch_chunk(snn, xin, 1.5 * one) == 1
-    parts = simulate(snn, x, 9, adaptive=True, max_memory_mib=1.5 * one)  # one input per chunk
+    parts = simulate(snn, x, 9, adaptive=True, max_memory_mib=1.5 * one, count_updates=True)  # an input a chunk
     assert torch.equal(whole.outputs, parts.outputs) and parts.batch_size == whole.batch_size
     assert torch.equal(whole.steps_used, parts.steps_used) and torch.equal(whole.settled, parts.settled)
     for k, v in whole.neuron_stats.items():
         assert torch.equal(v.spikes, parts.neuron_stats[k].spikes) and v.neurons == parts.neuron_stats[k].neurons
+        assert torch.equal(v.updates, parts.neuron_stats[k].updates)  # per neuron: chunks add up exactly
     for k, v in whole.synapse_stats.items():
         w = parts.synapse_stats[k]
         assert all(torch.equal(getattr(v, f), getattr(w, f)) for f in ("ops", "event_ops", "effective_ops",
