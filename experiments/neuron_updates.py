@@ -43,13 +43,19 @@ PAIRS = (("horowitz45", "horowitz45_event"), ("loihi2", str(WHATIF)))
 RUNS = {"graded": (None, [], 16), "binary": (1, [8], 32)}  # spike bound, fixed T rows, adaptive cap
 
 
+def _zero_shot(clip) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The tiny CLIP's zero-shot classifier: image embeddings (B, D) -> class indices (B,)."""
+    with torch.no_grad():
+        clf = classifier_from_embeddings(clip.text.encode(prompts())).double()
+    return lambda out: (F.normalize(out.double(), dim=-1) @ clf.T).argmax(-1)
+
+
 def _towers(args) -> list[tuple[str, int, Any, Any, Callable[[torch.Tensor], float]]]:
     """(tower, bits, qann, inputs, score) for the static part."""
     clip = load_tiny_clip()
     x, y = load_fashion_mnist("test").subset(args.images, seed=0).tensors()
-    with torch.no_grad():
-        clf = classifier_from_embeddings(clip.text.encode(prompts())).double()
-    top1 = (lambda out: float((F.normalize(out.double(), dim=-1) @ clf.T).argmax(-1).eq(y).double().mean()))
+    classify = _zero_shot(clip)
+    top1 = (lambda out: float(classify(out).eq(y).double().mean()))
     text = load_minilm(32)
     held_out, _ = _sentences(DataSource(), "test", args.sentences)
     calib_text, _ = _sentences(DataSource(), "train", 64)
@@ -57,10 +63,10 @@ def _towers(args) -> list[tuple[str, int, Any, Any, Callable[[torch.Tensor], flo
     with torch.no_grad():
         ref = text.pooled(tok["input_ids"], tok["attention_mask"]).double()
     cos = (lambda out: float(F.cosine_similarity(out.double(), ref, dim=-1).mean()))
+    calib = [text.tokenize(calib_text[i:i + 32]) for i in range(0, len(calib_text), 32)]
     out = []
     for b in args.bits:
         out.append(("tiny-clip image", b, quantize(clip.visual, QuantConfig(bits=b), calibration_images()), x, top1))
-        calib = [text.tokenize(calib_text[i:i + 32]) for i in range(0, len(calib_text), 32)]
         out.append(("all-MiniLM-L6-v2", b, quantize(text, QuantConfig(bits=b), calib), tok, cos))
     return out
 
@@ -116,9 +122,7 @@ def _line(r: dict) -> str:
 
 def stream_rows(args, profiles) -> list[dict]:
     clip = load_tiny_clip()
-    with torch.no_grad():
-        clf = classifier_from_embeddings(clip.text.encode(prompts())).double()
-    classify = (lambda out: (F.normalize(out.double(), dim=-1) @ clf.T).argmax(-1))
+    classify = _zero_shot(clip)
     rows = []
     for video in tqdm(args.videos, desc="videos"):
         for bits in args.bits:

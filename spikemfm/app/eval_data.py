@@ -13,7 +13,6 @@ from spikemfm.app.data import DataSource, _fit, real_batches
 from spikemfm.errors import ConfigError, DataError
 
 
-
 @dataclass
 class EvalData:
     """Evaluation inputs: ``batches`` in order, ``labels`` (N,) or None, and a note saying what the data is."""

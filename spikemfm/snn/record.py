@@ -101,7 +101,9 @@ class Recorder:
         fired. Exact: boolean sums (L ≤ T rows of at most 2^53 neurons) in int64."""
         if self.updates is None:
             return
-        series = self.updates.setdefault(point, np.zeros(self.timesteps))
+        series = self.updates.get(point)
+        if series is None:  # not setdefault: it would allocate a fresh array at every step
+            series = self.updates[point] = np.zeros(self.timesteps)
         n = changed.logical_or(fired).reshape(changed.shape[0], -1).sum(1)
         series[t0:t0 + changed.shape[0]] = n.cpu().numpy()
 
