@@ -23,7 +23,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from spikemfm.app import coverage as C
-from spikemfm.io import save_table
+from spikemfm.core.io import save_table
 
 FAMILIES = {"timm": C.timm_cases, "open_clip": C.open_clip_cases, "hf": C.hf_cases}
 STATUSES = ("converts", "refused", "not built", "crash")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from spikemfm.io import save_table
+from spikemfm.core.io import save_table
 from spikemfm.neuromorphic.isolate import run_isolated
-from spikemfm.jobs import agreement_job
+from spikemfm.app.jobs import agreement_job
 
 COLUMNS = {"part": "part", "block": "block", "batch": "batch", "precision": "precision", "timesteps": "T",
            "processes": "lava_processes", "spikes_compared": "spikes_compared", "spike_mismatches": "spike_mismatches",

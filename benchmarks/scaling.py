@@ -96,7 +96,8 @@ def _inputs(module, graph, tower: str, n: int, split: str):
 
 def run_case(spec: dict) -> list[dict]:
     """One model: quantize, convert, then every (T, batch) simulation with its FP32 forward beside it."""
-    from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
+    from spikemfm.convert import ConvertConfig, QuantConfig, quantize
+    from spikemfm.snn import convert
     from spikemfm.convert.qann import as_graph
     from spikemfm.snn import simulate
     from spikemfm.snn.batching import bytes_per_input
@@ -204,7 +205,7 @@ def main() -> None:
         return
     out = Path(args.out)
     if args.part in ("all", "evaluate"):
-        from spikemfm.io import output_set, save_table
+        from spikemfm.core.io import output_set, save_table
 
         ev_rows = [evaluate_speedup(n) for n in args.eval_images]
         print(*(json.dumps(r) for r in ev_rows), sep="\n", flush=True)
@@ -234,7 +235,7 @@ def _save(rows: list[dict], config: dict, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from spikemfm.io import output_set, save_figure, save_table
+    from spikemfm.core.io import output_set, save_figure, save_table
 
     title = (f"Scaling on this machine ({os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads, no GPU): "
              "random-init towers on real inputs")

@@ -21,15 +21,16 @@ from pathlib import Path
 
 import torch
 
-from spikemfm.convert import ConvertConfig, QuantConfig, convert, parse_max_spikes, quantize
+from spikemfm.convert import ConvertConfig, QuantConfig, parse_max_spikes, quantize
+from spikemfm.snn import convert
 from spikemfm.data import load_fashion_mnist
-from spikemfm.io import save_table
+from spikemfm.core.io import save_table
 from spikemfm.models.tiny_clip import load_tiny_clip
 from spikemfm.app.tiny_clip import calibration_images
-from spikemfm.report import draw_plot
+from spikemfm.app.report import draw_plot
 from spikemfm.snn import simulate
 from spikemfm.snn.device import to_device
-from spikemfm.timing import median_time
+from spikemfm.core.timing import median_time
 
 
 def _synced(fn, device: torch.device):

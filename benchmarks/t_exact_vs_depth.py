@@ -14,9 +14,10 @@ import torch
 from tqdm.auto import tqdm
 
 import spikemfm
-from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
+from spikemfm.convert import ConvertConfig, QuantConfig, quantize
+from spikemfm.snn import convert
 from spikemfm.data import load_fashion_mnist
-from spikemfm.io import save_table
+from spikemfm.core.io import save_table
 from spikemfm.snn import simulate
 
 

@@ -24,14 +24,15 @@ from tqdm.auto import tqdm
 
 from spikemfm.baselines import naive_unsigned, sta_convert, sta_outputs
 from spikemfm.baselines.spikezip import relu_graph, spikezip_convert, spikezip_outputs, spikezip_qann, spikezip_qat
-from spikemfm.convert import ConvertConfig, QuantConfig, convert, parse_max_spikes, quantize
+from spikemfm.convert import ConvertConfig, QuantConfig, parse_max_spikes, quantize
+from spikemfm.snn import convert
 from spikemfm.data import load_fashion_mnist
-from spikemfm.io import save_figure, save_table
+from spikemfm.core.io import save_figure, save_table
 from spikemfm.models.tiny_clip import load_tiny_clip
 from spikemfm.app.tiny_clip import calibration_images
-from spikemfm.report import draw_plot
+from spikemfm.app.report import draw_plot
 from spikemfm.snn import simulate
-from spikemfm.timing import best_time
+from spikemfm.core.timing import best_time
 
 
 def _accuracy(outputs_fn, xs: list[torch.Tensor], ys: list[torch.Tensor], clf: torch.Tensor) -> torch.Tensor:

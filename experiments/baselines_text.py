@@ -20,12 +20,13 @@ import torch
 import torch.nn.functional as F
 
 from spikemfm.baselines import naive_unsigned
-from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
+from spikemfm.convert import ConvertConfig, QuantConfig, quantize
+from spikemfm.snn import convert
 from spikemfm.data import load_sentences
-from spikemfm.io import save_figure, save_table
+from spikemfm.core.io import save_figure, save_table
 from spikemfm.models.text import load_minilm
 from spikemfm.snn import simulate
-from spikemfm.timing import best_time
+from spikemfm.core.timing import best_time
 
 
 def _neighbours(emb: torch.Tensor) -> torch.Tensor:

@@ -23,11 +23,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from spikemfm.convert import (ConvertConfig, MixedPrecisionConfig, PruneConfig, QuantConfig, analyze, convert,
-                              distill, prune, quantize)
+from spikemfm.convert import (ConvertConfig, MixedPrecisionConfig, PruneConfig, QuantConfig, analyze, distill,
+                              prune, quantize)
+from spikemfm.snn import convert
 from spikemfm.data import load_fashion_mnist, load_sentences
-from spikemfm.evaluate import zero_shot_accuracy
-from spikemfm.io import save_figure, save_table
+from spikemfm.app.zero_shot import zero_shot_accuracy
+from spikemfm.core.io import save_figure, save_table
 from spikemfm.models.text import load_minilm
 from spikemfm.models.tiny_clip import load_tiny_clip
 from spikemfm.app.tiny_clip import calibration_images

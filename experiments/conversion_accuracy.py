@@ -19,10 +19,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from spikemfm.convert import ConvertConfig, QuantConfig, convert, parse_max_spikes, quantize
+from spikemfm.convert import ConvertConfig, QuantConfig, parse_max_spikes, quantize
+from spikemfm.snn import convert
 from spikemfm.data import load_fashion_mnist, load_sentences
-from spikemfm.evaluate import zero_shot_accuracy
-from spikemfm.io import save_figure, save_table
+from spikemfm.app.zero_shot import zero_shot_accuracy
+from spikemfm.core.io import save_figure, save_table
 from spikemfm.models.tiny_clip import load_tiny_clip
 from spikemfm.app.tiny_clip import (calibration_images, convert_tiny_clip, qann_classifier, qann_zero_shot,
                                snn_classifier, snn_zero_shot_curve)

@@ -29,13 +29,14 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from spikemfm.app.tiny_clip import calibration_images, classifier_from_embeddings, prompts
-from spikemfm.convert import (ConvertConfig, MixedPrecisionConfig, PruneConfig, QATConfig, QuantConfig, convert,
-                              prune, qat, quantize)
+from spikemfm.convert import (ConvertConfig, MixedPrecisionConfig, PruneConfig, QATConfig, QuantConfig, prune, qat,
+                              quantize)
+from spikemfm.snn import convert
 from spikemfm.convert.mixed import allocate
 from spikemfm.convert.qann import analyze
 from spikemfm.data import load_fashion_mnist
 from spikemfm.energy import available_profiles, counts_updates, dense_energy, estimate_energy
-from spikemfm.io import output_set, save_figure, save_table
+from spikemfm.core.io import output_set, save_figure, save_table
 from spikemfm.models.tiny_clip import load_tiny_clip
 from spikemfm.snn import simulate
 

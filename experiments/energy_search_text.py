@@ -23,9 +23,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from spikemfm.app.data import DataSource, _sentences
-from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
+from spikemfm.convert import ConvertConfig, QuantConfig, quantize
+from spikemfm.snn import convert
 from spikemfm.energy import available_profiles
-from spikemfm.io import output_set, save_table
+from spikemfm.core.io import output_set, save_table
 from spikemfm.models.text import load_minilm
 from spikemfm.snn import simulate
 

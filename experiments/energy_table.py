@@ -2,7 +2,7 @@
 
 Both towers of the bundled tiny CLIP (image tower on real Fashion-MNIST test images, MiniLM text tower
 on the class prompts) at 8 bits, at fixed T and adaptive T (capped at the largest T). Spike counts come from ``spikemfm.simulate``; every profile in
-``spikemfm/energy/profiles`` prices them. Writes results/energy/{energy.json,csv,md} and one
+``spikemfm/hardware/profiles`` prices them. Writes results/energy/{energy.json,csv,md} and one
 breakdown PNG per tower (Horowitz 45 nm, largest T).
 
 Run: ``python experiments/energy_table.py``
@@ -18,7 +18,7 @@ from spikemfm.convert import ConvertConfig, QuantConfig, parse_max_spikes
 from spikemfm.data import load_fashion_mnist
 from spikemfm.energy import available_profiles, counts_updates, estimate_energy
 from spikemfm.energy.plot import plot_breakdown
-from spikemfm.io import save_table
+from spikemfm.core.io import save_table
 from spikemfm.models.tiny_clip import load_tiny_clip
 from spikemfm.app.tiny_clip import calibration_images, convert_tiny_clip, prompts
 from spikemfm.snn import simulate

@@ -29,11 +29,12 @@ from spikemfm.app.data import DataSource, _sentences
 from spikemfm.app.streaming import stream_report, video_inputs
 from spikemfm.app.tiny_clip import calibration_images, classifier_from_embeddings, prompts
 from spikemfm.app import input_spec
-from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
+from spikemfm.convert import ConvertConfig, QuantConfig, quantize
+from spikemfm.snn import convert
 from spikemfm.data import load_fashion_mnist
 from spikemfm.energy import dense_energy, estimate_energy, load_profile
 from spikemfm.energy.workload import steps_run
-from spikemfm.io import output_set, save_figure, save_table
+from spikemfm.core.io import output_set, save_figure, save_table
 from spikemfm.models.text import load_minilm
 from spikemfm.models.tiny_clip import load_tiny_clip
 from spikemfm.snn import simulate

@@ -18,9 +18,10 @@ import torch.nn.functional as F
 
 from spikemfm.app.data import DataSource, _sentences
 from spikemfm.app.tiny_clip import calibration_images, classifier_from_embeddings, prompts
-from spikemfm.convert import ConvertConfig, QATConfig, QuantConfig, convert, qat, quantize
+from spikemfm.convert import ConvertConfig, QATConfig, QuantConfig, qat, quantize
+from spikemfm.snn import convert
 from spikemfm.data import load_fashion_mnist
-from spikemfm.io import output_set, save_table
+from spikemfm.core.io import output_set, save_table
 from spikemfm.models.text import load_minilm
 from spikemfm.models.tiny_clip import load_tiny_clip
 from spikemfm.snn import simulate

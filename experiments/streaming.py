@@ -35,7 +35,7 @@ from spikemfm.convert import QuantConfig, quantize
 from spikemfm.convert.qann import as_graph
 from spikemfm.data import VIDEOS
 from spikemfm.energy import available_profiles
-from spikemfm.io import output_set, save_figure, save_table
+from spikemfm.core.io import output_set, save_figure, save_table
 from spikemfm.models.tiny_clip import load_tiny_clip
 
 SPIKES = {"graded": None, "binary": 1}

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from spikemfm.app.data import DataSource, _sentences
 from spikemfm.convert import QuantConfig, quantize
-from spikemfm.io import output_set, save_table
+from spikemfm.core.io import output_set, save_table
 from spikemfm.models.text import load_minilm
 
 

@@ -22,8 +22,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from spikemfm.data import load_fashion_mnist
-from spikemfm.evaluate import zero_shot_accuracy
-from spikemfm.io import atomic_write_bytes, git_commit, write_json
+from spikemfm.app.zero_shot import zero_shot_accuracy
+from spikemfm.core.io import atomic_write_bytes, git_commit, write_json
 from spikemfm.models.text import load_minilm
 from spikemfm.models.tiny_clip import (ASSET_DIR, META_FILE, PROMPT_CLASSNAMES, TEMPLATES, WEIGHTS_FILE,
                                        ImageTowerConfig, TinyCLIP, build_image_tower, sha256_of)

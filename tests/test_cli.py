@@ -3,7 +3,7 @@ import json
 import pytest
 
 from spikemfm.cli import main
-from spikemfm.demo import DemoConfig, run_demo
+from spikemfm.app.demo import DemoConfig, run_demo
 from spikemfm.errors import ConfigError
 
 
@@ -93,6 +93,23 @@ def test_lava_command_bad_block_is_one_clear_line(capsys):
     assert len(err) == 1 and "has 4 blocks" in err[0]
 
 
+def test_convert_reads_a_shared_config_with_tables_of_every_command(tmp_path):
+    """Every command's table may sit in one file: the command names come from the parser (an [evaluate] table once
+    made `convert --config` fail with "unknown field(s) ['evaluate']")."""
+    import json
+
+    from spikemfm.cli.main import all_options, build_parser
+
+    cfg = tmp_path / "shared.toml"
+    tables = "".join(f"[{name}]\n" for name in all_options(build_parser()) if name != "convert")
+    cfg.write_text('timesteps = 4\n[convert]\nmodel = "tiny-clip-fmnist"\ntower = "text"\nbits = 6\n'
+                   'calib_samples = 8\neval_samples = 2\n[evaluate]\ninputs = 20\ndata-set = "sentences"\n' + tables
+                   .replace("[evaluate]\n", ""))
+    out = tmp_path / "cv"
+    assert main(["convert", "--config", str(cfg), "--out", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "summary.json").read_text())["config"]["bits"] == 6
+
+
 def test_convert_then_simulate_from_a_toml_config(tmp_path, capsys):
     import json
 
@@ -127,7 +144,7 @@ def test_cli_errors_are_one_clear_line(tmp_path, capsys):
 
 
 def test_report_collects_saved_tables_with_their_provenance(tmp_path, capsys):
-    from spikemfm.io import save_table
+    from spikemfm.core.io import save_table
 
     save_table(tmp_path / "res" / "a", "t1", [{"x": 1, "y": 0.5}], {"seed": 3}, "Table one")
     (tmp_path / "res" / "a" / "plot.png").write_bytes(b"\x89PNG")
@@ -144,7 +161,7 @@ def test_report_collects_saved_tables_with_their_provenance(tmp_path, capsys):
 
 
 def test_report_draws_the_speed_plots_from_saved_tables(tmp_path):
-    from spikemfm.io import save_table
+    from spikemfm.core.io import save_table
 
     save_table(tmp_path / "res" / "b", "simulation_speed",
                [{"max_spikes_per_step": m, "T": t, "ratio_snn_over_T_x_fp32": r}
@@ -162,14 +179,15 @@ def test_report_draws_the_speed_plots_from_saved_tables(tmp_path):
 
 
 def _energy_args(tmp_path, text: str, *flags: str):
-    from spikemfm.cli import _subparser, build_parser
-    from spikemfm.cli_config import apply_config
+    from spikemfm.cli.main import all_options, build_parser, subparser
+    from spikemfm.cli.config import apply_config
 
     cfg = tmp_path / "run.toml"
     cfg.write_text(text)
     argv = ["energy", "--config", str(cfg), *flags]
     parser = build_parser()
-    return apply_config(_subparser(parser, "energy"), parser.parse_args(argv), argv, "energy")
+    others = {k: v for k, v in all_options(parser).items() if k != "energy"}
+    return apply_config(subparser(parser, "energy"), parser.parse_args(argv), argv, "energy", others)
 
 
 def test_toml_config_fills_options_and_flags_override_it(tmp_path):

@@ -62,23 +62,23 @@ def test_binary_toml_names_the_file(tmp_path, capsys):
 
 
 def test_the_readme_shared_config_is_taken_by_every_command(tmp_path):
-    from spikemfm.cli import _all_options, _subparser, build_parser
-    from spikemfm.cli_config import apply_config
-    from spikemfm.jobs import job_from_toml
+    from spikemfm.cli.main import all_options, build_parser, subparser
+    from spikemfm.cli.config import apply_config
+    from spikemfm.app.jobs import job_from_toml
 
     cfg = tmp_path / "runs.toml"
     cfg.write_text('timesteps = 16\n[energy]\nprofile = ["horowitz45", "loihi"]\nmax-spikes = "graded"\n'
                    '[lava]\npart = "mlp"\n[convert]\nbits = 6\n')
     parser = build_parser()
-    every = _all_options(parser)
+    every = all_options(parser)
     got = {}
     for cmd in ("demo", "energy", "simulate", "lava", "report"):
         argv = [cmd, *(["m.pt"] if cmd == "simulate" else []), "--config", str(cfg)]
-        got[cmd] = apply_config(_subparser(parser, cmd), parser.parse_args(argv), argv, cmd,
+        got[cmd] = apply_config(subparser(parser, cmd), parser.parse_args(argv), argv, cmd,
                                 {k: v for k, v in every.items() if k != cmd})
     assert got["demo"].timesteps == [16] and got["energy"].timesteps == 16 and got["lava"].part == "mlp"
     assert got["energy"].profile == ["horowitz45", "loihi"] and got["energy"].max_spikes == "graded"
-    job = job_from_toml(cfg, {}, set().union(*every.values()))
+    job = job_from_toml(cfg, {}, set().union(*every.values()), commands=tuple(every))
     assert job.timesteps == 16 and job.bits == 6
 
 
@@ -94,7 +94,7 @@ def test_a_bad_out_is_refused_before_any_work(tmp_path, capsys, command, where):
 
 
 def test_report_out_that_is_a_folder_is_refused_before_plotting(tmp_path, capsys):
-    from spikemfm.io import save_table
+    from spikemfm.core.io import save_table
 
     save_table(tmp_path / "res", "mixed_vs_uniform", [{"model": "m", "budget_bits": 4, "uniform_cosine_to_fp32": 0.9,
                                                        "mixed_cosine_to_fp32": 0.95}], {}, "Mixed")
@@ -138,7 +138,7 @@ def test_empty_profile_list_in_a_config_is_refused(tmp_path, capsys):
 
 
 def test_a_profile_name_cannot_write_outside_out(tmp_path, capsys):
-    src = (__import__("spikemfm.energy.profiles", fromlist=["x"]).PROFILE_DIR / "loihi.toml").read_text()
+    src = (__import__("spikemfm.hardware.profiles", fromlist=["x"]).PROFILE_DIR / "loihi.toml").read_text()
     prof = tmp_path / "evil.toml"
     prof.write_text(src.replace('name = "loihi"', 'name = "x/../../../ESCAPED_loihi"', 1))
     out = tmp_path / "a" / "b" / "out"
@@ -248,7 +248,7 @@ def test_disk_full_while_saving_leaves_the_previous_set_and_says_so(tmp_path, ca
 
 
 def test_leftovers_of_a_killed_writer_are_removed_by_the_next(tmp_path):
-    from spikemfm.io import output_set, write_json
+    from spikemfm.core.io import output_set, write_json
 
     dead = 2 ** 30  # above any pid_max: no such process
     (tmp_path / f".model.snn.pt.{dead}.tmpabc123").write_bytes(b"partial")
@@ -262,7 +262,7 @@ def test_leftovers_of_a_killed_writer_are_removed_by_the_next(tmp_path):
 
 
 def test_a_failure_inside_an_output_set_writes_nothing(tmp_path):
-    from spikemfm.io import output_set, write_json
+    from spikemfm.core.io import output_set, write_json
 
     out = tmp_path / "out"
     with pytest.raises(KeyError):
@@ -273,7 +273,7 @@ def test_a_failure_inside_an_output_set_writes_nothing(tmp_path):
 
 
 def test_a_non_utf8_name_still_writes_the_whole_table(tmp_path):
-    from spikemfm.io import save_table
+    from spikemfm.core.io import save_table
 
     name = os.fsdecode(b"model-\xff.snn.pt")  # a surrogate escape, as Python reads a non-UTF-8 path
     save_table(tmp_path, "simulate", [{"T": 1, "file": name}], {"model_file": name}, f"simulate {name}")
@@ -282,7 +282,7 @@ def test_a_non_utf8_name_still_writes_the_whole_table(tmp_path):
 
 
 def test_report_on_malformed_tables_is_one_line_and_keeps_the_old_report(tmp_path, capsys):
-    from spikemfm.io import save_table
+    from spikemfm.core.io import save_table
 
     res = tmp_path / "res"
     save_table(res / "a", "mixed_vs_uniform", [{"model": "m", "budget_bits": 4, "uniform_cosine_to_fp32": 0.9,

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 import spikemfm
-from spikemfm.convert import ConvertConfig, MixedPrecisionConfig, QuantConfig, convert, quantize
+from spikemfm.convert import ConvertConfig, MixedPrecisionConfig, QuantConfig, quantize
+from spikemfm.snn import convert
 from spikemfm.errors import ConfigError, DataError, ModelLoadError
-from spikemfm.serialize import save_converted
+from spikemfm.snn.serialize import save_converted
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +167,7 @@ def test_a_gzip_bomb_is_read_no_further_than_its_header_says(tmp_path):
 
 
 def _resigned(tmp_path, snn, edit):
-    from spikemfm.serialize import digest
+    from spikemfm.snn.serialize import digest
 
     path = save_converted(snn, tmp_path / "m.snn.pt", {"job": {"model": "timm:vit_tiny_patch16_224"}})
     payload = torch.load(path, weights_only=False)
@@ -185,7 +186,7 @@ def _resigned(tmp_path, snn, edit):
     (lambda p: p["meta"].update(input={"size": 8}), "invalid metadata"),
 ])
 def test_crafted_metadata_is_one_clear_error(tmp_path, small, edit, fragment):
-    from spikemfm.jobs import load_saved
+    from spikemfm.app.jobs import load_saved
 
     path = _resigned(tmp_path, small[2], edit)
     with pytest.raises(ModelLoadError, match=fragment) as exc:
@@ -197,7 +198,7 @@ def test_an_open_clip_text_tower_tokenizer_never_fetches(tmp_path, monkeypatch):
     """A saved open_clip text tower whose tokenizer lives on the hub: loading it must not ask the network."""
     import huggingface_hub.constants as constants
 
-    from spikemfm.jobs import ConvertJob, saved_tokenizer
+    from spikemfm.app.jobs import ConvertJob, saved_tokenizer
 
     seen = []
     import open_clip
@@ -248,12 +249,12 @@ def test_a_signal_to_the_cli_kills_the_worker_and_its_children(tmp_path, sig, co
     pidfile = tmp_path / "pid"
     script = (
         "import signal, subprocess, sys\n"
-        "from spikemfm.cli import _Terminated, _terminate\n"
+        "from spikemfm.cli.main import Terminated, terminate\n"
         "from spikemfm.neuromorphic.isolate import run_isolated\n"
-        "signal.signal(signal.SIGTERM, _terminate)\n"
+        "signal.signal(signal.SIGTERM, terminate)\n"
         "try:\n"
         f"    run_isolated(subprocess.run, dict(args=['sh', '-c', 'echo $$ > {pidfile}; exec sleep 300']), 600)\n"
-        "except _Terminated:\n    sys.exit(143)\n"
+        "except Terminated:\n    sys.exit(143)\n"
         "except KeyboardInterrupt:\n    sys.exit(130)\n")
     proc = subprocess.Popen([sys.executable, "-c", script])
     try:

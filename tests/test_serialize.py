@@ -5,9 +5,10 @@ import pytest
 import torch
 
 import spikemfm
-from spikemfm.convert import ConvertConfig, MixedPrecisionConfig, convert, quantize
+from spikemfm.convert import ConvertConfig, MixedPrecisionConfig, quantize
+from spikemfm.snn import convert
 from spikemfm.errors import ModelLoadError
-from spikemfm.serialize import load_converted, save_converted
+from spikemfm.snn.serialize import load_converted, save_converted
 
 
 def test_round_trip_gives_identical_outputs(tmp_path):
@@ -108,7 +109,7 @@ def _fractional_weight(payload):
 ])
 def test_a_crafted_file_with_a_valid_digest_is_still_validated(tmp_path, edit, match):
     """A file re-signed after editing passes the digest; its structure and weights are still checked."""
-    from spikemfm.serialize import digest
+    from spikemfm.snn.serialize import digest
 
     path = _small_saved(tmp_path)
     payload = torch.load(path, weights_only=False)
@@ -123,7 +124,7 @@ def test_a_saved_models_metadata_never_makes_spikemfm_fetch(tmp_path, monkeypatc
     """Issue 15: metadata naming hf:<remote repo> made `simulate` contact the hub; now only local files are read."""
     import transformers
 
-    from spikemfm.jobs import load_saved
+    from spikemfm.app.jobs import load_saved
     from spikemfm.models.text import small_bert
 
     ids = torch.randint(0, 1000, (2, 6))

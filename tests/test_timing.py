@@ -1,6 +1,6 @@
 import pytest
 
-from spikemfm.timing import best_time, median_time, run_times
+from spikemfm.core.timing import best_time, median_time, run_times
 
 
 def test_timing_helpers_time_every_call():

@@ -206,7 +206,8 @@ def all_cases() -> Iterator[Case]:
 
 def _convert(module: Any, x: Any) -> dict[str, Any]:
     """Converts one module; the figures of a ``converts`` row (raises what the conversion raises)."""
-    from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
+    from spikemfm.convert import ConvertConfig, QuantConfig, quantize
+    from spikemfm.snn import convert
     from spikemfm.ir import as_inputs, extractor_for
     from spikemfm.snn import simulate
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spikemfm.checks import check_field_types
+from spikemfm.core.checks import check_field_types
 from spikemfm.app.inputs import InputSpec
 from spikemfm.errors import ConfigError, DataError
 
@@ -37,7 +37,7 @@ class DataSource:
                               "of sentences (one per line)")
 
 
-def _fit(x: torch.Tensor, spec: InputSpec) -> tuple[torch.Tensor, list[str]]:
+def fit_images(x: torch.Tensor, spec: InputSpec) -> tuple[torch.Tensor, list[str]]:
     """Pixels in [0, 1] (B, C, H, W) → the tower's channels, size and normalisation."""
     notes = []
     if x.shape[1] != spec.channels:
@@ -118,7 +118,7 @@ def real_batches(graph: Any, spec: InputSpec | None, tokenizer: Any, split: str,
         if spec is None:
             raise ConfigError(f"{graph.name}: an image tower needs its InputSpec (spikemfm.app.input_spec)")
         x, what = _images(data, split, n)
-        x, notes = _fit(x, spec)
+        x, notes = fit_images(x, spec)
         return list(x.split(batch)), "; ".join([what, *notes])
     if tokenizer is None:
         raise ConfigError(f"{graph.name}: a text tower needs its tokenizer; load it by name (e.g. minilm, hf:<folder>)")

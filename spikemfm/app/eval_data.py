@@ -9,7 +9,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from spikemfm.app.data import DataSource, _fit, real_batches
+from spikemfm.app.data import DataSource, fit_images, real_batches
 from spikemfm.errors import ConfigError, DataError
 
 
@@ -34,7 +34,7 @@ def _labelled(split: Any, name: str, spec: Any, n: int, batch: int) -> EvalData:
     if n > len(split):
         raise DataError(f"data {name}: {n} inputs asked, the split has {len(split)}")
     x, y = split.subset(n, seed=0).tensors(normalize=False)
-    x, notes = _fit(x, spec)
+    x, notes = fit_images(x, spec)
     return EvalData(list(x.split(batch)), y, "; ".join([f"{name}, {n} images (seeded subset)", *notes]))
 
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from spikemfm import distributed
+from spikemfm.app import distributed
 from spikemfm.app.eval_data import EvalData, batch_size, class_scores, load_eval_data
 from spikemfm.errors import ConfigError
 
@@ -70,7 +70,7 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def _stats(sim: Any) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
     """Every layer's per-step series (sums over the batch's inputs)."""
-    from spikemfm.snn.simulate import per_step_fields
+    from spikemfm.snn.record import per_step_fields
 
     # plain-str layer names: a record must load with torch.load(weights_only=True) (no spikemfm classes)
     return {group: {str(k): {f: getattr(v, f).double() for f in per_step_fields(v)}
@@ -146,7 +146,7 @@ def fingerprint(model_file: Path, cfg: EvalConfig) -> str:
 def _records(snn: Any, qann: Any, data: EvalData, score: Callable | None, cfg: EvalConfig, folder: Path,
              world: distributed.World, progress: bool) -> dict[int, dict[str, Any]]:
     """This rank's batches: loaded where a partial result exists, else simulated and saved atomically."""
-    from spikemfm.io import atomic_write_bytes
+    from spikemfm.core.io import atomic_write_bytes
 
     mine = list(range(world.rank, len(data.batches), world.size))
     starts = [0]
@@ -226,7 +226,7 @@ def layer_rows(agg: Any) -> list[dict[str, Any]]:
 def _model_file(model: str, source: dict[str, Any], out: Path, world: distributed.World, progress: bool) -> Path:
     """The saved model to evaluate: ``model`` itself when it is a file, else the named model converted once (by
     rank 0) into ``OUT/.partial/model`` — kept, so that a resumed run reuses it when the options are the same."""
-    from spikemfm.jobs import ConvertJob, run_convert
+    from spikemfm.app.jobs import ConvertJob, run_convert
 
     if model.endswith(".pt") or Path(model).is_file():
         return Path(model)
@@ -234,7 +234,7 @@ def _model_file(model: str, source: dict[str, Any], out: Path, world: distribute
     wanted = json.dumps({"model": model, **{k: v for k, v in source.items() if v is not None}}, sort_keys=True)
     stamp = folder / "source.json"
     if world.main and not (stamp.exists() and stamp.read_text() == wanted and (folder / "model.snn.pt").exists()):
-        from spikemfm.io import atomic_write_text
+        from spikemfm.core.io import atomic_write_text
 
         shutil.rmtree(folder, ignore_errors=True)
         fields_ = {k: v for k, v in source.items() if v is not None}
@@ -250,8 +250,8 @@ def run_evaluate(model: str, cfg: EvalConfig, out: str | Path, source: dict[str,
     fields) on ``cfg``; under ``torchrun`` every rank takes its share. Rank 0 writes the results into ``out`` and
     returns the rows; other ranks return None."""
     from spikemfm.convert.qann import QuantizedModel
-    from spikemfm.io import check_out_dir, output_set, save_table
-    from spikemfm.jobs import load_saved
+    from spikemfm.core.io import check_out_dir, output_set, save_table
+    from spikemfm.app.jobs import load_saved
     from spikemfm.snn import simulate
     from spikemfm.snn.device import to_device
 

@@ -1,6 +1,6 @@
 """``spikemfm demo --model <any supported model>``: the user's float module → QANN → SNN on real data.
 
-The bundled tiny CLIP has labels and prompts, so its demo reports zero-shot accuracy (:mod:`spikemfm.demo`).
+The bundled tiny CLIP has labels and prompts, so its demo reports zero-shot accuracy (:mod:`spikemfm.app.demo`).
 Any other tower is judged against itself: the QANN against the user's float module (cosine; top-1 agreement for
 classifiers), and the SNN at each T against the QANN (the fraction of inputs whose accumulated output already
 equals the QANN's, and the cosine with the float module).
@@ -46,13 +46,14 @@ def _stage_rows(ref: torch.Tensor, qann: torch.Tensor, snn: torch.Tensor, timest
 
 def run_model_demo(job: Any, timesteps: tuple[int, ...], n_inputs: int, batch_size: int,
                    progress: bool = True) -> tuple[list[dict[str, Any]], str]:
-    """Converts ``job``'s model (a :class:`~spikemfm.jobs.ConvertJob`) and compares FP32, QANN and SNN on
+    """Converts ``job``'s model (a :class:`~spikemfm.app.jobs.ConvertJob`) and compares FP32, QANN and SNN on
     ``n_inputs`` real test inputs. Returns one row per stage / T (``inputs`` and ``seconds`` included) and a note
     saying which data was used."""
-    from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
+    from spikemfm.convert import ConvertConfig, QuantConfig, quantize
+    from spikemfm.snn import convert
     from spikemfm.convert.qann import as_graph
     from spikemfm.ir import as_inputs, extractor_for
-    from spikemfm.jobs import load_tower
+    from spikemfm.app.jobs import load_tower
     from spikemfm.snn import simulate
 
     from spikemfm.errors import ConfigError

@@ -22,7 +22,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from spikemfm.convert import ConvertConfig, convert
+from spikemfm.convert import ConvertConfig
+from spikemfm.snn import convert
 from spikemfm.energy import Profile, counts_updates, dense_energy, estimate_energy, load_profile
 from spikemfm.energy.delta import INPUT, delta_shares, dense_delta_energy
 from spikemfm.errors import ConfigError, DataError
@@ -33,13 +34,13 @@ def video_inputs(video: str, spec, frames: int, stride: int = 1, batch: int = 1)
     """Real video frames as a stream for an image tower of input ``spec`` (:class:`~spikemfm.app.InputSpec`):
     (F, batch, C, size, size), grey or RGB as the tower takes, normalised like its training data; ``batch`` > 1
     puts consecutive stretches of the video side by side (frame f of stream b is video frame b·F + f)."""
-    from spikemfm.app.data import _fit
+    from spikemfm.app.data import fit_images
     from spikemfm.data import video_frames
 
     raw = video_frames(video, spec.size, gray=spec.channels == 1, max_frames=frames * batch, stride=stride)
     if len(raw) < frames * batch:
         raise DataError(f"video {video!r}: {len(raw)} frames decoded at stride {stride}, {frames * batch} needed")
-    x, notes = _fit(raw, spec)
+    x, notes = fit_images(raw, spec)
     return x.reshape(batch, frames, *x.shape[1:]).transpose(0, 1).contiguous(), notes
 
 
@@ -140,8 +141,8 @@ def run_stream(model_file, video: str, frames: int, steps_per_frame: int | str, 
                out, max_steps: int = 64, stride: int = 1) -> tuple[list[dict], dict]:
     """``spikemfm stream``: a saved image tower over ``frames`` frames of ``video``; writes ``stream.{json,csv,md}``
     (the summary) and ``frames.{json,csv,md}`` into ``out`` as one set. Returns (frame rows, summary)."""
-    from spikemfm.io import check_out_dir, output_set, save_table
-    from spikemfm.jobs import load_saved
+    from spikemfm.core.io import check_out_dir, output_set, save_table
+    from spikemfm.app.jobs import load_saved
     from spikemfm.convert.qann import QuantizedModel
 
     check_out_dir(out)
@@ -160,3 +161,23 @@ def run_stream(model_file, video: str, frames: int, steps_per_frame: int | str, 
         save_table(stage, "stream", [summary], config, f"stream of {video} through {job.model}: steady state")
         save_table(stage, "frames", rows, config, f"every frame of {video} through {job.model}")
     return rows, summary
+
+
+def stream_agreement_job(video: str, frames: int, steps_per_frame: int, parts: list[tuple[str, int]],
+                         precisions: list[str], bits: int = 8, max_spikes: int | None = 16,
+                         frac_bits: int = 16) -> list[dict[str, Any]]:
+    """Lava vs PyTorch on a stream: the bundled tiny CLIP's image tower over ``frames`` consecutive real frames
+    of ``video`` (normalised like its training data), each held ``steps_per_frame`` steps with every process's
+    state kept across frames. Plain dicts, for :func:`~spikemfm.neuromorphic.isolate.run_isolated`."""
+    from spikemfm.app import input_spec
+    from spikemfm.models.tiny_clip import load_tiny_clip
+    from spikemfm.neuromorphic.fixed import FixedPointConfig
+    from spikemfm.neuromorphic.parts import Part
+    from spikemfm.neuromorphic.verify import check_agreement
+
+    snn, _ = converted_model("tiny-clip-image", 1, bits, max_spikes, 0)  # the same model as the static agreement
+    x, _ = video_inputs(video, input_spec(load_tiny_clip().visual, snn.graph), frames)
+    fixed = FixedPointConfig(frac_bits=frac_bits)
+    return [asdict(check_agreement(snn, x, Part(kind, block), frames * steps_per_frame, precision, fixed,
+                                   steps_per_frame=steps_per_frame))
+            for kind, block in parts for precision in precisions]

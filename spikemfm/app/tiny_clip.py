@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from spikemfm.convert import ConvertConfig, QuantConfig, QuantizedModel, SpikingModel, convert, quantize
+from spikemfm.convert import ConvertConfig, QuantConfig, QuantizedModel, quantize
+from spikemfm.snn import SpikingModel, convert
 from spikemfm.data import ImageSplit, load_fashion_mnist, load_sentences
-from spikemfm.evaluate import zero_shot_accuracy
+from spikemfm.app.zero_shot import zero_shot_accuracy
 from spikemfm.models.tiny_clip import PROMPT_CLASSNAMES, TEMPLATES, TinyCLIP
 from spikemfm.snn import simulate
 

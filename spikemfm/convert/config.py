@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from spikemfm.checks import check_field_types
+from spikemfm.core.checks import check_field_types
 from spikemfm.errors import ConfigError
 from spikemfm.ir.nodes import Point, Role
 from spikemfm.quant.neurons import NEURON_MODELS, NeuronModel

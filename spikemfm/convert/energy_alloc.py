@@ -69,7 +69,7 @@ def spike_counts(quant, values: torch.Tensor, neurons: int) -> tuple[float, floa
 
 def _per_spike(profile, point: str, uses: tuple[Consumer, ...], bits: int, weight_bits: dict[str, int]) -> float:
     """pJ one spike (message) of ``point`` at ``bits`` costs where it goes, routing included."""
-    from spikemfm.energy import costs as C
+    from spikemfm.hardware import costs as C
 
     graded = profile.messages == "graded"
     total = []

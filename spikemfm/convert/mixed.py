@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikemfm.checks import check_field_types
+from spikemfm.core.checks import check_field_types
 from spikemfm.convert.config import CLIP_METHODS, MAX_BITS, MIN_BITS, QuantConfig, check_precision
 from spikemfm.convert.energy_alloc import knob_energy, layer_weight_bits
 from spikemfm.convert.sensitivity import Knob, Sensitivity
@@ -103,7 +103,7 @@ class MixedPrecisionConfig:
             raise ConfigError("MixedPrecisionConfig: give act_budget (bits) or energy_budget_nj (energy), not both")
         if self.energy_budget_nj <= 0:
             raise ConfigError(f"MixedPrecisionConfig.energy_budget_nj={self.energy_budget_nj}: must be positive")
-        from spikemfm.energy.profiles import load_profile
+        from spikemfm.hardware.profiles import load_profile
 
         try:
             load_profile(self.energy_profile)
@@ -191,7 +191,7 @@ class BitAllocation:
 
     def save(self, out_dir: str | Path, stem: str = "bit_report") -> str:
         """Writes the per-layer bit report as ``stem``.json (with summary, config, git commit), .csv and .md."""
-        from spikemfm.io import save_table
+        from spikemfm.core.io import save_table
 
         return save_table(Path(out_dir), stem, self.rows(), asdict(self.config),
                           f"per-layer bits ({self.sensitivity.measure})", extra={"summary": self.summary})
@@ -226,7 +226,7 @@ def _bit_budget(sens: Sensitivity, cfg: MixedPrecisionConfig, kind: str) -> dict
 def _energy_budget(sens: Sensitivity, cfg: MixedPrecisionConfig,
                    weight_bits: dict[tuple[str, str], int]) -> tuple[dict[tuple[str, str], int], dict[str, float]]:
     """Activation bits under ``cfg.energy_budget_nj`` on ``cfg.energy_profile``, and the energy summary."""
-    from spikemfm.energy.profiles import load_profile
+    from spikemfm.hardware.profiles import load_profile
 
     if not sens.spikes:
         raise ConfigError("energy_budget_nj needs a sensitivity analysis with spike counts; run analyze() again "

@@ -25,7 +25,7 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from spikemfm.checks import check_field_types
+from spikemfm.core.checks import check_field_types
 from spikemfm.convert.qann import as_graph
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine

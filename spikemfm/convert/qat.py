@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable
 import torch
 from tqdm.auto import tqdm
 
-from spikemfm.checks import check_field_types
+from spikemfm.core.checks import check_field_types
 from spikemfm.convert.qann import QuantizedModel, build_qparams
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine

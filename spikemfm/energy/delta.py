@@ -24,8 +24,8 @@ from typing import Any
 import torch
 
 from spikemfm.convert.qann import QANNOps
-from spikemfm.energy.model import _Acc, _dense, _profiles
-from spikemfm.energy.profiles import Profile
+from spikemfm.energy.model import Acc, dense_work, profiles_for
+from spikemfm.hardware.profiles import Profile
 from spikemfm.energy.workload import LayerWork, layer_work
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
@@ -127,12 +127,12 @@ def dense_delta_energy(sim: SimResult, profile: Profile | str | Path, bits: int,
                        shares: dict[str, float]) -> tuple[float | None, list[str]]:
     """(pJ, missing terms) of one frame on the dense delta accelerator at ``bits``, given the frame's
     :func:`delta_shares` row; priced like :func:`spikemfm.energy.dense_energy` (the profile's dense reference)."""
-    _, dp = _profiles(profile)
+    _, dp = profiles_for(profile)
     net = sim.netlist if sim.netlist is not None else build_netlist(sim.graph)
-    acc = _Acc()
+    acc = Acc()
     for w in layer_work(sim):
         r = _share(w, net, shares)
         scaled = replace(w, dense_macs=w.dense_macs * r, act_elements=w.act_elements * r,
                          dense_elements=w.dense_elements * r, weights=w.weights if r > 0 else 0.0)
-        acc.merge(_dense(dp, scaled, bits))
+        acc.merge(dense_work(dp, scaled, bits))
     return acc.value, sorted(acc.missing)

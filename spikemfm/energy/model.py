@@ -5,8 +5,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spikemfm.energy import costs as C
-from spikemfm.energy.profiles import Profile, load_profile
+from spikemfm.hardware import costs as C
+from spikemfm.hardware.profiles import Profile, load_profile
 from spikemfm.energy.workload import LayerWork, layer_work, steps_run
 from spikemfm.errors import ConfigError
 from spikemfm.snn.simulate import SimResult
@@ -19,7 +19,7 @@ def baseline_bits(timesteps: int) -> dict[str, int]:
     return {"fp32": 32, "int8": 8, "qann_bitmatched": max(2, math.ceil(math.log2(timesteps + 1)))}
 
 
-class _Acc:
+class Acc:
     """Sums costs and collects the names of missing terms."""
 
     def __init__(self) -> None:
@@ -35,7 +35,7 @@ class _Acc:
         else:
             self.total += count * value
 
-    def merge(self, other: "_Acc") -> None:
+    def merge(self, other: "Acc") -> None:
         """Adds another sum's priced part and its missing terms."""
         self.total += other.total
         self.missing |= other.missing
@@ -45,7 +45,7 @@ class _Acc:
         return None if self.missing else self.total
 
 
-def _snn(p: Profile, w: LayerWork, dp: Profile) -> tuple[_Acc, _Acc]:
+def _snn(p: Profile, w: LayerWork, dp: Profile) -> tuple[Acc, Acc]:
     """(all SNN energy, the part that scales with the spike rate) of one layer.
 
     Unit-message profiles pay one synaptic op per unit spike and target and route every unit spike; graded
@@ -53,10 +53,10 @@ def _snn(p: Profile, w: LayerWork, dp: Profile) -> tuple[_Acc, _Acc]:
     once, whatever its payload. The analog encoding layer runs once, in fp32, on the dense path of ``dp`` (the
     profile itself, or the accelerator a spiking chip's dense work is priced on: a chip has no fp32 MACs).
     """
-    acc, rate = _Acc(), _Acc()
+    acc, rate = Acc(), Acc()
     graded = p.messages == "graded"
     if w.kind == "encoding":  # the analog input layer: the same fp32 MACs and traffic as a dense layer
-        return _dense(dp, w, 32), rate
+        return dense_work(dp, w, 32), rate
     if w.kind in RATE_DEPENDENT:
         if graded:
             count, cost = w.event_sops, C.graded_synop(p)
@@ -88,8 +88,8 @@ def _idle_updates(p: Profile, w: LayerWork) -> float:
     return w.updated_neuron_steps - w.active_neuron_steps
 
 
-def _dense(p: Profile, w: LayerWork, bits: int) -> _Acc:
-    acc = _Acc()
+def dense_work(p: Profile, w: LayerWork, bits: int) -> Acc:
+    acc = Acc()
     if w.kind in ("encoding", "synapse", "spike_product"):
         acc.add(w.dense_macs, C.mac(p, bits))
         acc.add(w.weights, C.mem(p, bits, "weights"))
@@ -200,7 +200,7 @@ def _nj(v: float | None, missing: list[str] | None = None) -> float | str | None
     return f">= {v / 1000.0:.4g} (incomplete)" if missing else round(v / 1000.0, 3)
 
 
-def _profiles(profile: Profile | str | Path) -> tuple[Profile, Profile]:
+def profiles_for(profile: Profile | str | Path) -> tuple[Profile, Profile]:
     """(the profile, the profile its dense baselines are priced on: its ``dense_reference`` or itself)."""
     p = profile if isinstance(profile, Profile) else load_profile(profile)
     return p, load_profile(p.dense_reference) if p.dense_reference else p
@@ -209,18 +209,18 @@ def _profiles(profile: Profile | str | Path) -> tuple[Profile, Profile]:
 def estimate_energy(sim: SimResult, profile: Profile | str | Path) -> EnergyReport:
     """Prices a simulation's work on a hardware profile against the dense baselines (priced on the profile's
     ``dense_reference`` when it names one: a spiking chip has no dense path)."""
-    p, dp = _profiles(profile)
+    p, dp = profiles_for(profile)
     works = layer_work(sim)
     bl = baseline_bits(sim.timesteps)
     rep = EnergyReport(p.name, sim.timesteps, bl, dp.name, p.messages, p.neuron_updates, steps_run(sim))
-    snn_all, rate_all = _Acc(), _Acc()
-    dense_all = {b: _Acc() for b in bl}
+    snn_all, rate_all = Acc(), Acc()
+    dense_all = {b: Acc() for b in bl}
     spikes = steps = 0.0
     for w in works:
         s, r = _snn(p, w, dp)
         snn_all.merge(s)
         rate_all.merge(r)
-        dense = {b: _dense(dp, w, bits) for b, bits in bl.items()}
+        dense = {b: dense_work(dp, w, bits) for b, bits in bl.items()}
         for b, d in dense.items():
             dense_all[b].merge(d)
         rate = be = None
@@ -249,8 +249,8 @@ def estimate_energy(sim: SimResult, profile: Profile | str | Path) -> EnergyRepo
 def dense_energy(sim: SimResult, profile: Profile | str | Path, bits: int) -> tuple[float | None, list[str]]:
     """(pJ per inference, missing terms) of a dense ANN at ``bits`` running the simulated tower's graph once,
     priced on the profile's dense reference (or the profile itself): the dense rows of a search, at any width."""
-    _, dp = _profiles(profile)
-    acc = _Acc()
+    _, dp = profiles_for(profile)
+    acc = Acc()
     for w in layer_work(sim):
-        acc.merge(_dense(dp, w, bits))
+        acc.merge(dense_work(dp, w, bits))
     return acc.value, sorted(acc.missing)

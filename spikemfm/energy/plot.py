@@ -5,7 +5,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from spikemfm.energy.model import EnergyReport
-from spikemfm.io import save_figure
+from spikemfm.core.io import save_figure
 
 
 def plot_breakdown(report: EnergyReport, path: Path, title: str = "") -> Path:

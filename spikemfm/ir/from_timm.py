@@ -57,7 +57,7 @@ def _timm_block(path: str, blk: nn.Module) -> N.Block:
                    layernorm(f"{path}.norm2", blk.norm2), mlp)
 
 
-def _patch_embed(m: nn.Module) -> N.PatchEmbed:
+def patch_embed(m: nn.Module) -> N.PatchEmbed:
     """The encoding: patch convolution, class / distillation / register tokens, positions, ``norm_pre``."""
     if type(m.patch_embed).__name__ != "PatchEmbed" or getattr(m.patch_embed, "backbone", None) is not None:
         raise unsupported("patch_embed", m.patch_embed, "only timm's PatchEmbed (a patch convolution of the image) "
@@ -103,7 +103,7 @@ def _distilled_head(m: nn.Module) -> N.Linear:
     return N.Linear("head", torch.cat([w0, w1], dim=1) / 2, bias)
 
 
-def _attn_pool(ap: nn.Module, skip: int) -> N.AttnPool:
+def attn_pool(ap: nn.Module, skip: int) -> N.AttnPool:
     """timm ``AttentionPoolLatent`` (``global_pool='map'``) as an :class:`~spikemfm.ir.nodes.AttnPool`."""
     path = "attn_pool"
     if type(ap).__name__ != "AttentionPoolLatent":
@@ -142,7 +142,7 @@ def from_timm_vit(m: nn.Module, name: str = "timm-vit") -> N.EncoderGraph:
         raise unsupported("", m, f"global_pool={m.global_pool!r} unsupported (token, avg or map)")
     if distilled and (m.global_pool != "token" or m.cls_token is None):
         raise unsupported("", m, "a distilled DeiT reads its class and distillation tokens: global_pool='token'")
-    embed = _patch_embed(m)
+    embed = patch_embed(m)
     blocks = tuple(_timm_block(f"blocks.{i}", b) for i, b in enumerate(m.blocks))
     after = not isinstance(m.fc_norm, nn.Identity)  # timm applies fc_norm after pooling, norm before
     if after and not isinstance(m.norm, nn.Identity):
@@ -154,7 +154,7 @@ def from_timm_vit(m: nn.Module, name: str = "timm-vit") -> N.EncoderGraph:
         pool, prefix, head = "concat_prefix", 2, _distilled_head(m)
     elif m.global_pool == "map":
         pool, prefix = "map", 0
-        attn_pool = _attn_pool(m.attn_pool, 0 if getattr(m, "pool_include_prefix", False) else
+        attn_pool = attn_pool(m.attn_pool, 0 if getattr(m, "pool_include_prefix", False) else
                                int(m.num_prefix_tokens))
         head = None if isinstance(m.head, nn.Identity) else linear("head", m.head)
     else:

@@ -58,7 +58,7 @@ class Point(str):
         self.owner, self.role = owner, role
         return self
 
-    def __reduce__(self):  # copies and pickles keep the role (spikemfm.serialize stores plain strings)
+    def __reduce__(self):  # copies and pickles keep the role (spikemfm.snn.serialize stores plain strings)
         return (Point, (self.owner, self.role))
 
 

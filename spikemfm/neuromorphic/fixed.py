@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from spikemfm.checks import check_field_types
+from spikemfm.core.checks import check_field_types
 from spikemfm.quant.neurons import NeuronModel, SignedIF
 from spikemfm.quant.params import QParams
 from spikemfm.errors import ConfigError

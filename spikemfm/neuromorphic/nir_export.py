@@ -23,7 +23,7 @@ import numpy as np
 
 from spikemfm.snn.model import SpikingModel
 from spikemfm.errors import ConfigError
-from spikemfm.io import atomic_path
+from spikemfm.core.io import atomic_path
 from spikemfm.ir import nodes as N
 from spikemfm.ir.netlist import build_netlist
 

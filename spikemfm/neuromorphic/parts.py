@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from spikemfm.checks import check_field_types
+from spikemfm.core.checks import check_field_types
 from spikemfm.convert.qann import QANNOps
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine

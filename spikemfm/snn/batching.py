@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import torch
 
+from spikemfm.snn.record import per_step_fields
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 
@@ -53,8 +54,6 @@ def slice_inputs(x: engine.Inputs, start: int, stop: int) -> engine.Inputs:
 
 def _sum_stats(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Per-layer statistics summed over batch chunks (per-step series added; the rest taken from the first)."""
-    from spikemfm.snn.simulate import per_step_fields
-
     out = {}
     for part in parts:
         for key, stats in part.items():

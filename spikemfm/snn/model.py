@@ -1,7 +1,7 @@
 """``convert``: QANN → SNN of signed integrate-and-fire neurons with spike-based attention.
 
 Beside the runtime that runs it: :mod:`spikemfm.snn` builds on :mod:`spikemfm.convert` (the QANN), never the
-other way round (``spikemfm.convert.convert`` / ``SpikingModel`` are re-exported from here on first use).
+other way round.
 """
 from __future__ import annotations
 

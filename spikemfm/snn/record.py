@@ -1,7 +1,8 @@
 """Per-layer, per-step activity counters of a simulation."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -226,3 +227,18 @@ class Recorder:
         synapses = {k: SynapseStats(*map(t, v[:4]), v[4]) for k, v in self._synapses.items()}
         floats = {k: FloatUnitStats(t(el), row, kind) for k, (el, (row, kind)) in self._floats.items()}
         return neurons, synapses, floats
+
+
+def per_step_fields(stats: Any) -> tuple[str, ...]:
+    """The per-step series a layer's statistics carry (``updates`` only when the run counted them)."""
+    return tuple(f for f in _PER_STEP[type(stats)] if getattr(stats, f) is not None)
+
+
+def cut_stats(stats: dict[str, Any], steps: slice) -> dict[str, Any]:
+    """Per-layer statistics with their per-step series cut to the ``steps`` slice."""
+    return {k: replace(v, **{f: getattr(v, f)[steps] for f in per_step_fields(v)}) for k, v in stats.items()}
+
+
+_PER_STEP = {NeuronStats: ("spikes", "events", "updates"), SynapseStats: ("ops", "event_ops", "effective_ops",
+                                                                "effective_event_ops"),
+             FloatUnitStats: ("elements",)}

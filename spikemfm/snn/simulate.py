@@ -13,7 +13,7 @@ from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
 from spikemfm.ir.netlist import Netlist
 from spikemfm.snn.ops import SNNStepOps
-from spikemfm.snn.record import FloatUnitStats, NeuronStats, Recorder, SynapseStats
+from spikemfm.snn.record import Recorder, cut_stats
 from spikemfm.snn.timebatch import TimeBatchOps
 
 
@@ -70,8 +70,8 @@ class SimResult:
         if not 0 <= start < stop <= self.timesteps:
             raise ConfigError(f"SimResult.window: need 0 <= start < stop <= {self.timesteps}, got {start}, {stop}")
         cut = slice(start, stop)
-        return replace(self, outputs=self.outputs[cut], neuron_stats=_cut(self.neuron_stats, cut),
-                       synapse_stats=_cut(self.synapse_stats, cut), float_stats=_cut(self.float_stats, cut),
+        return replace(self, outputs=self.outputs[cut], neuron_stats=cut_stats(self.neuron_stats, cut),
+                       synapse_stats=cut_stats(self.synapse_stats, cut), float_stats=cut_stats(self.float_stats, cut),
                        timesteps=stop - start, steps_used=None, settled=None)
 
     def spike_counts(self) -> dict[str, torch.Tensor]:
@@ -102,19 +102,6 @@ class SimResult:
         return t + 1
 
 
-def per_step_fields(stats: Any) -> tuple[str, ...]:
-    """The per-step series a layer's statistics carry (``updates`` only when the run counted them)."""
-    return tuple(f for f in _PER_STEP[type(stats)] if getattr(stats, f) is not None)
-
-
-def _cut(stats: dict[str, Any], steps: slice) -> dict[str, Any]:
-    """Per-layer statistics with their per-step series cut to the ``steps`` slice."""
-    return {k: replace(v, **{f: getattr(v, f)[steps] for f in per_step_fields(v)}) for k, v in stats.items()}
-
-
-_PER_STEP = {NeuronStats: ("spikes", "events", "updates"), SynapseStats: ("ops", "event_ops", "effective_ops",
-                                                                "effective_event_ops"),
-             FloatUnitStats: ("elements",)}
 RUNTIMES = ("auto", "step", "torch", "time")
 _CHUNK_ELEMENTS = 1 << 23  # largest per-chunk tensor of the time-batched runtime (32 MiB of float32)
 

@@ -25,7 +25,8 @@ import torch
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 from spikemfm.snn.record import Recorder
-from spikemfm.snn.simulate import SimResult, _cut, step_ops
+from spikemfm.snn.record import cut_stats
+from spikemfm.snn.simulate import SimResult, step_ops
 
 
 @dataclass
@@ -135,7 +136,7 @@ def simulate_stream(snn: Any, frames: torch.Tensor, steps_per_frame: int | str =
             used.append(k + 1)
             settled.append(bool(quiet))
     taken = slice(0, t)  # the recorder was sized for the cap; keep the steps the stream took
-    neuron_stats, synapse_stats, float_stats = (_cut(st, taken) for st in rec.finish())
+    neuron_stats, synapse_stats, float_stats = (cut_stats(st, taken) for st in rec.finish())
     run = SimResult(torch.stack(steps_out), neuron_stats, synapse_stats, float_stats, t, first.batch_size,
                     snn.config.max_spikes_per_step, graph, snn.qparams, netlist=snn.netlist)
     starts = torch.from_numpy(np.concatenate([[0], np.cumsum(used)]))

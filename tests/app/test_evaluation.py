@@ -37,9 +37,9 @@ def _rows(out):
 
 
 def test_rows_are_the_snns_own_accuracy_and_exactness(saved, tmp_path, capsys):
-    from spikemfm.app.data import _fit
+    from spikemfm.app.data import fit_images
     from spikemfm.data import load_fashion_mnist
-    from spikemfm.jobs import load_saved, torch_qann
+    from spikemfm.app.jobs import load_saved, torch_qann
     from spikemfm.snn import simulate
 
     assert main(_args(saved["vit"], tmp_path / "a")) == 0
@@ -48,7 +48,7 @@ def test_rows_are_the_snns_own_accuracy_and_exactness(saved, tmp_path, capsys):
     rows = _rows(tmp_path / "a")
     snn, _, _, spec = load_saved(saved["vit"])
     x, y = load_fashion_mnist("test").subset(24, seed=0).tensors(normalize=False)
-    x, _ = _fit(x, spec)
+    x, _ = fit_images(x, spec)
     sim, ref = simulate(snn, x, 3), torch_qann(snn, x)
     for row in rows:
         assert row["accuracy"] == float((sim.outputs[row["T"] - 1].argmax(-1) == y).double().mean())

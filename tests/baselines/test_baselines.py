@@ -3,7 +3,8 @@ import torch
 
 import spikemfm
 from spikemfm.baselines import naive_unsigned, sta_convert, sta_outputs, to_torch_module
-from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
+from spikemfm.convert import ConvertConfig, QuantConfig, quantize
+from spikemfm.snn import convert
 from spikemfm.ir import extract
 from spikemfm.ir import engine
 from spikemfm.snn import simulate, step_ops

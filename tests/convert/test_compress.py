@@ -7,8 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import spikemfm
-from spikemfm.convert import (ConvertConfig, GraphModel, MixedPrecisionConfig, PruneConfig, QuantConfig, convert,
-                              distill, prune, quantize)
+from spikemfm.convert import (ConvertConfig, GraphModel, MixedPrecisionConfig, PruneConfig, QuantConfig, distill,
+                              prune, quantize)
+from spikemfm.snn import convert
 from spikemfm.convert.mixed import solve_knapsack
 from spikemfm.errors import ConfigError
 from spikemfm.ir import OpenClipTextTower, engine

@@ -7,12 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import spikemfm
-from spikemfm.convert import ConvertConfig, MixedPrecisionConfig, convert, quantize
+from spikemfm.convert import ConvertConfig, MixedPrecisionConfig, quantize
+from spikemfm.snn import convert
 from spikemfm.convert.energy_alloc import Consumer, knob_energy, layer_weight_bits, spike_counts
 from spikemfm.convert.mixed import allocate, solve_costs
 from spikemfm.convert.qann import analyze
 from spikemfm.convert.sensitivity import Knob, Sensitivity
-from spikemfm.energy.profiles import load_profile
+from spikemfm.hardware.profiles import load_profile
 from spikemfm.errors import ConfigError
 from spikemfm.quant.params import ActQuant
 from spikemfm.snn import simulate

@@ -3,7 +3,8 @@ import torch
 from torch import nn
 
 import spikemfm
-from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
+from spikemfm.convert import ConvertConfig, QuantConfig, quantize
+from spikemfm.snn import convert
 from spikemfm.errors import ConfigError, UnsupportedModuleError
 from spikemfm.ir import extract
 from spikemfm.snn import simulate

@@ -5,7 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import spikemfm
-from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
+from spikemfm.convert import ConvertConfig, QuantConfig, quantize
+from spikemfm.snn import convert
 from spikemfm.ir import OpenClipTextTower
 from spikemfm.snn import simulate
 

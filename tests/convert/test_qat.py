@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import spikemfm
-from spikemfm.convert import (ConvertConfig, MixedPrecisionConfig, QATConfig, QuantConfig, convert, qat,
-                              quantize)
+from spikemfm.convert import ConvertConfig, MixedPrecisionConfig, QATConfig, QuantConfig, qat, quantize
+from spikemfm.snn import convert
 from spikemfm.convert.qat import QATOps
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine

@@ -6,11 +6,12 @@ import torch
 from torch import nn
 
 import spikemfm
-from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
+from spikemfm.convert import ConvertConfig, QuantConfig, quantize
+from spikemfm.snn import convert
 from spikemfm.quant.params import QParams
 from spikemfm.quant.params import ActQuant, QLinear
 from spikemfm.energy import available_profiles, estimate_energy, load_profile
-from spikemfm.energy import costs as C
+from spikemfm.hardware import costs as C
 from spikemfm.energy.workload import layer_work
 from spikemfm.errors import ConfigError
 from spikemfm.ir import nodes as N

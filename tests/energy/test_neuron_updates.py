@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import spikemfm
-from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
+from spikemfm.convert import ConvertConfig, QuantConfig, quantize
+from spikemfm.snn import convert
 from spikemfm.energy import counts_updates, estimate_energy, load_profile
 from spikemfm.errors import ConfigError
 from spikemfm.ir.netlist import Netlist

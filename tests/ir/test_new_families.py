@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import spikemfm
-from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
+from spikemfm.convert import ConvertConfig, QuantConfig, quantize
+from spikemfm.snn import convert
 from spikemfm.ir import OpenClipTextTower, as_inputs, extractor_for
 from spikemfm.ir import nodes as N
 
@@ -164,7 +165,7 @@ def test_albert_unrolls_shared_layers_with_own_neurons():
 
 @pytest.mark.parametrize("case", ["timm_siglip_map_pooling", "timm_eva02_sub_ln", "hf_albert_shared_layers"])
 def test_new_units_survive_a_save_and_reload(case, tmp_path):
-    from spikemfm.serialize import load_converted, save_converted
+    from spikemfm.snn.serialize import load_converted, save_converted
 
     model, x = CASES[case]()
     snn = convert(quantize(model, QuantConfig(bits=4), [x]), ConvertConfig(max_spikes_per_step=2))

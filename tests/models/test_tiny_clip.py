@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from spikemfm.evaluate import zero_shot_accuracy
+from spikemfm.app.zero_shot import zero_shot_accuracy
 from spikemfm.errors import ModelLoadError
 from spikemfm.models.tiny_clip import ASSET_DIR, META_FILE, WEIGHTS_FILE, load_tiny_clip, sha256_of
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import spikemfm
-from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
+from spikemfm.convert import ConvertConfig, QuantConfig, quantize
+from spikemfm.snn import convert
 from spikemfm.quant.params import QParams
 from spikemfm.quant.params import ActQuant
 from spikemfm.errors import ConfigError

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from spikemfm.neuromorphic.isolate import WorkerError, WorkerTimeout, run_isolated
-from spikemfm.jobs import agreement_job, stream_agreement_job
+from spikemfm.app.jobs import agreement_job
+from spikemfm.app.streaming import stream_agreement_job
 
 pytestmark = pytest.mark.lava
 

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
+from spikemfm.convert import ConvertConfig, QuantConfig, quantize
+from spikemfm.snn import convert
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 from spikemfm.neuromorphic.parts import Part, reference_float

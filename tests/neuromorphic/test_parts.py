@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import spikemfm
-from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
+from spikemfm.convert import ConvertConfig, QuantConfig, quantize
+from spikemfm.snn import convert
 from spikemfm.ir import engine
 from spikemfm.ir.netlist import Lookup, NeuronLayer
 from spikemfm.neuromorphic.parts import Part, part_records, reference_float

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import spikemfm
-from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
+from spikemfm.convert import ConvertConfig, QuantConfig, quantize
+from spikemfm.snn import convert
 from spikemfm.errors import ConfigError
 from spikemfm.ir import OpenClipTextTower
 from spikemfm.snn import simulate

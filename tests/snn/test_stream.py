@@ -5,7 +5,8 @@ import torch
 from spikemfm.app import input_spec
 from spikemfm.app.streaming import video_inputs
 from spikemfm.app.tiny_clip import calibration_images
-from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
+from spikemfm.convert import ConvertConfig, QuantConfig, quantize
+from spikemfm.snn import convert
 from spikemfm.data import video_frames
 from spikemfm.energy import dense_energy, estimate_energy
 from spikemfm.energy.delta import INPUT, _share, delta_shares, dense_delta_energy

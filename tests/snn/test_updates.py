@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import spikemfm
-from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize
+from spikemfm.convert import ConvertConfig, QuantConfig, quantize
+from spikemfm.snn import convert
 from spikemfm.ir import engine
 from spikemfm.ir.netlist import NeuronLayer, SynapticLayer
 from spikemfm.snn import simulate, simulate_stream, step_ops

@@ -1,6 +1,6 @@
 """``spikemfm report``: one markdown report from every saved results table (JSON) and plot (PNG).
 
-Each table written by :func:`spikemfm.io.save_table` is a JSON file holding its title, rows, config
+Each table written by :func:`spikemfm.core.io.save_table` is a JSON file holding its title, rows, config
 and git commit; the report lists them by folder, with the commit and the command-line config that
 produced each, so every number in it can be traced back to a script run.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from spikemfm.errors import ConfigError
-from spikemfm.io import atomic_write_text, check_out_file, markdown_table, output_set
+from spikemfm.core.io import atomic_write_text, check_out_file, markdown_table, output_set
 
 
 def _tables(root: Path) -> list[tuple[Path, dict[str, Any]]]:
@@ -102,7 +102,7 @@ def draw_plot(stem: str, data: dict[str, Any], png: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from spikemfm.io import save_figure
+    from spikemfm.core.io import save_figure
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     try:

@@ -4,11 +4,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from spikemfm.checks import check_field_types
+from spikemfm.core.checks import check_field_types
 from spikemfm.convert import ConvertConfig, QuantConfig
 from spikemfm.data import load_fashion_mnist
 from spikemfm.errors import ConfigError
-from spikemfm.evaluate import zero_shot_accuracy
+from spikemfm.app.zero_shot import zero_shot_accuracy
 from spikemfm.models.tiny_clip import load_tiny_clip
 from spikemfm.app.tiny_clip import (calibration_images, convert_tiny_clip, qann_classifier, qann_zero_shot,
                                snn_classifier, snn_zero_shot_curve)

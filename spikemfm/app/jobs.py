@@ -12,12 +12,13 @@ import contextlib
 import tempfile
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from spikemfm.checks import check_field_types
+from spikemfm.core.checks import check_field_types
+from spikemfm.core.config_files import select_keys, split_config
 from spikemfm.app import DataSource, InputSpec, input_spec, real_batches
 from spikemfm.errors import ConfigError, DataError, ModelLoadError
 
@@ -117,18 +118,18 @@ class ConvertJob:
         return None if self.max_spikes == "graded" else int(self.max_spikes)
 
 
-def job_from_toml(path: str | Path | None, overrides: dict[str, Any], elsewhere: set[str] = frozenset()) -> ConvertJob:
+def job_from_toml(path: str | Path | None, overrides: dict[str, Any], elsewhere: set[str] = frozenset(),
+                  commands: Sequence[str] = ()) -> ConvertJob:
     """A :class:`ConvertJob` from a TOML file (optional) with ``overrides`` (None values ignored) on top.
 
     The file holds ConvertJob fields at the top level or in a ``[convert]`` table; ``elsewhere``: keys that other
-    commands of a shared file take (skipped at the top level, as are those commands' tables).
+    commands of a shared file take (skipped at the top level); ``commands``: the other commands, whose tables are
+    skipped (the CLI passes its parser's command names).
     """
-    from spikemfm.cli_config import COMMANDS, select_keys, split_config
-
     values: dict[str, Any] = {}
     known = {f.name for f in fields(ConvertJob)}
     if path is not None:
-        top, own = split_config(path, "convert", COMMANDS)
+        top, own = split_config(path, "convert", ("convert", *commands))
         values = select_keys(path, "convert", top, own, known, set(elsewhere))
     flags = {k: v for k, v in overrides.items() if v is not None}
     if isinstance(values.get("model_args"), dict) and "model_args" in flags:  # flags add to / win over the table
@@ -177,10 +178,11 @@ def weights_of(job: ConvertJob) -> str:
 
 def run_convert(job: ConvertJob, progress: bool = True) -> dict[str, Any]:
     """Loads, (prunes,) quantizes and converts the job's tower; saves it and returns the summary."""
-    from spikemfm.convert import ConvertConfig, PruneConfig, QATConfig, convert, distill, prune, qat, quantize
+    from spikemfm.convert import ConvertConfig, PruneConfig, QATConfig, distill, prune, qat, quantize
+    from spikemfm.snn import convert
     from spikemfm.convert.qann import as_graph
-    from spikemfm.io import check_out_dir, output_set, provenance, write_json
-    from spikemfm.serialize import save_converted
+    from spikemfm.core.io import check_out_dir, output_set, provenance, write_json
+    from spikemfm.snn.serialize import save_converted
     from spikemfm.snn import simulate
 
     check_out_dir(job.out)  # before any work: a bad --out must not cost a conversion
@@ -251,7 +253,7 @@ def load_saved(model_file: str | Path) -> tuple[Any, Any, ConvertJob, InputSpec 
     """A model written by ``spikemfm convert``: (SpikingModel, tokenizer or None, the job that made it, the
     input spec of an image tower). The metadata is validated like a config; a text tower's tokenizer is read
     from local files only, with the hub switched off: a model file never makes spikemfm fetch what it names."""
-    from spikemfm.serialize import load_converted
+    from spikemfm.snn.serialize import load_converted
 
     snn, meta = load_converted(model_file)
     known = {f.name for f in fields(ConvertJob)}
@@ -314,7 +316,7 @@ def saved_test_inputs(model_file: str | Path, n_inputs: int) -> tuple[Any, Any, 
 
 def run_simulate(model_file: str | Path, n_inputs: int, timesteps: int, out: str | Path) -> list[dict[str, Any]]:
     """Reloads a converted model, simulates real test inputs and writes per-step rows (JSON + CSV + MD)."""
-    from spikemfm.io import check_out_dir, output_set, save_table
+    from spikemfm.core.io import check_out_dir, output_set, save_table
     from spikemfm.snn import simulate
 
     check_out_dir(out)
@@ -369,7 +371,7 @@ def agreement_depth(model: str) -> int:
     raise ConfigError(f"agreement model {model!r}: choose one of {AGREEMENT_MODELS}")
 
 
-def _converted(model: str, n_inputs: int, bits: int, max_spikes: int | None, seed: int) -> tuple[Any, Any]:
+def converted_model(model: str, n_inputs: int, bits: int, max_spikes: int | None, seed: int) -> tuple[Any, Any]:
     """A converted real model and a batch of real inputs (Fashion-MNIST test images / fortunes sentences).
 
     ``model`` is one of :data:`AGREEMENT_MODELS` (converted here with ``bits`` / ``max_spikes``) or a file
@@ -415,28 +417,7 @@ def agreement_job(model: str, parts: list[tuple[str, int]], precisions: list[str
     for p in precisions:
         if p not in PRECISIONS:
             raise ValueError(f"precision {p!r}: choose from {PRECISIONS}")
-    snn, inputs = _converted(model, n_inputs, bits, max_spikes, seed)
+    snn, inputs = converted_model(model, n_inputs, bits, max_spikes, seed)
     fixed = FixedPointConfig(frac_bits=frac_bits)
     return [asdict(check_agreement(snn, inputs, Part(kind, block), timesteps, precision, fixed))
-            for kind, block in parts for precision in precisions]
-
-
-def stream_agreement_job(video: str, frames: int, steps_per_frame: int, parts: list[tuple[str, int]],
-                         precisions: list[str], bits: int = 8, max_spikes: int | None = 16,
-                         frac_bits: int = 16) -> list[dict[str, Any]]:
-    """Lava vs PyTorch on a stream: the bundled tiny CLIP's image tower over ``frames`` consecutive real frames
-    of ``video`` (normalised like its training data), each held ``steps_per_frame`` steps with every process's
-    state kept across frames. Plain dicts, for :func:`~spikemfm.neuromorphic.isolate.run_isolated`."""
-    from spikemfm.app import input_spec
-    from spikemfm.app.streaming import video_inputs
-    from spikemfm.models.tiny_clip import load_tiny_clip
-    from spikemfm.neuromorphic.fixed import FixedPointConfig
-    from spikemfm.neuromorphic.parts import Part
-    from spikemfm.neuromorphic.verify import check_agreement
-
-    snn, _ = _converted("tiny-clip-image", 1, bits, max_spikes, 0)  # the same model as the static agreement
-    x, _ = video_inputs(video, input_spec(load_tiny_clip().visual, snn.graph), frames)
-    fixed = FixedPointConfig(frac_bits=frac_bits)
-    return [asdict(check_agreement(snn, x, Part(kind, block), frames * steps_per_frame, precision, fixed,
-                                   steps_per_frame=steps_per_frame))
             for kind, block in parts for precision in precisions]

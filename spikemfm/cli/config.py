@@ -9,14 +9,13 @@ unknown keys and bad values raise :class:`~spikemfm.errors.ConfigError` naming t
 from __future__ import annotations
 
 import argparse
-import tomllib
 from pathlib import Path
 from typing import Any, Sequence
 
+from spikemfm.core.config_files import select_keys, split_config
 from spikemfm.errors import ConfigError
 
 _NOT_CONFIGURABLE = ("help", "config", "func", "command")
-COMMANDS = ("demo", "energy", "convert", "simulate", "lava", "report", "stream")  # their tables in a shared file
 
 
 def options_of(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
@@ -53,55 +52,20 @@ def _convert(path: Path, key: str, action: argparse.Action, value: Any) -> Any:
     return out if many else out[0]
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """The TOML document at ``path``; one :class:`ConfigError` naming the file when it cannot be read."""
-    path = Path(path)
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"config file {path}: cannot read it as TOML ({exc})") from exc
-
-
-def split_config(path: str | Path, command: str, commands: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(top-level keys, keys of the ``[command]`` table) of ``path``, dashes read as underscores; the tables of
-    the other ``commands`` are left out (one file may configure several commands)."""
-    data = read_toml(path)
-    own = data.get(command, {})
-    if not isinstance(own, dict):
-        raise ConfigError(f"config file {path}: [{command}] must be a table")
-    top = {k: v for k, v in data.items() if k not in commands}
-
-    def norm(d: dict[str, Any]) -> dict[str, Any]:
-        return {k.replace("-", "_"): v for k, v in d.items()}
-
-    return norm(top), norm(own)
-
-
-def select_keys(path: str | Path, command: str, top: dict[str, Any], own: dict[str, Any], known: set[str],
-                elsewhere: set[str]) -> dict[str, Any]:
-    """The values that apply to ``command``: its own table's keys (each must be one of ``known``), over the top-level
-    keys it knows; a top-level key that only another command knows (``elsewhere``) is skipped, any other one is
-    an error naming the file."""
-    unknown = sorted(set(own) - known) + sorted(set(top) - known - elsewhere)
-    if unknown:
-        raise ConfigError(f"config file {path}: unknown field(s) {unknown} for '{command}'; known: {sorted(known)}")
-    return {**{k: v for k, v in top.items() if k in known}, **own}
-
-
 def apply_config(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str],
-                 command: str, elsewhere: dict[str, set[str]] | None = None) -> argparse.Namespace:
+                 command: str, elsewhere: dict[str, set[str]]) -> argparse.Namespace:
     """``args`` with the values of ``args.config`` filled in wherever the flag was not given.
 
-    ``elsewhere``: the option names of every command (by command), so that a shared file's top-level keys meant
-    for other commands are skipped rather than refused.
+    ``elsewhere``: the option names of every other command (by command, from the parser:
+    :func:`spikemfm.cli.main.all_options`), so that their tables and the top-level keys only they take are skipped
+    rather than refused.
     """
     path = getattr(args, "config", None)
     if path is None:
         return args
     options = options_of(parser)
-    others = elsewhere or {}
-    top, own = split_config(path, command, [*COMMANDS, *others])
-    values = select_keys(path, command, top, own, set(options), set().union(*others.values()) if others else set())
+    top, own = split_config(path, command, [command, *elsewhere])
+    values = select_keys(path, command, top, own, set(options), set().union(set(), *elsewhere.values()))
     for key, value in values.items():
         action = options[key]
         if not _given(action, argv):

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import argparse
 
+from spikemfm.cli.common import MODEL_HELP, add_source, print_rows, source
 from spikemfm.errors import ConfigError
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
     """Evaluates a saved or named model; rank 0 prints a compact table (80 columns) and writes the files."""
     from spikemfm.app.evaluation import EvalConfig, run_evaluate
-    from spikemfm.cli import _print_rows, _source
     from spikemfm.energy import load_profile
-    from spikemfm.io import check_out_dir
+    from spikemfm.core.io import check_out_dir
 
     model = args.model_flag or args.model
     if args.model_flag and args.model and args.model_flag != args.model:
@@ -24,13 +24,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cfg = EvalConfig(data=args.data_set, inputs=args.inputs, timesteps=tuple(args.timesteps),
                      batch_size=args.batch_size, profiles=tuple(args.profile), device=args.device,
                      max_memory_mib=args.max_memory_mib)
-    rows = run_evaluate(model, cfg, args.out, _source(args), progress=not args.no_progress)
+    rows = run_evaluate(model, cfg, args.out, source(args), progress=not args.no_progress)
     if rows is None:  # not rank 0: rank 0 prints and writes
         return 0
     p = args.profile[0]
     scored = rows[0]["accuracy"] is not None
     fmt = (lambda v: "n/a" if v is None else v if isinstance(v, str) else f"{v:.4g}")  # noqa: E731
-    _print_rows(f"spikemfm evaluate: {model}, {rows[0]['inputs']} inputs ({args.data_set})",
+    print_rows(f"spikemfm evaluate: {model}, {rows[0]['inputs']} inputs ({args.data_set})",
                 [{"T": r["T"], "acc" if scored else "cos(qann)": fmt(r["accuracy"] if scored else r["cosine_vs_qann"]),
                   "exact": fmt(r["exact_share"]), "spikes/in": fmt(r["spikes_per_input"]),
                   f"{p} nJ": fmt(r[f"{p}:snn_nJ"]), "int8 nJ": fmt(r[f"{p}:dense_int8_nJ"])} for r in rows])
@@ -40,10 +40,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_evaluate(sub: argparse._SubParsersAction, model_help: str, add_source) -> None:
+def add(sub: argparse._SubParsersAction) -> None:
+    """Adds ``spikemfm evaluate`` and its options."""
     ev = sub.add_parser("evaluate", help="accuracy (or cosine) against T of a spiking tower on real data, with "
                         "spike statistics and energy; data-parallel under torchrun, resumable")
-    ev.add_argument("model", nargs="?", help=model_help)
+    ev.add_argument("model", nargs="?", help=MODEL_HELP)
     ev.add_argument("--model", dest="model_flag", metavar="MODEL", help="the same as the positional MODEL")
     ev.add_argument("--data-set", default="default",
                     help="default (the model's own data: Fashion-MNIST test / held-out sentences), fashion-mnist, "
@@ -58,4 +59,4 @@ def add_evaluate(sub: argparse._SubParsersAction, model_help: str, add_source) -
     ev.add_argument("--out", default="results/evaluate_cli")
     ev.add_argument("--config", help="TOML file of this command's options (keys = flag names, at the top level or "
                     "in an [evaluate] table); flags given on the command line override it")
-    ev.set_defaults(func=cmd_evaluate)
+    ev.set_defaults(func=run)

@@ -5,7 +5,7 @@ profile lacks. Modelling choices (not measurements) are stated where they are ma
 """
 from __future__ import annotations
 
-from spikemfm.energy.profiles import Profile
+from spikemfm.hardware.profiles import Profile
 
 Cost = tuple[float | None, list[str]]
 _STATE_BITS = 32  # membrane / accumulator word

@@ -31,7 +31,7 @@ from spikemfm.quant.params import QParams
 from spikemfm.quant.params import ActQuant, QLinear
 from spikemfm.snn.model import SpikingModel
 from spikemfm.errors import ModelLoadError
-from spikemfm.io import atomic_path
+from spikemfm.core.io import atomic_path
 from spikemfm.ir import nodes as N
 
 FORMAT = "spikemfm-snn/3"  # /2: compact tensors, token-type table, prefix tokens; /3: SHA-256 of the contents

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from spikemfm.cli.common import MODEL_HELP, add_source, print_rows, source
 from spikemfm.errors import ConfigError
 
 
@@ -15,20 +16,19 @@ def _steps(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"{text!r}: give a positive integer or 'settle'") from None
 
 
-def cmd_stream(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
     """Streams real video frames through the model; prints the steady state per profile (80 columns)."""
     from spikemfm.app.streaming import run_stream
-    from spikemfm.cli import _print_rows, _source
     from spikemfm.energy import load_profile
-    from spikemfm.io import check_out_dir
-    from spikemfm.jobs import model_file_for
+    from spikemfm.core.io import check_out_dir
+    from spikemfm.app.jobs import model_file_for
 
     check_out_dir(args.out)
     for p in args.profile:
         load_profile(p)  # fail fast on a bad profile
     if args.stride < 1:
         raise ConfigError(f"--stride={args.stride}: must be >= 1")
-    with model_file_for(args.model, _source(args), not args.no_progress) as path:
+    with model_file_for(args.model, source(args), not args.no_progress) as path:
         rows, s = run_stream(path, args.video, args.frames, args.steps_per_frame, args.profile, args.out,
                              args.max_steps, args.stride)
     print(f"spikemfm stream: {args.video}, {s['frames']} frames, steps/frame {args.steps_per_frame}")
@@ -36,7 +36,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     print(f"  mean steps {s['mean_steps']:.2f}, exact frames {s['exact_share']:.0%}, "
           f"spikes after frame 1 / frame 1 = {s['spikes_later/first']:.3f}")
     nj = (lambda v: "n/a" if v is None else f"{v:.4g}")  # noqa: E731
-    _print_rows("energy per frame after the first (nJ); break-even = changed-patch share",
+    print_rows("energy per frame after the first (nJ); break-even = changed-patch share",
                 [{"profile": p, "SNN": nj(s[f"{p}:snn_nJ"]), "int8": nj(s[f"{p}:dense_int8_nJ"]),
                   "delta": nj(s[f"{p}:dense_delta_nJ"]), "b-e int8": nj(s[f"{p}:break_even_vs_dense_int8"]),
                   "b-e delta": nj(s[f"{p}:break_even_vs_dense_delta"])} for p in args.profile])
@@ -44,10 +44,11 @@ def cmd_stream(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_stream(sub: argparse._SubParsersAction, model_help: str, add_source) -> None:
+def add(sub: argparse._SubParsersAction) -> None:
+    """Adds ``spikemfm stream`` and its options."""
     st = sub.add_parser("stream", help="stream real video through a spiking image tower, state kept across "
                         "frames; spikes, exactness and energy per frame vs dense paths")
-    st.add_argument("model", nargs="?", default="tiny-clip-fmnist", help=model_help)
+    st.add_argument("model", nargs="?", default="tiny-clip-fmnist", help=MODEL_HELP)
     st.add_argument("--video", default="vtest", help="vtest, megamind, tree (opencv-doc) or a video file")
     st.add_argument("--frames", type=int, default=32)
     st.add_argument("--stride", type=int, default=1, help="keep every n-th frame of the video")
@@ -60,4 +61,4 @@ def add_stream(sub: argparse._SubParsersAction, model_help: str, add_source) -> 
     st.add_argument("--out", default="results/stream_cli")
     st.add_argument("--config", help="TOML file of this command's options (keys = flag names, at the top level or "
                     "in a [stream] table); flags given on the command line override it")
-    st.set_defaults(func=cmd_stream)
+    st.set_defaults(func=run)

@@ -1,0 +1,1 @@
+"""Hardware profiles (TOML, cited) and the primitive costs they imply: a leaf package."""
