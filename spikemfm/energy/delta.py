@@ -29,6 +29,7 @@ from spikemfm.hardware.profiles import Profile
 from spikemfm.energy.workload import LayerWork, layer_work
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
+from spikemfm.ir import units
 from spikemfm.ir.netlist import NeuronLayer, SpikeProduct, build_netlist
 from spikemfm.snn.simulate import SimResult
 
@@ -96,15 +97,15 @@ def _share(w: LayerWork, net, shares: dict[str, float]) -> float:
     if isinstance(rec, SpikeProduct):
         a, b = (shares.get(i, 1.0) for i in rec.inputs)
         return 1 - (1 - a) * (1 - b) if rec.kind == "scores" else min(1.0, a + b)
-    if w.kind == "softmax":
+    if w.kind == "lut":
+        return shares.get(rec.inputs[0], 1.0)
+    if w.kind in units.KINDS and units.get(w.kind).delta == "scores":  # rows whose query changed; all, once a key did
         scores = net[rec.inputs[0]] if rec.inputs else None
         if isinstance(scores, SpikeProduct):
             q, k = (shares.get(i, 1.0) for i in scores.inputs)
             return 1.0 if k > 0 else q
         return 1.0
-    if w.kind == "lut":
-        return shares.get(rec.inputs[0], 1.0)
-    if w.kind in ("layernorm", "rope"):
+    if w.kind in units.KINDS:  # the changed rows of the neuron layers it feeds (a lower bound)
         fed = _next_neurons(net, w.name)
         return max(shares.get(n, 1.0) for n in fed) if fed else 1.0
     return 1.0

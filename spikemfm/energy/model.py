@@ -9,6 +9,7 @@ from spikemfm.hardware import costs as C
 from spikemfm.hardware.profiles import Profile, load_profile
 from spikemfm.energy.workload import LayerWork, layer_work, steps_run
 from spikemfm.errors import ConfigError
+from spikemfm.ir import units
 from spikemfm.snn.simulate import SimResult
 
 RATE_DEPENDENT = ("synapse", "spike_product")
@@ -70,8 +71,8 @@ def _snn(p: Profile, w: LayerWork, dp: Profile) -> tuple[Acc, Acc]:
         sent = w.messages if graded else w.spikes
         acc.add(sent, C.route(p))
         rate.add(sent, C.route(p))
-    elif w.kind in ("layernorm", "softmax", "rope"):
-        acc.add(w.float_evals, C.float_element(p, w.kind, w.row))
+    elif w.kind in units.KINDS:
+        acc.add(w.float_evals, C.float_element(p, units.get(w.kind), w.row))
     elif w.kind == "lut":
         acc.add(w.float_evals, C.lookup(p, w.a_bits))
     return acc, rate
@@ -94,8 +95,8 @@ def dense_work(p: Profile, w: LayerWork, bits: int) -> Acc:
         acc.add(w.dense_macs, C.mac(p, bits))
         acc.add(w.weights, C.mem(p, bits, "weights"))
         acc.add(w.act_elements, C.mem(p, bits, "acts"))
-    elif w.kind in ("layernorm", "softmax", "rope"):
-        acc.add(w.dense_elements, C.float_element(p, w.kind, w.row))
+    elif w.kind in units.KINDS:
+        acc.add(w.dense_elements, C.float_element(p, units.get(w.kind), w.row))
     elif w.kind == "lut":
         acc.add(w.dense_elements, C.float_element(p, "gelu") if bits >= 32 else C.lookup(p, bits))
     return acc

@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 from spikemfm.ir import nodes as N
+from spikemfm.ir import units
 from spikemfm.snn.simulate import SimResult
 from spikemfm.ir.netlist import (Constant, Encoding, FloatUnit, Lookup, NeuronLayer, SpikeProduct, SynapticLayer,
                                  build_netlist)
@@ -29,7 +30,7 @@ class LayerWork:
     """Work of one layer per inference. Fields not applying to a layer kind are 0."""
 
     name: str
-    kind: str  # encoding | synapse | spike_product | neuron | layernorm | softmax | lut
+    kind: str  # encoding | synapse | spike_product | neuron | lut | a float unit kind (spikemfm.ir.units)
     label: str
     dense_macs: float = 0.0
     dense_elements: float = 0.0
@@ -100,15 +101,13 @@ def _scaled(n: int, traced: int, tokens: int) -> int:
 
 
 def _float_unit(sim, r: FloatUnit, traced: int, tokens: int) -> LayerWork:
-    # softmax: heads × queries × keys scores; LayerNorm: one row per token (or per pooled row)
-    if r.kind == "softmax":
-        elements = r.shape[0] * _scaled(r.shape[-2], traced, tokens) * _scaled(r.shape[-1], traced, tokens)
-    else:  # (..., rows, row): heads of a qk-norm, tokens, or one pooled row
-        heads = math.prod(r.shape[:-2]) if len(r.shape) > 2 else 1
-        elements = heads * (_scaled(r.shape[-2], traced, tokens) if len(r.shape) > 1 else 1) * r.row
+    # (..., rows, row): heads × tokens rows (or one pooled row); a row over tokens (softmax: keys) grows with them
+    heads = math.prod(r.shape[:-2]) if len(r.shape) > 2 else 1
+    rows = heads * (_scaled(r.shape[-2], traced, tokens) if len(r.shape) > 1 else 1)
+    row = _scaled(r.row, traced, tokens) if units.get(r.kind).row_over_tokens else r.row
     st = sim.float_stats.get(r.name)
     evals = float(st.elements.sum()) / sim.batch_size if st else 0.0
-    return LayerWork(r.name, r.kind, FLOAT_ON_ACCUMULATED, dense_elements=elements, float_evals=evals,
+    return LayerWork(r.name, r.kind, FLOAT_ON_ACCUMULATED, dense_elements=rows * row, float_evals=evals,
                      timesteps=sim.timesteps, row=r.row)
 
 
@@ -141,7 +140,7 @@ def _encoding(sim) -> list[LayerWork]:
         rows.append(LayerWork(e.path, "encoding", ANALOG_ENCODING, dense_macs=patches * k * d,
                               weights=k * d, act_elements=patches * (k + d), w_bits=32, a_bits=32))
     if e.norm is not None:
-        rows.append(LayerWork(e.norm.path, "layernorm", FLOAT_ON_ACCUMULATED, dense_elements=n * d,
+        rows.append(LayerWork(e.norm.path, units.kind_of(e.norm).name, FLOAT_ON_ACCUMULATED, dense_elements=n * d,
                               float_evals=n * d, row=d))
     return rows
 

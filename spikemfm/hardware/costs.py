@@ -5,6 +5,8 @@ profile lacks. Modelling choices (not measurements) are stated where they are ma
 """
 from __future__ import annotations
 
+from typing import Any
+
 from spikemfm.hardware.profiles import Profile
 
 Cost = tuple[float | None, list[str]]
@@ -88,27 +90,19 @@ def neuromorphic(p: Profile) -> bool:
     return "synop" in p.terms or "synaptic_event_allin" in p.terms
 
 
-# Integer instructions per element of the fixed-point units, counted from the equations of
-# spikemfm.neuromorphic.fixed (what a programmable neuron core / embedded core runs); a division counts as one
-# instruction (assumed; microcode divides iteratively, so this is a lower bound). Per-row work (LayerNorm's two
-# divisions by D and its integer square root, taken as 32 instructions) is spread over the row.
-INT_OPS_PER_ELEMENT = {
-    # Σx, x−m, d², Σd², d·w, ÷σ, +b
-    "layernorm": 7,
-    # max, s−top, ·log2e, >>F, k=t>>F, k<<F, t−(k<<F), LUT read, >>−k, Σe, e<<F, ÷Σe
-    "softmax": 12,
-    # x·cos, rot(x)·sin, +, >>F
-    "rope": 4,
-    # index, table read
-    "lookup": 2,
-}
-INT_OPS_PER_ROW = {"layernorm": 2 + 32}
+# A float unit's work comes from its kind (spikemfm.ir.units): integer instructions per element and per row of its
+# fixed-point form (what a programmable neuron core / embedded core runs; a division counts as one instruction —
+# assumed; microcode divides iteratively, so this is a lower bound; per-row work is spread over the row), and fp32
+# multiplies / adds per element on a dense datapath. The lookup (the spiking GELU): index, table read.
+LOOKUP_INT_OPS = 2
+GELU_FP32_OPS = (6, 4)  # dense path: tanh approximation, 6 multiplies + 4 adds
 
 
-def int_element(p: Profile, kind: str, row: int = 0) -> Cost:
-    """One element of a float unit as the integer work of its fixed-point form, on a chip's cores (``int_op``)."""
-    ops = INT_OPS_PER_ELEMENT[kind] + (INT_OPS_PER_ROW.get(kind, 0) / row if row else 0.0)
-    return _sum(p, {"int_op": ops})
+def int_element(p: Profile, int_ops: tuple[int, int], row: int = 0) -> Cost:
+    """One element of a float unit as the integer work of its fixed-point form, on a chip's cores (``int_op``):
+    ``int_ops`` = (instructions per element, per row)."""
+    per_element, per_row = int_ops
+    return _sum(p, {"int_op": per_element + (per_row / row if row else 0.0)})
 
 
 def synop_state(p: Profile, a_bits: int) -> Cost:
@@ -133,21 +127,17 @@ def route(p: Profile) -> Cost:
     return mem(p, 2 * _EVENT_BITS, "state")
 
 
-def float_element(p: Profile, kind: str, row: int = 0) -> Cost:
-    """One element of a float unit in fp32 (assumed op counts), plus reading and writing it.
-
-    LayerNorm: 4 adds + 3 multiplies (mean, variance, normalise, affine). Softmax: exp as a degree-4
-    polynomial (4 multiplies + 4 adds), one add for the sum, one multiply by the reciprocal.
-    GELU (dense path): 6 multiplies + 4 adds (tanh approximation). RoPE: 2 multiplies + 1 add (x·cos + rot(x)·sin).
-    On a neuromorphic chip: the integer work of the unit's fixed-point form (:func:`int_element`; ``row``: the
-    length of the row a LayerNorm normalises).
-    """
+def float_element(p: Profile, kind: Any, row: int = 0) -> Cost:
+    """One element of a float unit of ``kind`` (a :class:`~spikemfm.ir.units.base.UnitKind`, or ``"gelu"`` for the
+    dense path's activation) in fp32 — the kind's assumed op counts — plus reading and writing it. On a
+    neuromorphic chip: the integer work of the unit's fixed-point form (:func:`int_element`; ``row``: the length of
+    the row it reduces)."""
     if formula(p):
         return 0.0, []  # the formula ignores them
     if neuromorphic(p) and kind != "gelu":  # no float datapath: the fixed-point form on the cores
-        return int_element(p, kind, row)
-    ops = {"layernorm": (3, 4), "softmax": (5, 5), "gelu": (6, 4), "rope": (2, 1)}[kind]
-    return _combine(_sum(p, {"fp32_mult": ops[0], "fp32_add": ops[1]}), mem(p, 64, "acts"))
+        return int_element(p, kind.int_ops, row)
+    mults, adds = GELU_FP32_OPS if kind == "gelu" else kind.fp32_ops
+    return _combine(_sum(p, {"fp32_mult": mults, "fp32_add": adds}), mem(p, 64, "acts"))
 
 
 def lookup(p: Profile, a_bits: int) -> Cost:
@@ -155,5 +145,5 @@ def lookup(p: Profile, a_bits: int) -> Cost:
     if formula(p):
         return 0.0, []
     if neuromorphic(p):
-        return int_element(p, "lookup")
+        return int_element(p, (LOOKUP_INT_OPS, 0))
     return mem(p, a_bits, "state")

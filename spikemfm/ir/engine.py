@@ -12,15 +12,15 @@ An ops object provides:
     context(attn, p, v)             A·V (spike×spike in the SNN)
     gate(mlp, g, v)                 g ⊙ v of a gated MLP (elementwise spike×spike in the SNN)
     activation(mlp, z)              the MLP nonlinearity (a LUT neuron in QANN/SNN)
-    norm(node, x)                   LayerNorm (a float unit on accumulated input in the SNN)
-    softmax(attn, s, mask)          masked softmax of attention scores (float unit in the SNN)
+    unit(node, x, mask)             a float unit on accumulated input (LayerNorm, RoPE, softmax, …): the kind
+                                    registered for the node's type (:mod:`spikemfm.ir.units`) says what it computes
 
 and may provide fused forms (the engine falls back to the composition where it does not):
     linear_heads(node, c, point, h) an attention operand: neuron(point, linear(node, c)) split into h heads
     linear_activation(mlp, c)       activation(mlp, linear(mlp.fc1, c))
 and hooks for the steps the engine otherwise does itself (the netlist tracer observes them):
     residual(name, x, y)            the residual add x + y
-    pool(readout, x, inputs)        token pooling (default :func:`pool`, or the ``pool_fn`` given to readout)
+    pool(readout, x, inputs)        token pooling (default :func:`pool`; the fixed-point ops pool in integers)
     constant(name, x)               a learned constant current (attention pooling's query; default: x itself)
 
 Quantization points are :class:`~spikemfm.ir.nodes.Point` names: plain strings that also carry their role.
@@ -35,6 +35,9 @@ import torch
 import torch.nn.functional as F
 
 from spikemfm.ir import nodes as N
+from spikemfm.ir import units
+from spikemfm.ir.units.pool import pool_tokens
+from spikemfm.ir.units.softmax import Softmax
 
 
 @dataclass(frozen=True)
@@ -125,38 +128,7 @@ class Ops(Protocol):
     def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor: ...
     def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor: ...
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor: ...
-    def norm(self, node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor: ...
-    def softmax(self, attn: N.Attention, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor: ...
-
-
-def layer_norm(node: N.LayerNorm | N.Rope, x: torch.Tensor) -> torch.Tensor:
-    """LayerNorm over the last dimension, or a :class:`~spikemfm.ir.nodes.Rope` rotation (the float units on
-    accumulated input in the SNN that :meth:`Ops.norm` evaluates)."""
-    if isinstance(node, N.Rope):
-        return rope(node, x)
-    return F.layer_norm(x, x.shape[-1:], node.weight.to(x.dtype), node.bias.to(x.dtype), node.eps)
-
-
-def rotate(x: torch.Tensor, half: bool) -> torch.Tensor:
-    """RoPE's rotation partner of x over the last axis: interleaved pairs, or the two halves."""
-    if half:
-        x1, x2 = x.chunk(2, dim=-1)
-        return torch.cat([-x2, x1], dim=-1)
-    return torch.stack([-x[..., 1::2], x[..., ::2]], -1).reshape(x.shape)
-
-
-def rope(node: N.Rope, x: torch.Tensor) -> torch.Tensor:
-    """Rotary position embedding over (..., N, d), leaving the first ``node.prefix`` tokens as they are."""
-    head, tail = x[..., :node.prefix, :], x[..., node.prefix:, :]
-    if tail.shape[-2] != node.sin.shape[0]:
-        raise ValueError(f"{node.path}: {tail.shape[-2]} rotated tokens, the RoPE table has {node.sin.shape[0]}")
-    out = tail * node.cos.to(x.dtype) + rotate(tail, node.half) * node.sin.to(x.dtype)
-    return torch.cat([head, out], dim=-2)
-
-
-def unit_kind(node: N.LayerNorm | N.Rope) -> str:
-    """The float-unit kind of a node :meth:`Ops.norm` evaluates."""
-    return "rope" if isinstance(node, N.Rope) else "layernorm"
+    def unit(self, node: Any, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor: ...
 
 
 def embed(node: N.PatchEmbed | N.TokenEmbed, inputs: Inputs, dtype: torch.dtype) -> torch.Tensor:
@@ -187,7 +159,7 @@ def embed(node: N.PatchEmbed | N.TokenEmbed, inputs: Inputs, dtype: torch.dtype)
         x = node.word.to(dtype)[inputs.ids] + node.pos.to(dtype)[pos]
         if node.types is not None:
             x = x + node.types.to(dtype)[inputs.types if inputs.types is not None else 0]
-    x = layer_norm(node.norm, x) if node.norm is not None else x
+    x = units.kind_of(node.norm).forward(node.norm, x) if node.norm is not None else x
     if isinstance(node, N.TokenEmbed) and node.proj is not None:
         p = node.proj
         x = F.linear(x, p.weight.to(dtype), None if p.bias is None else p.bias.to(dtype))
@@ -211,13 +183,6 @@ def attention_mask(graph: N.EncoderGraph, inputs: Inputs, n: int) -> torch.Tenso
         pad = (inputs.mask == 0)[:, None, None, :]
         mask = pad if mask is None else (mask | pad)
     return mask
-
-
-def masked_softmax(s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """softmax over the last axis with blocked pairs at −∞ (float unit on accumulated scores)."""
-    if mask is not None:
-        s = s.masked_fill(mask, float("-inf"))
-    return torch.softmax(s, dim=-1)
 
 
 def _heads(x: torch.Tensor, h: int) -> torch.Tensor:
@@ -245,15 +210,15 @@ def linear_heads(ops: Ops, node: N.Linear, c: torch.Tensor, point: str, heads: i
 
 
 def _operand(ops: Ops, a: N.Attention, node: N.Linear, c: torch.Tensor, role: N.Role,
-             units: tuple[N.LayerNorm | N.Rope | None, ...] = ()) -> torch.Tensor:
+             between: tuple[Any, ...] = ()) -> torch.Tensor:
     """An attention operand as head-major counts; qk-norm and RoPE (float units on the accumulated current) sit
     between the synaptic layer and the neuron."""
-    units = tuple(u for u in units if u is not None)
-    if not units:
+    between = tuple(u for u in between if u is not None)
+    if not between:
         return linear_heads(ops, node, c, a.point(role), a.num_heads)
     x = _heads(ops.linear(node, c), a.num_heads)
-    for u in units:
-        x = ops.norm(u, x)
+    for u in between:
+        x = ops.unit(u, x)
     return ops.neuron(a.point(role), x)
 
 
@@ -265,9 +230,9 @@ def attention(a: N.Attention, h: torch.Tensor, mask: torch.Tensor | None, ops: O
     v = linear_heads(ops, a.v, c, a.point(N.Role.V), a.num_heads)
     if a.causal and (mask is None or mask.shape[-1] != q.shape[-2]):
         raise ValueError(f"{a.path}: causal attention needs the causal mask")
-    p = ops.neuron(a.point(N.Role.PROBS), ops.softmax(a, ops.scores(a, q, k), mask))
+    p = ops.neuron(a.point(N.Role.PROBS), ops.unit(Softmax(a.softmax_name), ops.scores(a, q, k), mask))
     ctx = merge_heads(ops.context(a, p, v))
-    ctx = ops.norm(a.norm, ctx) if a.norm is not None else ctx
+    ctx = ops.unit(a.norm, ctx) if a.norm is not None else ctx
     return ops.linear(a.o, ops.neuron(a.point(N.Role.CTX), ctx))
 
 
@@ -278,7 +243,7 @@ def mlp(m: N.MLP, h: torch.Tensor, ops: Ops) -> torch.Tensor:
         g = ops.activation(m, ops.linear(m.gate, c))
         v = ops.neuron(m.point(N.Role.VALUE), ops.linear(m.fc1, c))
         z = ops.gate(m, g, v)
-        z = ops.norm(m.norm, z) if m.norm is not None else z
+        z = ops.unit(m.norm, z) if m.norm is not None else z
         return ops.linear(m.fc2, ops.neuron(m.point(N.Role.GATED), z))
     fused = getattr(ops, "linear_activation", None)
     return ops.linear(m.fc2, fused(m, c) if fused is not None else ops.activation(m, ops.linear(m.fc1, c)))
@@ -293,15 +258,15 @@ def residual(ops: Ops, name: str, x: torch.Tensor, y: torch.Tensor) -> torch.Ten
 def attention_half(b: N.Block, x: torch.Tensor, mask: torch.Tensor | None, ops: Ops) -> torch.Tensor:
     """The attention half of a block with its residual add (and its LayerNorm: before if pre-LN, after if post-LN)."""
     if b.norm_first:
-        return residual(ops, b.residual_name("attention"), x, attention(b.attn, ops.norm(b.ln1, x), mask, ops))
-    return ops.norm(b.ln1, residual(ops, b.residual_name("attention"), x, attention(b.attn, x, mask, ops)))
+        return residual(ops, b.residual_name("attention"), x, attention(b.attn, ops.unit(b.ln1, x), mask, ops))
+    return ops.unit(b.ln1, residual(ops, b.residual_name("attention"), x, attention(b.attn, x, mask, ops)))
 
 
 def mlp_half(b: N.Block, x: torch.Tensor, ops: Ops) -> torch.Tensor:
     """The MLP half of a block with its residual add (and its LayerNorm)."""
     if b.norm_first:
-        return residual(ops, b.residual_name("mlp"), x, mlp(b.mlp, ops.norm(b.ln2, x), ops))
-    return ops.norm(b.ln2, residual(ops, b.residual_name("mlp"), x, mlp(b.mlp, x, ops)))
+        return residual(ops, b.residual_name("mlp"), x, mlp(b.mlp, ops.unit(b.ln2, x), ops))
+    return ops.unit(b.ln2, residual(ops, b.residual_name("mlp"), x, mlp(b.mlp, x, ops)))
 
 
 def block(b: N.Block, x: torch.Tensor, mask: torch.Tensor | None, ops: Ops) -> torch.Tensor:
@@ -310,29 +275,8 @@ def block(b: N.Block, x: torch.Tensor, mask: torch.Tensor | None, ops: Ops) -> t
 
 
 def pool(r: N.Readout, x: torch.Tensor, inputs: Inputs) -> torch.Tensor:
-    """Token pooling (linear in x, so it reads the accumulated stream directly)."""
-    if r.pool == "cls":
-        return x[..., 0, :]
-    if r.pool == "last":
-        return x[..., -1, :]
-    if r.pool == "concat_prefix":
-        return x[..., :r.prefix_tokens, :].flatten(-2)
-    if r.pool == "avg_tokens":
-        return x[..., r.prefix_tokens:, :].mean(-2)
-    if r.pool == "eot":
-        idx = token_index(r, inputs)
-        return x[..., torch.arange(idx.shape[0], device=idx.device), idx, :]
-    if r.pool == "mean":
-        m = (inputs.mask if inputs.mask is not None else torch.ones_like(inputs.ids)).to(x.dtype)[..., None]
-        return (x * m).sum(-2) / m.sum(-2).clamp_min(1.0)
-    raise ValueError(f"{r.path}: pooling {r.pool!r} unsupported; supported: {N.POOLS}")
-
-
-def token_index(r: N.Readout, inputs: Inputs) -> torch.Tensor:
-    """The token ``eot`` pooling reads per sample: argmax(ids), or the first position of ``r.eos_id``."""
-    if r.eos_id is None:
-        return inputs.ids.argmax(-1)
-    return (inputs.ids == r.eos_id).int().argmax(-1)
+    """Token pooling (:func:`spikemfm.ir.units.pool.pool_tokens`, linear in x: it reads the accumulated stream)."""
+    return pool_tokens(x, r.pool, r.prefix_tokens, r.eos_id, inputs.ids, inputs.mask)
 
 
 def constant(ops: Ops, name: str, x: torch.Tensor) -> torch.Tensor:
@@ -354,22 +298,21 @@ def attention_pool(ap: N.AttnPool, x: torch.Tensor, ops: Ops) -> torch.Tensor:
     c = ops.neuron(a.point(N.Role.ATTN_IN), x)
     k = linear_heads(ops, a.k, c, a.point(N.Role.K), a.num_heads)
     v = linear_heads(ops, a.v, c, a.point(N.Role.V), a.num_heads)
-    p = ops.neuron(a.point(N.Role.PROBS), ops.softmax(a, ops.scores(a, q, k), None))
+    p = ops.neuron(a.point(N.Role.PROBS), ops.unit(Softmax(a.softmax_name), ops.scores(a, q, k)))
     y = ops.linear(a.o, ops.neuron(a.point(N.Role.CTX), merge_heads(ops.context(a, p, v))))
     if ap.mlp is not None:
-        h = ops.norm(ap.norm, y) if ap.norm is not None else y
+        h = ops.unit(ap.norm, y) if ap.norm is not None else y
         y = residual(ops, ap.residual_name, y, mlp(ap.mlp, h, ops))
     return y[..., 0, :]
 
 
-def readout(r: N.Readout, x: torch.Tensor, inputs: Inputs, ops: Ops,
-            pool_fn: Callable[[N.Readout, torch.Tensor, Inputs], torch.Tensor] = pool) -> torch.Tensor:
-    """Final norm, pooling (``pool_fn``; integer pooling for fixed-point ops) and projection."""
+def readout(r: N.Readout, x: torch.Tensor, inputs: Inputs, ops: Ops) -> torch.Tensor:
+    """Final norm, pooling (the ops' ``pool`` hook, else :func:`pool`) and projection."""
     if r.norm is not None and not r.norm_after_pool:
-        x = ops.norm(r.norm, x)
-    y = attention_pool(r.attn_pool, x, ops) if r.attn_pool is not None else getattr(ops, "pool", pool_fn)(r, x, inputs)
+        x = ops.unit(r.norm, x)
+    y = attention_pool(r.attn_pool, x, ops) if r.attn_pool is not None else getattr(ops, "pool", pool)(r, x, inputs)
     if r.norm is not None and r.norm_after_pool:
-        y = ops.norm(r.norm, y)
+        y = ops.unit(r.norm, y)
     return ops.linear(r.proj, ops.neuron(r.point(N.Role.READOUT_IN), y)) if r.proj is not None else y
 
 
@@ -395,13 +338,10 @@ def run(graph: N.EncoderGraph, inputs: Inputs, ops: Ops, dtype: torch.dtype = to
 
 
 class DirectUnits:
-    """``norm`` and ``softmax`` evaluated directly (float reference and QANN)."""
+    """Float units evaluated directly by their kind (float reference and QANN)."""
 
-    def norm(self, node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:
-        return layer_norm(node, x)
-
-    def softmax(self, attn: N.Attention, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        return masked_softmax(s, mask)
+    def unit(self, node: Any, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return units.kind_of(node).forward(node, x, mask)
 
 
 def head_dim(a: N.Attention) -> int:

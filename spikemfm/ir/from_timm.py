@@ -103,7 +103,7 @@ def _distilled_head(m: nn.Module) -> N.Linear:
     return N.Linear("head", torch.cat([w0, w1], dim=1) / 2, bias)
 
 
-def attn_pool(ap: nn.Module, skip: int) -> N.AttnPool:
+def map_pool(ap: nn.Module, skip: int) -> N.AttnPool:
     """timm ``AttentionPoolLatent`` (``global_pool='map'``) as an :class:`~spikemfm.ir.nodes.AttnPool`."""
     path = "attn_pool"
     if type(ap).__name__ != "AttentionPoolLatent":
@@ -154,7 +154,7 @@ def from_timm_vit(m: nn.Module, name: str = "timm-vit") -> N.EncoderGraph:
         pool, prefix, head = "concat_prefix", 2, _distilled_head(m)
     elif m.global_pool == "map":
         pool, prefix = "map", 0
-        attn_pool = attn_pool(m.attn_pool, 0 if getattr(m, "pool_include_prefix", False) else
+        attn_pool = map_pool(m.attn_pool, 0 if getattr(m, "pool_include_prefix", False) else
                                int(m.num_prefix_tokens))
         head = None if isinstance(m.head, nn.Identity) else linear("head", m.head)
     else:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from spikemfm.ir import nodes as N
-from spikemfm.ir.from_timm import attn_pool, patch_embed, timm_mlp
+from spikemfm.ir.from_timm import map_pool, patch_embed, timm_mlp
 from spikemfm.ir.mapping import identity, layernorm, linear, tensor, unsupported
 
 
@@ -96,7 +96,7 @@ def from_timm_eva(m: nn.Module, name: str = "timm-eva") -> N.EncoderGraph:
     identity("head_drop", getattr(m, "head_drop", None), "head dropout")
     head = None if isinstance(m.head, nn.Identity) else linear("head", m.head)
     prefix = int(m.num_prefix_tokens)
-    attn_pool = attn_pool(m.attn_pool, 0) if m.global_pool == "map" else None  # Eva pools over every token
+    attn_pool = map_pool(m.attn_pool, 0) if m.global_pool == "map" else None  # Eva pools over every token
     pool = {"token": "cls", "avg": "avg_tokens", "map": "map"}[m.global_pool]
     readout = N.Readout(norm_path, None if isinstance(norm, nn.Identity) else layernorm(norm_path, norm), pool, head,
                         norm_after_pool=after, prefix_tokens=0 if pool == "map" else prefix, attn_pool=attn_pool)

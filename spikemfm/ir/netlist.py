@@ -10,23 +10,29 @@ names. Per time step t (the SNN's discrete-time view):
 - :class:`NeuronLayer` signed (unsigned for probabilities) bounded integrate-and-fire: v[t] = v[t−1] + I[t] − θ·s[t],
   s[t] moves the count toward ⌊Σ I / θ + ½⌋ (at most ``max_spikes`` per step); ``role`` says what it carries.
 - :class:`SynapticLayer` I[t] = W_int · s_pre[t] · scale (+ bias once): ``pre`` is its presynaptic neuron layer.
-- :class:`SpikeProduct` P[t] = A[t]·B[t] − A[t−1]·B[t−1] of two spike counts (Q·Kᵀ, A·V, gate ⊙ value).
-- :class:`FloatUnit`  y[t] = f(Σ inputs up to t) (softmax, LayerNorm): a float unit on accumulated input.
+- :class:`SpikeProduct` P[t] = A[t]·B[t] − A[t−1]·B[t−1] of two spike counts: :class:`ScoresProduct` (Q·Kᵀ),
+  :class:`ContextProduct` (A·V), :class:`GateProduct` (gate ⊙ value).
+- :class:`FloatUnit`  y[t] = f(Σ inputs up to t): a float unit on accumulated input, of the kind registered for its
+  ``node`` (:mod:`spikemfm.ir.units`: softmax, LayerNorm, RoPE, …).
 - :class:`Lookup`     c_out[t] = LUT[c_in[t]]: the MLP nonlinearity on its input neuron's count.
 - :class:`ResidualAdd` I[t] = I_a[t] + I_b[t]; :class:`Pool` token selection / mean of currents.
 
-Shapes exclude the batch and are those of the traced input (``Netlist.tokens`` tokens).
+Shapes exclude the batch and are those of the traced input (``Netlist.tokens`` tokens). Records that evaluate a
+node carry it (``node``: its parameters), so a backend reads everything it builds from the records.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterator, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterator, TypeVar
 
 import torch
 
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
+from spikemfm.ir import units
 from spikemfm.ir.float_ops import FloatOps
+
+_NODE = dict(default=None, compare=False, repr=False)  # the node a record evaluates (its parameters)
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,7 @@ class SynapticLayer(Record):
 
     in_features: int
     out_features: int
+    node: N.Linear | None = field(**_NODE)
 
     @property
     def pre(self) -> str:
@@ -95,22 +102,48 @@ class SynapticLayer(Record):
 
 @dataclass(frozen=True)
 class SpikeProduct(Record):
-    """A product of two spike trains: ``kind`` ``scores`` (Q·Kᵀ), ``context`` (A·V) — ``owner`` the attention — or
-    ``gate`` (act(gate) ⊙ value, elementwise: ``heads`` = ``inner`` = 1) — ``owner`` the gated MLP."""
+    """A product of two spike trains of ``owner`` (the attention or gated MLP ``node``); ``inner`` the summed length."""
 
-    kind: str
+    kind: ClassVar[str]
     owner: str
     heads: int
     inner: int
+    node: N.Attention | N.MLP | None = field(**_NODE)
+
+
+@dataclass(frozen=True)
+class ScoresProduct(SpikeProduct):
+    """Q·Kᵀ of attention ``owner`` (H, queries, keys); ``inner`` the head size."""
+
+    kind = "scores"
+
+
+@dataclass(frozen=True)
+class ContextProduct(SpikeProduct):
+    """A·V of attention ``owner`` (H, queries, head size); ``inner`` the number of keys."""
+
+    kind = "context"
+
+
+@dataclass(frozen=True)
+class GateProduct(SpikeProduct):
+    """act(gate) ⊙ value of gated MLP ``owner``, elementwise (``heads`` = ``inner`` = 1)."""
+
+    kind = "gate"
 
 
 @dataclass(frozen=True)
 class FloatUnit(Record):
-    """A float function of accumulated input: ``kind`` ``softmax``, ``layernorm`` or ``rope``; ``row`` its reduced
-    length."""
+    """A float function of accumulated input, evaluating ``node`` (its kind: :func:`spikemfm.ir.units.kind_of`);
+    ``row`` its reduced length."""
 
-    kind: str
     row: int
+    node: Any = field(**_NODE)
+
+    @property
+    def kind(self) -> str:
+        """The registered unit kind's name (``layernorm``, ``softmax``, ``rope``, …)."""
+        return units.kind_of(self.node).name
 
 
 @dataclass(frozen=True)
@@ -119,6 +152,7 @@ class Lookup(Record):
 
     act: str
     owner: str
+    node: N.MLP | None = field(**_NODE)
 
 
 @dataclass(frozen=True)
@@ -128,9 +162,10 @@ class ResidualAdd(Record):
 
 @dataclass(frozen=True)
 class Pool(Record):
-    """Token pooling of the stream: ``kind`` one of :data:`spikemfm.ir.nodes.POOLS`."""
+    """Token pooling of the stream (:func:`spikemfm.ir.units.pool.pool_tokens`) as readout ``node`` defines it."""
 
     kind: str
+    node: N.Readout | None = field(**_NODE)
 
 
 R = TypeVar("R", bound=Record)
@@ -224,41 +259,36 @@ class TraceOps(FloatOps):
     def linear(self, node: N.Linear, c: torch.Tensor) -> torch.Tensor:
         y = super().linear(node, c)
         out_f, in_f = node.weight.shape
-        return self._emit(y, SynapticLayer(node.path, (self.source(c),), tuple(y.shape[1:]), int(in_f), int(out_f)))
+        return self._emit(y, SynapticLayer(node.path, (self.source(c),), tuple(y.shape[1:]), int(in_f), int(out_f),
+                                           node))
 
     def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         y = super().scores(attn, q, k)
-        rec = SpikeProduct(attn.scores_name, (self.source(q), self.source(k)), tuple(y.shape[1:]), "scores",
-                           attn.path, attn.num_heads, int(q.shape[-1]))
+        rec = ScoresProduct(attn.scores_name, (self.source(q), self.source(k)), tuple(y.shape[1:]), attn.path,
+                            attn.num_heads, int(q.shape[-1]), attn)
         return self._emit(y, rec)
 
     def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         # computed token-major and returned as a (B, H, N, d) view, so the engine's merge of the heads is a view
         # of the same storage and the next neuron's operand resolves to this record
         y = (p @ v).transpose(-3, -2).contiguous().transpose(-3, -2)
-        rec = SpikeProduct(attn.context_name, (self.source(p), self.source(v)), tuple(y.shape[1:]), "context",
-                           attn.path, attn.num_heads, int(p.shape[-1]))
+        rec = ContextProduct(attn.context_name, (self.source(p), self.source(v)), tuple(y.shape[1:]), attn.path,
+                             attn.num_heads, int(p.shape[-1]), attn)
         return self._emit(y, rec)
 
     def gate(self, mlp: N.MLP, g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         y = super().gate(mlp, g, v)
-        return self._emit(y, SpikeProduct(mlp.gate_name, (self.source(g), self.source(v)), tuple(y.shape[1:]),
-                                          "gate", mlp.path, 1, 1))
+        return self._emit(y, GateProduct(mlp.gate_name, (self.source(g), self.source(v)), tuple(y.shape[1:]),
+                                         mlp.path, 1, 1, mlp))
 
-    def softmax(self, attn: N.Attention, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        y = super().softmax(attn, s, mask)
-        return self._emit(y, FloatUnit(attn.softmax_name, (self.source(s),), tuple(y.shape[1:]), "softmax",
-                                       int(s.shape[-1])))
-
-    def norm(self, node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:
-        y = super().norm(node, x)
-        return self._emit(y, FloatUnit(node.path, (self.source(x),), tuple(y.shape[1:]), engine.unit_kind(node),
-                                       int(x.shape[-1])))
+    def unit(self, node: Any, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        y = super().unit(node, x, mask)
+        return self._emit(y, FloatUnit(node.path, (self.source(x),), tuple(y.shape[1:]), int(x.shape[-1]), node))
 
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
         hidden = self.neuron(mlp.point(N.Role.HIDDEN), z)
         y = self._emit(N.activation(mlp.act, hidden), Lookup(mlp.lut_name, (self.source(hidden),),
-                                                             tuple(hidden.shape[1:]), mlp.act, mlp.path))
+                                                             tuple(hidden.shape[1:]), mlp.act, mlp.path, mlp))
         return self.neuron(mlp.point(N.Role.ACT), y)
 
     def constant(self, name: str, x: torch.Tensor) -> torch.Tensor:
@@ -270,7 +300,7 @@ class TraceOps(FloatOps):
 
     def pool(self, r: N.Readout, x: torch.Tensor, inputs: engine.Inputs) -> torch.Tensor:
         y = engine.pool(r, x, inputs).clone()
-        return self._emit(y, Pool(r.pool_name, (self.source(x),), tuple(y.shape[1:]), r.pool))
+        return self._emit(y, Pool(r.pool_name, (self.source(x),), tuple(y.shape[1:]), r.pool, r))
 
 
 def trace_inputs(graph: N.EncoderGraph, tokens: int | None = None) -> engine.Inputs:

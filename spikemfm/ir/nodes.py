@@ -288,7 +288,8 @@ class AttnPool:
 
 @dataclass(frozen=True)
 class Readout:
-    """y = proj(pool(norm(x))) (or proj(norm(pool(x))) when ``norm_after_pool``); pool ∈ POOLS.
+    """y = proj(pool(norm(x))) (or proj(norm(pool(x))) when ``norm_after_pool``); pool ∈
+    :data:`spikemfm.ir.units.pool.POOLS` (the one definition of each is :mod:`spikemfm.ir.units.pool`).
 
     cls: token 0; last: token N−1 (open_clip ``text_pool_type='last'``); eot: the token at argmax(ids) (CLIP
     text), or the first token equal to ``eos_id`` where set (open_clip ``'eos'``); mean: masked mean over tokens (sentence-transformers); avg_tokens: mean over tokens ``prefix_tokens`` …
@@ -329,6 +330,12 @@ class EncoderGraph:
     @property
     def width(self) -> int:
         return int(self.embed.pos.shape[-1])
+
+
+def node_classes() -> tuple[type, ...]:
+    """Every node class defined here (the structure of a graph; float-unit nodes are the unit kinds' own)."""
+    return tuple(v for v in globals().values()
+                 if isinstance(v, type) and v.__module__ == __name__ and hasattr(v, "__dataclass_fields__"))
 
 
 def float64_copy(graph: "EncoderGraph") -> "EncoderGraph":
@@ -379,7 +386,6 @@ def find_nodes(obj: Any, kind: type) -> list[Any]:
 
 
 ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu", "relu", "silu", "sigmoid")
-POOLS = ("cls", "last", "eot", "mean", "avg_tokens", "concat_prefix", "map")
 
 
 def activation(name: str, x: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """``export_lava``: the Lava process graph of a converted block, sub-block or whole tower.
 
 The graph is built from the model's typed netlist (:mod:`spikemfm.ir.netlist`), one process per record of the
-part (neuron layer, synaptic layer, spike×spike product, softmax, LayerNorm, residual add, pooling; a lookup and
+part (neuron layer, synaptic layer, spike×spike product, float unit, residual add, pooling; a lookup and
 the activation neuron it drives become one ``LutIF``), wired along the netlist's edges. The part's input stream
 comes from a Lava ``RingBuffer`` source; its output and (optionally) every neuron layer's spikes are
 written by probes. Lava is imported here, never by ``import spikemfm``.
@@ -23,6 +23,8 @@ from spikemfm.snn.model import SpikingModel
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
+from spikemfm.ir import units
+from spikemfm.ir.units.softmax import Softmax
 from spikemfm.neuromorphic.fixed import FixedParams, FixedPointConfig, fixed_params
 from spikemfm.ir import netlist as nl
 from spikemfm.neuromorphic.parts import Part, Trace, part_records, step_inputs
@@ -55,7 +57,6 @@ class _Builder:
     def __init__(self, snn: SpikingModel, fxp: FixedParams, probe_dir: Path | None, steps: int) -> None:
         self.snn, self.qp, self.fxp = snn, snn.qparams, fxp
         self.net, self.law = snn.netlist, snn.neuron_model
-        self.norms = {n.path: n for n in N.find_nodes(snn.graph, N.LayerNorm)}
         self.qk_norms = {n.path for a in N.find_nodes(snn.graph, N.Attention) for n in (a.q_norm, a.k_norm) if n}
         self.probe_dir, self.steps = probe_dir, steps
         self.own_dir: Path | None = None
@@ -96,13 +97,7 @@ class _Builder:
                                   "process yet; export an attention part instead")
             return self.product(rec, ports[rec.inputs[0]], ports[rec.inputs[1]])
         if isinstance(rec, nl.FloatUnit):
-            if rec.name in self.qk_norms:
-                raise ConfigError(f"export_lava: {rec.name} is a per-head qk-norm, which the Lava builder does not "
-                                  "wire yet (its LayerNorm process normalises whole token rows)")
-            if rec.kind not in ("softmax", "layernorm"):
-                raise ConfigError(f"export_lava: {rec.name} is a {rec.kind} unit, which has no Lava process yet")
-            h = ports[rec.inputs[0]]
-            return self.softmax(rec.name, h, inputs) if rec.kind == "softmax" else self.norm(self.norms[rec.name], h)
+            return self.float_unit(rec, ports[rec.inputs[0]], inputs)
         if isinstance(rec, nl.ResidualAdd):
             return self.add(ports[rec.inputs[0]], ports[rec.inputs[1]], rec.name)
         if isinstance(rec, nl.Pool):
@@ -147,22 +142,32 @@ class _Builder:
         hb.port.connect(p.b_in)
         return _Port(p.a_out, out)
 
-    def softmax(self, name: str, h: _Port, inputs: engine.Inputs) -> _Port:
-        mask = engine.attention_mask(self.snn.graph, inputs, h.shape[-1])
-        m = None if mask is None else np.broadcast_to(_np(mask), h.shape).copy()
-        s = self._add(self.P.Softmax(shape=h.shape, mask=m, exp_lut=_np(self.fxp.exp_lut), log2e=self.fxp.log2e,
-                                     frac_bits=self.fxp.cfg.frac_bits, name=name))
-        h.port.connect(s.a_in)
-        return _Port(s.a_out, h.shape)
-
-    def norm(self, node: N.LayerNorm, h: _Port) -> _Port:
-        fxp = self.fxp
-        ln = self._add(self.P.LayerNormUnit(shape=h.shape, weight=_np(node.weight.double()),
-                                            bias=_np(node.bias.double()), eps=node.eps,
-                                            w_fx=_np(fxp.norm_w[node.path]), b_fx=_np(fxp.norm_b[node.path]),
-                                            eps_fx=fxp.norm_eps[node.path], name=node.path))
-        h.port.connect(ln.a_in)
-        return _Port(ln.a_out, h.shape)
+    def float_unit(self, rec: nl.FloatUnit, h: _Port, inputs: engine.Inputs) -> _Port:
+        """A float unit's process: its kind's own Lava process (softmax, LayerNorm), else the refusal its kind
+        declares (:attr:`spikemfm.ir.units.base.UnitKind.lava`)."""
+        kind = units.kind_of(rec.node)
+        if rec.name in self.qk_norms:
+            raise ConfigError(f"export_lava: {rec.name} is a per-head qk-norm, which the Lava builder does not "
+                              "wire yet (its LayerNorm process normalises whole token rows)")
+        if kind.lava is not None:
+            raise ConfigError(f"export_lava: {rec.name} is a {kind.name} unit: {kind.lava}")
+        params = self.fxp.unit_params(rec.node)
+        if isinstance(rec.node, Softmax):
+            mask = engine.attention_mask(self.snn.graph, inputs, h.shape[-1])
+            m = None if mask is None else np.broadcast_to(_np(mask), h.shape).copy()
+            proc = self.P.Softmax(shape=h.shape, mask=m, exp_lut=_np(params["exp_lut"]), log2e=params["log2e"],
+                                  frac_bits=self.fxp.cfg.frac_bits, name=rec.name)
+        elif isinstance(rec.node, N.LayerNorm):  # its own NumPy models: an independent check of the integer form
+            n = rec.node
+            proc = self.P.LayerNormUnit(shape=h.shape, weight=_np(n.weight.double()), bias=_np(n.bias.double()),
+                                        eps=n.eps, w_fx=_np(params["w"]), b_fx=_np(params["b"]), eps_fx=params["eps"],
+                                        name=rec.name)
+        else:  # any other kind: the generic process runs the kind's own float / integer semantics
+            proc = self.P.FloatUnit(shape=h.shape, kind=kind.name, node=rec.node, params=params,
+                                    frac_bits=self.fxp.cfg.frac_bits, name=rec.name)
+        self._add(proc)
+        h.port.connect(proc.a_in)
+        return _Port(proc.a_out, h.shape)
 
     def add(self, ha: _Port, hb: _Port, name: str) -> _Port:
         r = self._add(self.P.ResidualAdd(shape=ha.shape, name=name))
@@ -171,25 +176,11 @@ class _Builder:
         return _Port(r.a_out, ha.shape)
 
     def pool(self, r: N.Readout, h: _Port, inputs: engine.Inputs) -> _Port:
-        b, n, _ = h.shape
-        index = weights = None
-        if r.pool == "cls":
-            index = np.zeros(b, dtype=np.int64)
-        elif r.pool == "last":
-            index = np.full(b, n - 1, dtype=np.int64)
-        elif r.pool == "concat_prefix":
-            index = np.arange(r.prefix_tokens, dtype=np.int64)
-        elif r.pool == "eot":
-            index = _np(engine.token_index(r, inputs))
-        elif r.pool == "avg_tokens":
-            weights = np.ones((b, n), dtype=np.int64)
-            weights[:, :r.prefix_tokens] = 0
-        else:
-            weights = np.ones((b, n), np.int64) if inputs.mask is None else _np(inputs.mask.long())
-        p = self._add(self.P.TokenPool(in_shape=h.shape, kind=r.pool, index=index, weights=weights,
-                                       name=r.pool_name))
+        """Token pooling: the process runs :func:`spikemfm.ir.units.pool.pool_tokens` on the batch's ids / mask."""
+        p = self._add(self.P.TokenPool(in_shape=h.shape, kind=r.pool, prefix_tokens=r.prefix_tokens, eos_id=r.eos_id,
+                                       ids=_np(inputs.ids), mask=_np(inputs.mask), name=r.pool_name))
         h.port.connect(p.a_in)
-        return _Port(p.a_out, (b, h.shape[-1] * (r.prefix_tokens if r.pool == "concat_prefix" else 1)))
+        return _Port(p.a_out, (h.shape[0], h.shape[-1] * (r.prefix_tokens if r.pool == "concat_prefix" else 1)))
 
     def output(self, h: _Port) -> Path:
         if self.probe_dir is None:  # removed by LavaNetwork.run once read

@@ -8,11 +8,9 @@ spikes are signed integer counts. Parameters are derived once from the float QAN
     neuron threshold   θ = round(step · 2^F)               (integer IF: V₀ = ⌊θ/2⌋, V −= n·θ)
     synaptic current   y = (acc · g + β) >> G,  g = round(out_scale · 2^(F+G)),  β = round(bias · 2^(F+G))
     scores / context   y = (acc · g) >> G                   (acc: exact integer spike×spike product)
-    RoPE               y = (x · round(cos · 2^F) + rot(x) · round(sin · 2^F)) >> F
-    LayerNorm          m = ⌊Σx / D⌋, d = x − m, σ = isqrt(⌊Σd² / D⌋ + round(eps · 2^2F)),
-                       y = ⌊d · round(w · 2^F) / σ⌋ + round(b · 2^F)
-    softmax            z = s − max(s), t = (z · round(log2(e) · 2^F)) >> F, k = t >> F, r = t − k·2^F,
-                       e = LUT[r] >> −k  (LUT[r] = round(2^(r/2^F) · 2^F)),  p = ⌊e · 2^F / Σe⌋
+    float units        each kind's integer form (:meth:`spikemfm.ir.units.base.UnitKind.fixed`: LayerNorm,
+                       RoPE, softmax, … — the equations are in each kind's module)
+    pooling            :func:`spikemfm.ir.units.pool.pool_tokens` with floor division
     GELU               the QANN's integer lookup table (already integer)
 
 ``>>`` is an arithmetic (floor) shift and ⌊·⌋ floor division. The Lava ``fixed_pt`` models
@@ -21,8 +19,8 @@ spikes are signed integer counts. Parameters are derived once from the float QAN
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -32,6 +30,10 @@ from spikemfm.quant.params import QParams
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
+from spikemfm.ir import units
+from spikemfm.ir.units.base import round_int
+from spikemfm.ir.units.pool import pool_tokens
+from spikemfm.ir.units.softmax import Softmax
 
 
 @dataclass(frozen=True)
@@ -57,10 +59,6 @@ class FixedPointConfig:
                 raise ConfigError(f"FixedPointConfig.{name}={v!r}: must be an integer in [{lo}, {hi}]")
 
 
-def _round_int(x: torch.Tensor | float) -> torch.Tensor:
-    return torch.round(torch.as_tensor(x, dtype=torch.float64)).to(torch.int64)
-
-
 @dataclass
 class FixedParams:
     """Integer parameters of every stage, keyed like :class:`~spikemfm.convert.qann.QParams`."""
@@ -69,27 +67,22 @@ class FixedParams:
     theta: dict[str, int] = field(default_factory=dict)
     gain: dict[str, torch.Tensor] = field(default_factory=dict)
     offset: dict[str, torch.Tensor] = field(default_factory=dict)
-    norm_w: dict[str, torch.Tensor] = field(default_factory=dict)
-    norm_b: dict[str, torch.Tensor] = field(default_factory=dict)
-    norm_eps: dict[str, int] = field(default_factory=dict)
-    rope: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # path -> (sin, cos) in Q.F
-    exp_lut: torch.Tensor | None = None
-    log2e: int = 0
+    units: dict[str, dict[str, Any]] = field(default_factory=dict)  # float unit path -> its kind's integer params
 
     def to_fixed(self, x: torch.Tensor) -> torch.Tensor:
         """A float value tensor in Q.F."""
-        return _round_int(x * 2.0 ** self.cfg.frac_bits)
+        return round_int(x * 2.0 ** self.cfg.frac_bits)
 
     def to_float(self, x: torch.Tensor) -> torch.Tensor:
         """A Q.F tensor as float64 values."""
         return x.to(torch.float64) / 2.0 ** self.cfg.frac_bits
 
-
-def _add_norm(fxp: FixedParams, node: N.LayerNorm) -> None:
-    f = fxp.cfg.frac_bits
-    fxp.norm_w[node.path] = _round_int(node.weight.to(torch.float64) * 2.0 ** f)
-    fxp.norm_b[node.path] = _round_int(node.bias.to(torch.float64) * 2.0 ** f)
-    fxp.norm_eps[node.path] = max(1, int(round(node.eps * 2.0 ** (2 * f))))
+    def unit_params(self, node: Any) -> dict[str, Any]:
+        """The integer parameters of a float unit (derived on first use: softmax nodes are made per call)."""
+        params = self.units.get(node.path)
+        if params is None:
+            params = self.units[node.path] = units.kind_of(node).fixed_params(node, self.cfg.frac_bits)
+        return params
 
 
 def fixed_params(graph: N.EncoderGraph, qp: QParams, cfg: FixedPointConfig) -> FixedParams:
@@ -103,58 +96,17 @@ def fixed_params(graph: N.EncoderGraph, qp: QParams, cfg: FixedPointConfig) -> F
                               f"2^-{f}; raise FixedPointConfig.frac_bits")
         fxp.theta[point] = theta
     for path, ql in qp.linears.items():
-        fxp.gain[path] = _round_int(ql.out_scale * 2.0 ** (f + g))
+        fxp.gain[path] = round_int(ql.out_scale * 2.0 ** (f + g))
         bias = ql.bias if ql.bias is not None else torch.zeros_like(ql.out_scale)
-        fxp.offset[path] = _round_int(bias * 2.0 ** (f + g))
+        fxp.offset[path] = round_int(bias * 2.0 ** (f + g))
     for attn in (a for a in N.find_nodes(graph, N.Attention) if a.path in qp.score_scales):
-        fxp.gain[attn.scores_name] = _round_int(qp.score_scales[attn.path] * 2.0 ** (f + g))
-        fxp.gain[attn.context_name] = _round_int(qp.ctx_scales[attn.path] * 2.0 ** (f + g))
+        fxp.gain[attn.scores_name] = round_int(qp.score_scales[attn.path] * 2.0 ** (f + g))
+        fxp.gain[attn.context_name] = round_int(qp.ctx_scales[attn.path] * 2.0 ** (f + g))
     for m in (m for m in N.find_nodes(graph, N.MLP) if m.gate is not None and m.path in qp.ctx_scales):
-        fxp.gain[m.gate_name] = _round_int(qp.ctx_scales[m.path] * 2.0 ** (f + g))
-    for node in N.find_nodes(graph, N.LayerNorm):
-        _add_norm(fxp, node)
-    for node in N.find_nodes(graph, N.Rope):
-        fxp.rope[node.path] = (_round_int(node.sin.to(torch.float64) * 2.0 ** f),
-                               _round_int(node.cos.to(torch.float64) * 2.0 ** f))
-    fxp.exp_lut = _round_int(torch.exp2(torch.arange(2 ** f, dtype=torch.float64) / 2 ** f) * 2.0 ** f)
-    fxp.log2e = int(round(math.log2(math.e) * 2 ** f))
+        fxp.gain[m.gate_name] = round_int(qp.ctx_scales[m.path] * 2.0 ** (f + g))
+    for node in N.find_nodes(graph, units.node_types()):
+        fxp.unit_params(node)
     return fxp
-
-
-def isqrt(n: torch.Tensor) -> torch.Tensor:
-    """⌊√n⌋ of non-negative int64 tensors (float estimate, then corrected to the exact integer root)."""
-    r = torch.sqrt(n.to(torch.float64)).floor().to(torch.int64)
-    r = torch.where(r * r > n, r - 1, r)
-    return torch.where((r + 1) * (r + 1) <= n, r + 1, r)
-
-
-def fixed_layer_norm(fxp: FixedParams, path: str, x: torch.Tensor) -> torch.Tensor:
-    """Integer LayerNorm over the last axis (see the module docstring)."""
-    d = x - torch.div(x.sum(-1, keepdim=True), x.shape[-1], rounding_mode="floor")
-    var = torch.div((d * d).sum(-1, keepdim=True), x.shape[-1], rounding_mode="floor")
-    sigma = isqrt(var + fxp.norm_eps[path])
-    return torch.div(d * fxp.norm_w[path], sigma, rounding_mode="floor") + fxp.norm_b[path]
-
-
-def fixed_rope(fxp: FixedParams, node: N.Rope, x: torch.Tensor) -> torch.Tensor:
-    """Integer RoPE: y = (x·cos + rot(x)·sin) >> F on the rotated tokens (tables in Q.F)."""
-    sin, cos = fxp.rope[node.path]
-    head, tail = x[..., :node.prefix, :], x[..., node.prefix:, :]
-    out = (tail * cos + engine.rotate(tail, node.half) * sin) >> fxp.cfg.frac_bits
-    return torch.cat([head, out], dim=-2)
-
-
-def fixed_softmax(fxp: FixedParams, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Integer softmax over the last axis with blocked pairs (``mask`` True) at probability 0."""
-    f = fxp.cfg.frac_bits
-    blocked = torch.zeros_like(s, dtype=torch.bool) if mask is None else mask.expand_as(s)
-    floor = torch.iinfo(torch.int64).min // 4
-    top = torch.where(blocked, floor, s).amax(-1, keepdim=True)
-    t = (torch.where(blocked, 0, s - top) * fxp.log2e) >> f
-    k = t >> f
-    e = fxp.exp_lut[t - (k << f)] >> (-k).clamp(0, 62)
-    e = torch.where(blocked, 0, e)
-    return torch.div(e << f, e.sum(-1, keepdim=True).clamp_min(1), rounding_mode="floor")
 
 
 class FixedStepOps:
@@ -228,20 +180,11 @@ class FixedStepOps:
         lut = self.law.clamp_levels(self.qp.quants[mlp.point(N.Role.ACT)], self.qp.luts[mlp.path]).to(torch.int64)
         return self._move(mlp.point(N.Role.ACT), lut[c - self.qp.quants[mlp.point(N.Role.HIDDEN)].lo])
 
-    def norm(self, node: N.LayerNorm | N.Rope, x: torch.Tensor) -> torch.Tensor:
-        if isinstance(node, N.Rope):
-            return self._check(node.path, fixed_rope(self.fxp, node, x))
-        return self._check(node.path, fixed_layer_norm(self.fxp, node.path, x))
+    def unit(self, node: Any, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """A float unit's integer form (its kind's :meth:`~spikemfm.ir.units.base.UnitKind.fixed`)."""
+        y = units.kind_of(node).fixed(node, self.fxp.unit_params(node), x, mask, self.fxp.cfg.frac_bits)
+        return y if isinstance(node, Softmax) else self._check(node.path, y)  # probabilities are ≤ 2^F
 
-    def softmax(self, attn: N.Attention, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        return fixed_softmax(self.fxp, s, mask)
-
-
-def fixed_pool(r: N.Readout, x: torch.Tensor, inputs: engine.Inputs) -> torch.Tensor:
-    """Integer token pooling (floor division for the means)."""
-    if r.pool in ("cls", "last", "eot", "concat_prefix"):  # selections: exact on integers as they are
-        return engine.pool(r, x, inputs)
-    if r.pool == "avg_tokens":
-        return torch.div(x[..., r.prefix_tokens:, :].sum(-2), x.shape[-2] - r.prefix_tokens, rounding_mode="floor")
-    m = (inputs.mask if inputs.mask is not None else torch.ones_like(inputs.ids)).to(torch.int64)[..., None]
-    return torch.div((x * m).sum(-2), m.sum(-2).clamp_min(1), rounding_mode="floor")
+    def pool(self, r: N.Readout, x: torch.Tensor, inputs: engine.Inputs) -> torch.Tensor:
+        """Integer token pooling (floor division for the means)."""
+        return pool_tokens(x, r.pool, r.prefix_tokens, r.eos_id, inputs.ids, inputs.mask, integer=True)

@@ -19,7 +19,7 @@ from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
 from spikemfm.ir.netlist import Encoding, Netlist, Record
-from spikemfm.neuromorphic.fixed import FixedParams, FixedPointConfig, FixedStepOps, fixed_params, fixed_pool
+from spikemfm.neuromorphic.fixed import FixedParams, FixedPointConfig, FixedStepOps, fixed_params
 from spikemfm.snn.model import SpikingModel
 from spikemfm.snn.simulate import step_ops
 
@@ -99,7 +99,7 @@ def part_step(graph: N.EncoderGraph, part: Part, x: torch.Tensor, mask: torch.Te
         x = ops.inject(x)
         for b in graph.blocks:
             x = engine.block(b, x, mask, ops)
-        return engine.readout(graph.readout, x, inputs, ops, fixed_pool if fixed else engine.pool)
+        return engine.readout(graph.readout, x, inputs, ops)
     b = graph.blocks[part.block]
     if part.kind == "mlp":
         return engine.mlp_half(b, x, ops)

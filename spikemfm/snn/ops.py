@@ -10,7 +10,8 @@ synaptic layer, the running operands of each spike×spike product. Per step:
   (ΔC·W_intᵀ, an exact integer accumulation) to the accumulated current;
 - Q·Kᵀ and A·V are products of two running spike counts; the work the incremental form
   ΔQ·K_{t−1}ᵀ + Q_t·ΔKᵀ needs is recorded, the product itself is exact in integers;
-- softmax / LayerNorm evaluate their float function on the accumulated input; a unit whose input
+- float units (softmax, LayerNorm, RoPE, … — :mod:`spikemfm.ir.units`) evaluate their float function on the
+  accumulated input; a unit whose input
   did not change since the last step is not re-evaluated (its output cannot change either).
 
 Speed without changing a single value: each neuron layer's step is one fused pass
@@ -27,7 +28,7 @@ about as much as the neuron passes did on this 2-core machine).
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import torch
 
@@ -36,6 +37,7 @@ from spikemfm.quant.neurons import NeuronModel, SignedIF
 from spikemfm.quant.params import QParams
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
+from spikemfm.ir import units
 from spikemfm.ir.netlist import Netlist, SpikeProduct, SynapticLayer
 from spikemfm.snn import kernels, kernels_torch
 from spikemfm.snn.record import Recorder
@@ -328,8 +330,7 @@ class SNNStepOps(SpikeOpsBase):
         return self._fire(point, c, lambda prev: self.kern.fire_lut(c, lut, lo, self.max_spikes, prev),
                           lambda: lut[c.to(torch.int64) - lo])  # the table's level: the neuron's input
 
-    def norm(self, node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:
-        return self._float_unit(node.path, engine.unit_kind(node), x, lambda: engine.layer_norm(node, x))
-
-    def softmax(self, attn: N.Attention, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        return self._float_unit(attn.softmax_name, "softmax", s, lambda: engine.masked_softmax(s, mask))
+    def unit(self, node: Any, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """A float unit on accumulated input: its kind's float function, re-evaluated only when x changed."""
+        kind = units.kind_of(node)
+        return self._float_unit(node.path, kind.name, x, lambda: kind.forward(node, x, mask))

@@ -33,10 +33,11 @@ from spikemfm.snn.model import SpikingModel
 from spikemfm.errors import ModelLoadError
 from spikemfm.core.io import atomic_path
 from spikemfm.ir import nodes as N
+from spikemfm.ir import units
 
 FORMAT = "spikemfm-snn/3"  # /2: compact tensors, token-type table, prefix tokens; /3: SHA-256 of the contents
-_CLASSES = [N.Linear, N.LayerNorm, N.Rope, N.Attention, N.MLP, N.Block, N.PatchEmbed, N.TokenEmbed, N.AttnPool,
-            N.Readout, N.EncoderGraph, QParams, ActQuant, QLinear, QuantConfig, ConvertConfig]
+# derived, never hand-kept: the graph's node classes, every registered unit kind's node, the parameter records
+_CLASSES = [*dict.fromkeys((*N.node_classes(), *units.node_types())), QParams, ActQuant, QLinear, QuantConfig, ConvertConfig]
 
 
 def save_converted(snn: SpikingModel, path: str | Path, meta: dict[str, Any] | None = None) -> Path:

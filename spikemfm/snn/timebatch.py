@@ -21,7 +21,7 @@ wide accelerators.
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import torch
 
@@ -30,6 +30,7 @@ from spikemfm.quant.neurons import NeuronModel, SignedIF
 from spikemfm.quant.params import QParams
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
+from spikemfm.ir import units
 from spikemfm.ir.netlist import Netlist
 from spikemfm.snn.ops import SpikeOpsBase
 from spikemfm.snn.record import Recorder
@@ -186,8 +187,7 @@ class TimeBatchOps(SpikeOpsBase):
         self.rec.float_steps(key, self.t0, elements, x.shape[-1], kind)
         return self._fill(key, changed, lambda idx: fn(x if idx is None else x[idx]))
 
-    def norm(self, node: N.LayerNorm, x: torch.Tensor) -> torch.Tensor:
-        return self._float_unit(node.path, engine.unit_kind(node), x, lambda s: engine.layer_norm(node, s))
-
-    def softmax(self, attn: N.Attention, s: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        return self._float_unit(attn.softmax_name, "softmax", s, lambda v: engine.masked_softmax(v, mask))
+    def unit(self, node: Any, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """A float unit on accumulated input (its kind's float function) over the chunk's steps."""
+        kind = units.kind_of(node)
+        return self._float_unit(node.path, kind.name, x, lambda v: kind.forward(node, v, mask))

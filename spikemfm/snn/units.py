@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from spikemfm.ir import netlist as nl
 from spikemfm.ir import nodes as N
+from spikemfm.ir import units
 
 SPIKE_DRIVEN = "spike-driven"
 FLOAT_ON_ACCUMULATED = "float-on-accumulated-input"
@@ -48,10 +49,7 @@ def _unit(r: nl.Record) -> Unit:
         what = {"scores": "ΔQ·Kᵀ + Q·ΔKᵀ", "context": "ΔA·V + A·ΔV", "gate": "ΔG⊙V + G⊙ΔV"}[r.kind]
         return Unit(r.name, "spike-product", SPIKE_DRIVEN, f"{what}: add per spike of either train")
     if isinstance(r, nl.FloatUnit):
-        what = {"softmax": "exp/normalise of accumulated scores",
-                "layernorm": "mean/var/normalise of the accumulated stream",
-                "rope": "rotate the accumulated q/k current by its position"}[r.kind]
-        return Unit(r.name, r.kind, FLOAT_ON_ACCUMULATED, what)
+        return Unit(r.name, r.kind, FLOAT_ON_ACCUMULATED, units.get(r.kind).per_step)
     if isinstance(r, nl.Lookup):
         return Unit(r.name, f"{r.act}-lut", SPIKE_DRIVEN,
                     f"look up {r.act}(count) when the input neuron's count changes")

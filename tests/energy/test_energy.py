@@ -252,12 +252,14 @@ def test_binary_spikes_are_one_message_each():
 
 
 def test_fixed_point_units_priced_as_integer_work_by_hand():
+    from spikemfm.ir import units
+
     loihi, h45 = load_profile("loihi"), load_profile("horowitz45")
-    assert math.isclose(C.float_element(loihi, "softmax")[0], 12 * 16.2)
-    assert math.isclose(C.float_element(loihi, "layernorm", 64)[0], (7 + 34 / 64) * 16.2)
-    assert math.isclose(C.float_element(loihi, "rope")[0], 4 * 16.2)
+    assert math.isclose(C.float_element(loihi, units.get("softmax"))[0], 12 * 16.2)
+    assert math.isclose(C.float_element(loihi, units.get("layernorm"), 64)[0], (7 + 34 / 64) * 16.2)
+    assert math.isclose(C.float_element(loihi, units.get("rope"))[0], 4 * 16.2)
     assert math.isclose(C.lookup(loihi, 8)[0], 2 * 16.2)
-    assert math.isclose(C.float_element(h45, "softmax")[0], 5 * 3.7 + 5 * 0.9 + 64 / 64 * 20)  # fp32 off-chip
+    assert math.isclose(C.float_element(h45, units.get("softmax"))[0], 5 * 3.7 + 5 * 0.9 + 64 / 64 * 20)  # fp32 off-chip
     rep = estimate_energy(_tiny_sim(), "loihi2")
     work = {w.name: w for w in layer_work(_tiny_sim())}
     row = next(r for r in rep.rows if r.kind == "softmax")

@@ -177,12 +177,12 @@ def test_rope_is_the_modules_rotation():
     """The graph's RoPE unit on a q current equals timm's apply_rot_embed_cat on the rotated tokens."""
     from timm.layers.pos_embed_sincos import apply_rot_embed_cat
 
-    from spikemfm.ir import engine
+    from spikemfm.ir import units
 
     model, _ = CASES["timm_eva02_rope_swiglu"]()
     graph = extractor_for(model).build(model, None)
     rope = graph.blocks[0].attn.q_rope
     x = torch.randn(2, 2, 1 + rope.sin.shape[0], rope.sin.shape[1], dtype=torch.float64)
     want = apply_rot_embed_cat(x[:, :, 1:], model.rope.get_embed().double(), half=rope.half)
-    got = engine.rope(rope, x)
+    got = units.kind_of(rope).forward(rope, x)
     assert torch.equal(got[:, :, :1], x[:, :, :1]) and torch.allclose(got[:, :, 1:], want, atol=1e-12)

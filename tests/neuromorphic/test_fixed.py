@@ -13,8 +13,10 @@ from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
 from spikemfm.neuromorphic import FixedPointConfig, Part, export_lava
-from spikemfm.neuromorphic.fixed import (FixedParams, FixedStepOps, fixed_params, fixed_layer_norm, fixed_softmax,
-                                         isqrt)
+from spikemfm.ir import units
+from spikemfm.ir.units.base import isqrt
+from spikemfm.ir.units.softmax import Softmax
+from spikemfm.neuromorphic.fixed import FixedParams, FixedStepOps, fixed_params
 from spikemfm.neuromorphic.parts import reference_fixed, reference_float
 
 
@@ -46,17 +48,19 @@ def test_integer_layer_norm_tracks_the_float_one():
     fxp = _params()
     x = torch.randn(5, 8, dtype=torch.float64) * 3 + 1
     node = _one_block_graph().blocks[0].ln1
-    y = fxp.to_float(fixed_layer_norm(fxp, node.path, fxp.to_fixed(x)))
-    assert torch.allclose(y, engine.layer_norm(node, x), atol=1e-3)
+    kind = units.kind_of(node)
+    y = fxp.to_float(kind.fixed(node, fxp.unit_params(node), fxp.to_fixed(x), None, fxp.cfg.frac_bits))
+    assert torch.allclose(y, kind.forward(node, x), atol=1e-3)
 
 
 def test_integer_softmax_tracks_the_float_one_and_blocks_masked_pairs():
     fxp = _params()
     s = torch.randn(3, 6, 6, dtype=torch.float64) * 4
     mask = torch.ones(6, 6, dtype=torch.bool).triu(1)[None]
-    p = fixed_softmax(fxp, fxp.to_fixed(s), mask)
+    node, kind = Softmax("b.attn.softmax"), units.get("softmax")
+    p = kind.fixed(node, fxp.unit_params(node), fxp.to_fixed(s), mask, fxp.cfg.frac_bits)
     assert int(p[mask.expand_as(p)].abs().sum()) == 0
-    assert torch.allclose(fxp.to_float(p), engine.masked_softmax(s, mask), atol=1e-4)
+    assert torch.allclose(fxp.to_float(p), kind.forward(node, s, mask), atol=1e-4)
     assert (p.sum(-1) <= 2 ** 16).all() and (p.sum(-1) >= 2 ** 16 - 6).all()  # floor division loses < 1 per entry
 
 

@@ -3,7 +3,9 @@
 Floating point reproduces :class:`spikemfm.snn.ops.SNNStepOps` (float64; integer accumulations exact).
 Fixed point is the integer variant specified in :mod:`spikemfm.neuromorphic.fixed`, written here a
 second time in NumPy (the neuron as a literal membrane recurrence, the square root with
-``math.isqrt``) so that agreement with the PyTorch reference checks two implementations.
+``math.isqrt``) so that agreement with the PyTorch reference checks two implementations. Token pooling and the
+generic ``FloatUnit`` run the one shared definition (:mod:`spikemfm.ir.units`): pooling is written once, and a
+new unit kind runs in Lava without a model of its own.
 Fixed-point messages are int32 with a declared 24-bit payload (Loihi 2's graded-spike width);
 accumulators are int64. Every model receives before it sends (no synaptic delay).
 Written for Lava's CPU simulator: Lava ships no spike×spike product, softmax or LayerNorm model.
@@ -14,6 +16,7 @@ import math
 import os
 
 import numpy as np
+import torch
 from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.model.py.model import PyLoihiProcessModel
 from lava.magma.core.model.py.ports import PyInPort, PyOutPort
@@ -21,8 +24,10 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from spikemfm.neuromorphic.lava.process import (LayerNormUnit, LutIF, ResidualAdd, SignedIF, Softmax, SpikeProduct,
-                                                SpikeSynapse, StreamProbe, TokenPool)
+from spikemfm.ir import units
+from spikemfm.ir.units.pool import pool_tokens
+from spikemfm.neuromorphic.lava.process import (FloatUnit, LayerNormUnit, LutIF, ResidualAdd, SignedIF, Softmax,
+                                                SpikeProduct, SpikeSynapse, StreamProbe, TokenPool)
 
 F64, I64, I32 = np.float64, np.int64, np.int32
 MSG_BITS = 24
@@ -297,33 +302,48 @@ class PyResidualAddFixed(PyLoihiProcessModel):
 
 
 class _PoolBase(PyLoihiProcessModel):
-    def _pool(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """The pooled sum (or the selected token) and the token counts to divide by (None: no division)."""
-        p = self.proc_params
-        if p["kind"] in ("cls", "last", "eot"):
-            return x[np.arange(x.shape[0]), p["index"]], None
-        if p["kind"] == "concat_prefix":
-            return x[:, p["index"]].reshape(x.shape[0], -1), None
-        w = p["weights"].astype(x.dtype)
-        return (x * w[..., None]).sum(axis=1), np.maximum(w.sum(axis=1, keepdims=True), 1)
+    integer: bool
+
+    def run_spk(self) -> None:
+        p, x = self.proc_params, self.a_in.recv()
+        ids, mask = (None if p[k] is None else torch.from_numpy(p[k]) for k in ("ids", "mask"))
+        y = pool_tokens(torch.from_numpy(x.astype(I64) if self.integer else x), p["kind"], p["prefix_tokens"],
+                        p["eos_id"], ids, mask, integer=self.integer)
+        self.a_out.send(y.numpy().astype(I32) if self.integer else y.numpy())
 
 
 @_model(TokenPool, "floating_pt")
 class PyTokenPoolFloat(_PoolBase):
     a_in, a_out = _in(F64), _out(F64)
-
-    def run_spk(self) -> None:
-        total, n = self._pool(self.a_in.recv())
-        self.a_out.send(total if n is None else total / n)
+    integer = False
 
 
 @_model(TokenPool, "fixed_pt")
 class PyTokenPoolFixed(_PoolBase):
     a_in, a_out = _in(I32), _out(I32)
+    integer = True
+
+
+# --- float units of any registered kind ----------------------------------------------------------------
+
+@_model(FloatUnit, "floating_pt")
+class PyFloatUnitFloat(PyLoihiProcessModel):
+    a_in, a_out = _in(F64), _out(F64)
 
     def run_spk(self) -> None:
-        total, n = self._pool(self.a_in.recv().astype(I64))
-        self.a_out.send((total if n is None else np.floor_divide(total, n)).astype(I32))
+        p = self.proc_params
+        self.a_out.send(units.get(p["kind"]).forward(p["node"], torch.from_numpy(self.a_in.recv())).numpy())
+
+
+@_model(FloatUnit, "fixed_pt")
+class PyFloatUnitFixed(PyLoihiProcessModel):
+    a_in, a_out = _in(I32), _out(I32)
+
+    def run_spk(self) -> None:
+        p = self.proc_params
+        x = torch.from_numpy(self.a_in.recv().astype(I64))
+        y = units.get(p["kind"]).fixed(p["node"], p["params"], x, None, p["frac_bits"])
+        self.a_out.send(y.numpy().astype(I32))
 
 
 class _ProbeBase(PyLoihiProcessModel, _Recorder):

@@ -120,19 +120,26 @@ class ResidualAdd(AbstractProcess):
         self.a_out = OutPort(shape=shape)
 
 
-class TokenPool(AbstractProcess):
-    """Token pooling of the accumulated stream: ``cls`` / ``last`` / ``eot`` (index per sample), a masked mean, or
-    ``concat_prefix`` (tokens ``index`` side by side).
+class FloatUnit(AbstractProcess):
+    """A float unit of any registered kind (:mod:`spikemfm.ir.units`) on the accumulated input: the floating-point
+    model runs the kind's float function, the fixed-point model its integer form on Q.F values."""
 
-    ``weights`` (batch, N) are 0/1 token weights for the means; ``index`` (batch,) the token to take, or for
-    ``concat_prefix`` the (P,) tokens to concatenate (output width P·D).
-    """
-
-    def __init__(self, *, in_shape: Shape, kind: str, index: np.ndarray | None, weights: np.ndarray | None,
+    def __init__(self, *, shape: Shape, kind: str, node: object, params: dict, frac_bits: int,
                  name: str | None = None) -> None:
-        super().__init__(kind=kind, index=index, weights=weights, name=name)
+        super().__init__(kind=kind, node=node, params=params, frac_bits=frac_bits, name=name)
+        self.a_in = InPort(shape=shape)
+        self.a_out = OutPort(shape=shape)
+
+
+class TokenPool(AbstractProcess):
+    """Token pooling of the accumulated stream (:func:`spikemfm.ir.units.pool.pool_tokens`): ``kind`` with the
+    readout's ``prefix_tokens`` / ``eos_id`` and the batch's token ``ids`` and attention ``mask`` (or None)."""
+
+    def __init__(self, *, in_shape: Shape, kind: str, prefix_tokens: int, eos_id: int | None,
+                 ids: np.ndarray | None, mask: np.ndarray | None, name: str | None = None) -> None:
+        super().__init__(kind=kind, prefix_tokens=prefix_tokens, eos_id=eos_id, ids=ids, mask=mask, name=name)
         self.a_in = InPort(shape=in_shape)
-        width = in_shape[-1] * (len(index) if kind == "concat_prefix" else 1)
+        width = in_shape[-1] * (prefix_tokens if kind == "concat_prefix" else 1)
         self.a_out = OutPort(shape=(in_shape[0], width))
 
 
