@@ -170,6 +170,7 @@ def stream_agreement_job(video: str, frames: int, steps_per_frame: int, parts: l
     of ``video`` (normalised like its training data), each held ``steps_per_frame`` steps with every process's
     state kept across frames. Plain dicts, for :func:`~spikemfm.neuromorphic.isolate.run_isolated`."""
     from spikemfm.app import input_spec
+    from spikemfm.app.jobs import converted_model
     from spikemfm.models.tiny_clip import load_tiny_clip
     from spikemfm.neuromorphic.fixed import FixedPointConfig
     from spikemfm.neuromorphic.parts import Part

@@ -109,7 +109,7 @@ def test_a_network_without_probe_dir_removes_its_output_folder(tmp_path):
 
     script = (
         "import torch, spikemfm\n"
-        "from spikemfm.convert import ConvertConfig, QuantConfig, convert, quantize\n"
+        "from spikemfm.convert import ConvertConfig, QuantConfig, quantize\nfrom spikemfm.snn import convert\n"
         "from spikemfm.neuromorphic import Part, export_lava\n"
         "torch.manual_seed(0)\n"
         "vit = spikemfm.load('timm:vit_tiny_patch16_224', img_size=8, patch_size=4, depth=1, num_heads=2, "
