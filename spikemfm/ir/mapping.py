@@ -6,8 +6,9 @@ from torch import nn
 
 from spikemfm.errors import UnsupportedModuleError
 from spikemfm.ir import nodes as N
+from spikemfm.ir.units.rmsnorm import RMSNorm
 
-SUPPORTED = ("timm VisionTransformer/DeiT (distilled, registers, no_embed_class, map pooling, qk-norm, SwiGLU)",
+SUPPORTED = ("timm VisionTransformer/DeiT (distilled, registers, no_embed_class, map pooling, qk-norm, SwiGLU, RMSNorm)",
              "timm Eva (EVA-02, RoPE ViTs, DINOv3)", "open_clip VisionTransformer / TimmModel", "OpenClipTextTower", "transformers BertModel/RobertaModel/XLMRobertaModel/ElectraModel/"
              "DistilBertModel/AlbertModel", "spikemfm TextEncoder")
 
@@ -31,9 +32,14 @@ def linear(path: str, m: nn.Module, scale: torch.Tensor | None = None) -> N.Line
     return N.Linear(path, w, b)
 
 
-def layernorm(path: str, m: nn.Module) -> N.LayerNorm:
+def layernorm(path: str, m: nn.Module) -> N.LayerNorm | RMSNorm:
+    """A normalisation layer: an affine ``nn.LayerNorm``, or an RMSNorm (``nn.RMSNorm``, timm ``RmsNorm``)."""
+    if type(m).__name__ in ("RMSNorm", "RmsNorm") and len(m.normalized_shape) == 1:
+        weight = tensor(m.weight) if m.weight is not None else torch.ones(m.normalized_shape)
+        eps = m.eps if m.eps is not None else torch.finfo(torch.float32).eps  # nn.RMSNorm's default for float32
+        return RMSNorm(path, weight, float(eps))
     if not isinstance(m, nn.LayerNorm) or m.weight is None:
-        raise unsupported(path, m, "expected an affine nn.LayerNorm")
+        raise unsupported(path, m, "expected an affine nn.LayerNorm or an RMSNorm")
     return N.LayerNorm(path, tensor(m.weight), tensor(m.bias), float(m.eps))
 
 

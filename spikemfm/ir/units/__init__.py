@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from spikemfm.ir.units import layernorm, rope, softmax
+from spikemfm.ir.units import layernorm, rmsnorm, rope, softmax
 from spikemfm.ir.units.base import UnitKind
 
-KINDS: dict[str, UnitKind] = {m.KIND.name: m.KIND for m in (layernorm, rope, softmax)}  # the registry
+KINDS: dict[str, UnitKind] = {m.KIND.name: m.KIND for m in (layernorm, rmsnorm, rope, softmax)}  # the registry
 _BY_NODE: dict[type, UnitKind] = {k.node: k for k in KINDS.values()}
 
 
