@@ -17,7 +17,8 @@ stated as such.
 """
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import asdict
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F

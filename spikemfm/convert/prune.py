@@ -31,6 +31,7 @@ from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
 from spikemfm.ir.float_ops import FloatOps
+from spikemfm.ir.units.product import Product
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,9 @@ class _HeadAblation(FloatOps):
         super().__init__()
         self.attn_path, self.head = attn_path, head
 
-    def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        out = p @ v
-        if attn.path == self.attn_path:
+    def product(self, node: Product, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        out = super().product(node, a, b)
+        if node.kind == "context" and node.owner.path == self.attn_path:
             out[..., self.head, :, :] = 0
         return out
 

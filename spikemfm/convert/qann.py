@@ -18,6 +18,8 @@ from spikemfm.convert.sensitivity import Calibration, Sensitivity, measure_sensi
 from spikemfm.errors import ConfigError
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
+from spikemfm.ir import units
+from spikemfm.ir.units.product import Product
 from spikemfm.ir.extract import extract
 from spikemfm.ir.fidelity import Fidelity, check_fidelity
 from spikemfm.ir.netlist import Lookup, NeuronLayer, SpikeProduct, SynapticLayer, build_netlist
@@ -70,7 +72,6 @@ def build_qparams(graph: N.EncoderGraph, res: _Reservoir | None, cfg: QuantConfi
     qp = QParams()
     net = build_netlist(graph)
     linears = {lin.path: lin for lin in N.find_nodes(graph, N.Linear)}
-    attns = {a.path: a for a in N.find_nodes(graph, N.Attention)}
     q = qp.quants
     for r in net:  # in execution order: the reservoir is sampled in the same order as always
         if isinstance(r, NeuronLayer):
@@ -79,10 +80,9 @@ def build_qparams(graph: N.EncoderGraph, res: _Reservoir | None, cfg: QuantConfi
         elif isinstance(r, SynapticLayer):
             lin = linears[r.name]
             qp.linears[r.name] = make_qlinear(lin, q[r.pre].step, cfg.weight_row_bits(r.name, lin.weight.shape[0]))
-        elif isinstance(r, SpikeProduct) and r.kind == "scores":  # Q·Kᵀ/√d
-            qp.score_scales[r.owner] = q[r.inputs[0]].step * q[r.inputs[1]].step * engine.score_scale(attns[r.owner])
-        elif isinstance(r, SpikeProduct):  # A·V, or a gated MLP's act(gate) ⊙ value (keyed by the MLP's path)
-            qp.ctx_scales[r.owner] = q[r.inputs[0]].step * q[r.inputs[1]].step
+        elif isinstance(r, SpikeProduct):  # Q·Kᵀ/√d, A·V, or a gated MLP's act(gate) ⊙ value (keyed by its owner)
+            scale = q[r.inputs[0]].step * q[r.inputs[1]].step * units.product_kind(r.kind).float_scale(r.node)
+            getattr(qp, units.product_kind(r.kind).scales)[r.owner] = scale
         elif isinstance(r, Lookup):
             hid = q[r.inputs[0]]
             levels = torch.arange(hid.lo, hid.hi + 1, dtype=torch.float64)
@@ -120,16 +120,13 @@ class QANNOps(DirectUnits):
         acc = exact.matmul(c.reshape(-1, c.shape[-1]), w).reshape(*c.shape[:-1], -1)
         return ql.affine(acc, self.dtype)
 
-    def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        bound = self.qp.product_bound(attn.point(N.Role.Q), attn.point(N.Role.K), q.shape[-1])
-        return exact.product(q, k.transpose(-1, -2), bound).to(self.dtype) * self.qp.score_scales[attn.path]
-
-    def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        bound = self.qp.product_bound(attn.point(N.Role.PROBS), attn.point(N.Role.V), p.shape[-1])
-        return exact.product(p, v, bound).to(self.dtype) * self.qp.ctx_scales[attn.path]
-
-    def gate(self, mlp: N.MLP, g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return exact.elementwise(g, v).to(self.dtype) * self.qp.ctx_scales[mlp.path]
+    def product(self, node: Product, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """The exact integer product of the levels, scaled in the QANN's precision."""
+        kind = units.product_kind(node)
+        x, y = kind.operands(a, b)
+        exact_xy = exact.elementwise(x, y) if kind.elementwise else \
+            exact.product(x, y, self.qp.product_bound(*node.points, x.shape[-1]))
+        return exact_xy.to(self.dtype) * kind.level_scale(self.qp, node)
 
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
         c = self.neuron(mlp.point(N.Role.HIDDEN), z)

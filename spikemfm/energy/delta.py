@@ -96,7 +96,7 @@ def _share(w: LayerWork, net, shares: dict[str, float]) -> float:
         return shares[INPUT]
     if isinstance(rec, SpikeProduct):
         a, b = (shares.get(i, 1.0) for i in rec.inputs)
-        return 1 - (1 - a) * (1 - b) if rec.kind == "scores" else min(1.0, a + b)
+        return units.product_kind(rec.kind).delta_share(a, b)
     if w.kind == "lut":
         return shares.get(rec.inputs[0], 1.0)
     if w.kind in units.KINDS and units.get(w.kind).delta == "scores":  # rows whose query changed; all, once a key did

@@ -112,14 +112,11 @@ def _float_unit(sim, r: FloatUnit, traced: int, tokens: int) -> LayerWork:
 
 
 def _product(sim, r: SpikeProduct, traced: int, tokens: int) -> LayerWork:
-    # scores (H, queries, keys) with inner = head size; context (H, queries, head size) with inner = keys
-    queries = _scaled(r.shape[-2], traced, tokens)
-    keys = _scaled(r.shape[-1] if r.kind == "scores" else r.inner, traced, tokens)
-    d = r.inner if r.kind == "scores" else r.shape[-1]  # head size
+    kind = units.product_kind(r.kind)
+    macs, acts = kind.dense_work(r.shape, r.inner, r.heads, lambda n: _scaled(n, traced, tokens))
     sops, event_sops = _ops(sim, sim.synapse_stats.get(r.name))
-    return LayerWork(r.name, "spike_product", SPIKE_DRIVEN, dense_macs=r.heads * queries * keys * d,
-                     act_elements=3 * r.heads * queries * max(keys, d),
-                     a_bits=sim.qparams.quants[r.inputs[0] if r.kind == "gate" else N.Point(r.owner, N.Role.Q)].bits,
+    return LayerWork(r.name, "spike_product", SPIKE_DRIVEN, dense_macs=macs, act_elements=acts,
+                     a_bits=sim.qparams.quants[r.inputs[0] if kind.elementwise else N.Point(r.owner, N.Role.Q)].bits,
                      sops=sops, event_sops=event_sops, timesteps=sim.timesteps)
 
 

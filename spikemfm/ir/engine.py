@@ -8,9 +8,8 @@ An ops object provides:
     inject(x)                       the analog input current
     neuron(point, x)                quantizer / spiking neuron at quantization point ``point``
     linear(node, c)                 synaptic layer on the (quantized) input c
-    scores(attn, q, k)              scaled Q·Kᵀ (spike×spike in the SNN)
-    context(attn, p, v)             A·V (spike×spike in the SNN)
-    gate(mlp, g, v)                 g ⊙ v of a gated MLP (elementwise spike×spike in the SNN)
+    product(node, a, b)             a spike×spike product (scaled Q·Kᵀ, A·V, g ⊙ v of a gated MLP): the kind named
+                                    by the :class:`~spikemfm.ir.units.product.Product` node says what it computes
     activation(mlp, z)              the MLP nonlinearity (a LUT neuron in QANN/SNN)
     unit(node, x, mask)             a float unit on accumulated input (LayerNorm, RoPE, softmax, …): the kind
                                     registered for the node's type (:mod:`spikemfm.ir.units`) says what it computes
@@ -27,7 +26,6 @@ Quantization points are :class:`~spikemfm.ir.nodes.Point` names: plain strings t
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Protocol
 
@@ -37,6 +35,7 @@ import torch.nn.functional as F
 from spikemfm.ir import nodes as N
 from spikemfm.ir import units
 from spikemfm.ir.units.pool import pool_tokens
+from spikemfm.ir.units.product import Product
 from spikemfm.ir.units.softmax import Softmax
 
 
@@ -125,8 +124,7 @@ class Ops(Protocol):
     def inject(self, x: torch.Tensor) -> torch.Tensor: ...
     def neuron(self, point: str, x: torch.Tensor) -> torch.Tensor: ...
     def linear(self, node: N.Linear, c: torch.Tensor) -> torch.Tensor: ...
-    def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor: ...
-    def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor: ...
+    def product(self, node: Product, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor: ...
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor: ...
     def unit(self, node: Any, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor: ...
 
@@ -222,6 +220,16 @@ def _operand(ops: Ops, a: N.Attention, node: N.Linear, c: torch.Tensor, role: N.
     return ops.neuron(a.point(role), x)
 
 
+def scores(ops: Ops, a: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """The scaled Q·Kᵀ of attention ``a`` (a spike×spike product in the SNN)."""
+    return ops.product(Product(a.scores_name, "scores", a, (a.point(N.Role.Q), a.point(N.Role.K))), q, k)
+
+
+def context(ops: Ops, a: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """A·V of attention ``a`` (a spike×spike product in the SNN)."""
+    return ops.product(Product(a.context_name, "context", a, (a.point(N.Role.PROBS), a.point(N.Role.V))), p, v)
+
+
 def attention(a: N.Attention, h: torch.Tensor, mask: torch.Tensor | None, ops: Ops) -> torch.Tensor:
     """Self-attention with every operand that becomes spikes passed through a neuron."""
     c = ops.neuron(a.point(N.Role.ATTN_IN), h)
@@ -230,8 +238,8 @@ def attention(a: N.Attention, h: torch.Tensor, mask: torch.Tensor | None, ops: O
     v = linear_heads(ops, a.v, c, a.point(N.Role.V), a.num_heads)
     if a.causal and (mask is None or mask.shape[-1] != q.shape[-2]):
         raise ValueError(f"{a.path}: causal attention needs the causal mask")
-    p = ops.neuron(a.point(N.Role.PROBS), ops.unit(Softmax(a.softmax_name), ops.scores(a, q, k), mask))
-    ctx = merge_heads(ops.context(a, p, v))
+    p = ops.neuron(a.point(N.Role.PROBS), ops.unit(Softmax(a.softmax_name), scores(ops, a, q, k), mask))
+    ctx = merge_heads(context(ops, a, p, v))
     ctx = ops.unit(a.norm, ctx) if a.norm is not None else ctx
     return ops.linear(a.o, ops.neuron(a.point(N.Role.CTX), ctx))
 
@@ -242,7 +250,7 @@ def mlp(m: N.MLP, h: torch.Tensor, ops: Ops) -> torch.Tensor:
     if m.gate is not None:
         g = ops.activation(m, ops.linear(m.gate, c))
         v = ops.neuron(m.point(N.Role.VALUE), ops.linear(m.fc1, c))
-        z = ops.gate(m, g, v)
+        z = ops.product(Product(m.gate_name, "gate", m, (m.point(N.Role.ACT), m.point(N.Role.VALUE))), g, v)
         z = ops.unit(m.norm, z) if m.norm is not None else z
         return ops.linear(m.fc2, ops.neuron(m.point(N.Role.GATED), z))
     fused = getattr(ops, "linear_activation", None)
@@ -298,8 +306,8 @@ def attention_pool(ap: N.AttnPool, x: torch.Tensor, ops: Ops) -> torch.Tensor:
     c = ops.neuron(a.point(N.Role.ATTN_IN), x)
     k = linear_heads(ops, a.k, c, a.point(N.Role.K), a.num_heads)
     v = linear_heads(ops, a.v, c, a.point(N.Role.V), a.num_heads)
-    p = ops.neuron(a.point(N.Role.PROBS), ops.unit(Softmax(a.softmax_name), ops.scores(a, q, k)))
-    y = ops.linear(a.o, ops.neuron(a.point(N.Role.CTX), merge_heads(ops.context(a, p, v))))
+    p = ops.neuron(a.point(N.Role.PROBS), ops.unit(Softmax(a.softmax_name), scores(ops, a, q, k)))
+    y = ops.linear(a.o, ops.neuron(a.point(N.Role.CTX), merge_heads(context(ops, a, p, v))))
     if ap.mlp is not None:
         h = ops.unit(ap.norm, y) if ap.norm is not None else y
         y = residual(ops, ap.residual_name, y, mlp(ap.mlp, h, ops))
@@ -342,13 +350,3 @@ class DirectUnits:
 
     def unit(self, node: Any, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return units.kind_of(node).forward(node, x, mask)
-
-
-def head_dim(a: N.Attention) -> int:
-    """Size of one attention head."""
-    return a.q.weight.shape[0] // a.num_heads
-
-
-def score_scale(a: N.Attention) -> float:
-    """1/√d of scaled dot-product attention."""
-    return 1.0 / math.sqrt(head_dim(a))

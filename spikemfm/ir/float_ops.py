@@ -6,7 +6,9 @@ from typing import Callable
 import torch
 
 from spikemfm.ir import nodes as N
-from spikemfm.ir.engine import DirectUnits, score_scale
+from spikemfm.ir import units
+from spikemfm.ir.engine import DirectUnits
+from spikemfm.ir.units.product import Product
 
 Observer = Callable[[str, torch.Tensor], None]
 
@@ -29,14 +31,8 @@ class FloatOps(DirectUnits):
         return torch.nn.functional.linear(c, node.weight.to(c.dtype),
                                           None if node.bias is None else node.bias.to(c.dtype))
 
-    def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        return (q @ k.transpose(-1, -2)) * score_scale(attn)
-
-    def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return p @ v
-
-    def gate(self, mlp: N.MLP, g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return g * v
+    def product(self, node: Product, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return units.product_kind(node).forward(node, a, b)
 
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
         hidden = self.neuron(mlp.point(N.Role.HIDDEN), z)

@@ -31,6 +31,7 @@ from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
 from spikemfm.ir import units
 from spikemfm.ir.float_ops import FloatOps
+from spikemfm.ir.units.product import Product
 
 _NODE = dict(default=None, compare=False, repr=False)  # the node a record evaluates (its parameters)
 
@@ -168,6 +169,7 @@ class Pool(Record):
     node: N.Readout | None = field(**_NODE)
 
 
+_PRODUCT_RECORDS = {r.kind: r for r in (ScoresProduct, ContextProduct, GateProduct)}
 R = TypeVar("R", bound=Record)
 
 
@@ -262,24 +264,15 @@ class TraceOps(FloatOps):
         return self._emit(y, SynapticLayer(node.path, (self.source(c),), tuple(y.shape[1:]), int(in_f), int(out_f),
                                            node))
 
-    def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        y = super().scores(attn, q, k)
-        rec = ScoresProduct(attn.scores_name, (self.source(q), self.source(k)), tuple(y.shape[1:]), attn.path,
-                            attn.num_heads, int(q.shape[-1]), attn)
+    def product(self, node: Product, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        kind = units.product_kind(node)
+        y = super().product(node, a, b)
+        if kind.name == "context":  # computed token-major and returned as a (B, H, N, d) view, so the engine's
+            y = y.transpose(-3, -2).contiguous().transpose(-3, -2)  # merge of the heads is a view of this record
+        heads, inner = (1, 1) if kind.elementwise else (node.owner.num_heads, int(a.shape[-1]))
+        rec = _PRODUCT_RECORDS[kind.name](node.path, (self.source(a), self.source(b)), tuple(y.shape[1:]),
+                                          node.owner.path, heads, inner, node.owner)
         return self._emit(y, rec)
-
-    def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        # computed token-major and returned as a (B, H, N, d) view, so the engine's merge of the heads is a view
-        # of the same storage and the next neuron's operand resolves to this record
-        y = (p @ v).transpose(-3, -2).contiguous().transpose(-3, -2)
-        rec = ContextProduct(attn.context_name, (self.source(p), self.source(v)), tuple(y.shape[1:]), attn.path,
-                             attn.num_heads, int(p.shape[-1]), attn)
-        return self._emit(y, rec)
-
-    def gate(self, mlp: N.MLP, g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        y = super().gate(mlp, g, v)
-        return self._emit(y, GateProduct(mlp.gate_name, (self.source(g), self.source(v)), tuple(y.shape[1:]),
-                                         mlp.path, 1, 1, mlp))
 
     def unit(self, node: Any, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         y = super().unit(node, x, mask)

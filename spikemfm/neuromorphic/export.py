@@ -92,9 +92,6 @@ class _Builder:
         if isinstance(rec, nl.SynapticLayer):
             return self.synapse(rec.name, ports[rec.pre], fixed)
         if isinstance(rec, nl.SpikeProduct):
-            if rec.kind == "gate":
-                raise ConfigError(f"export_lava: {rec.name} is a gated MLP's elementwise product, which has no Lava "
-                                  "process yet; export an attention part instead")
             return self.product(rec, ports[rec.inputs[0]], ports[rec.inputs[1]])
         if isinstance(rec, nl.FloatUnit):
             return self.float_unit(rec, ports[rec.inputs[0]], inputs)
@@ -131,13 +128,16 @@ class _Builder:
         return _Port(s.a_out, (*h.shape[:-1], ql.w_int.shape[0]))
 
     def product(self, rec: nl.SpikeProduct, ha: _Port, hb: _Port) -> _Port:
+        """A spike×spike product's process (its kind's ``lava_kind``), or the refusal its kind declares."""
+        kind = units.product_kind(rec.kind)
+        if kind.lava is not None:
+            raise ConfigError(f"export_lava: {rec.name} is a {kind.name} product: {kind.lava}")
         b, n, _ = hb.shape  # operands arrive token-major (B, N, D); the process splits the heads
-        kind = "qk" if rec.kind == "scores" else "av"
-        out = (b, rec.heads, n, n) if kind == "qk" else hb.shape
-        scale = self.qp.score_scales[rec.owner] if kind == "qk" else self.qp.ctx_scales[rec.owner]
-        p = self._add(self.P.SpikeProduct(kind=kind, a_shape=ha.shape, b_shape=hb.shape, out_shape=out,
-                                          heads=rec.heads, scale=scale, gain=int(self.fxp.gain[rec.name]),
-                                          gain_shift=self.fxp.cfg.gain_shift, name=rec.name))
+        out = (b, rec.heads, n, n) if kind.lava_kind == "qk" else hb.shape
+        p = self._add(self.P.SpikeProduct(kind=kind.lava_kind, a_shape=ha.shape, b_shape=hb.shape, out_shape=out,
+                                          heads=rec.heads, scale=getattr(self.qp, kind.scales)[rec.owner],
+                                          gain=int(self.fxp.gain[rec.name]), gain_shift=self.fxp.cfg.gain_shift,
+                                          name=rec.name))
         ha.port.connect(p.a_in)
         hb.port.connect(p.b_in)
         return _Port(p.a_out, out)
@@ -288,7 +288,7 @@ def export_lava(snn: SpikingModel, inputs: Any, part: Part | None = None, timest
     part = part or Part()
     x = [engine.as_inputs(snn.graph, f) for f in inputs] if steps_per_frame is not None else \
         engine.as_inputs(snn.graph, inputs)
-    fxp = fixed_params(snn.graph, snn.qparams, fixed or FixedPointConfig())
+    fxp = fixed_params(snn.graph, snn.qparams, fixed or FixedPointConfig(), snn.netlist)
     xs, x = step_inputs(snn, part, x, timesteps, steps_per_frame)
     per_step = [_np(fxp.to_fixed(s)).astype(np.int32) if precision == "fixed_pt" else _np(s) for s in xs]
     data = per_step[0]

@@ -32,7 +32,9 @@ from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
 from spikemfm.ir import units
 from spikemfm.ir.units.base import round_int
+from spikemfm.ir.netlist import FloatUnit, Netlist, SpikeProduct, build_netlist
 from spikemfm.ir.units.pool import pool_tokens
+from spikemfm.ir.units.product import Product
 from spikemfm.ir.units.softmax import Softmax
 
 
@@ -85,8 +87,9 @@ class FixedParams:
         return params
 
 
-def fixed_params(graph: N.EncoderGraph, qp: QParams, cfg: FixedPointConfig) -> FixedParams:
-    """Derives every integer parameter of the fixed-point variant from a QANN's parameters."""
+def fixed_params(graph: N.EncoderGraph, qp: QParams, cfg: FixedPointConfig, net: Netlist | None = None) -> FixedParams:
+    """Derives every integer parameter of the fixed-point variant from a QANN's parameters, walking the graph's
+    netlist (``net``, or traced here)."""
     fxp = FixedParams(cfg)
     f, g = cfg.frac_bits, cfg.gain_shift
     for point, q in qp.quants.items():
@@ -99,13 +102,13 @@ def fixed_params(graph: N.EncoderGraph, qp: QParams, cfg: FixedPointConfig) -> F
         fxp.gain[path] = round_int(ql.out_scale * 2.0 ** (f + g))
         bias = ql.bias if ql.bias is not None else torch.zeros_like(ql.out_scale)
         fxp.offset[path] = round_int(bias * 2.0 ** (f + g))
-    for attn in (a for a in N.find_nodes(graph, N.Attention) if a.path in qp.score_scales):
-        fxp.gain[attn.scores_name] = round_int(qp.score_scales[attn.path] * 2.0 ** (f + g))
-        fxp.gain[attn.context_name] = round_int(qp.ctx_scales[attn.path] * 2.0 ** (f + g))
-    for m in (m for m in N.find_nodes(graph, N.MLP) if m.gate is not None and m.path in qp.ctx_scales):
-        fxp.gain[m.gate_name] = round_int(qp.ctx_scales[m.path] * 2.0 ** (f + g))
-    for node in N.find_nodes(graph, units.node_types()):
-        fxp.unit_params(node)
+    for rec in (net or build_netlist(graph)):  # the netlist is the plan: products and float units from its records
+        if isinstance(rec, SpikeProduct):
+            scales = getattr(qp, units.product_kind(rec.kind).scales)
+            if rec.owner in scales:  # a QParams without it (unit tests of single stages) needs no gain
+                fxp.gain[rec.name] = round_int(scales[rec.owner] * 2.0 ** (f + g))
+        elif isinstance(rec, FloatUnit):
+            fxp.unit_params(rec.node)
     return fxp
 
 
@@ -163,17 +166,11 @@ class FixedStepOps:
         y = (acc * self.fxp.gain[node.path] + self.fxp.offset[node.path]) >> self.fxp.cfg.gain_shift
         return self._check(node.path, y)
 
-    def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        acc = q @ k.transpose(-1, -2)
-        return self._check(attn.scores_name, (acc * self.fxp.gain[attn.scores_name]) >> self.fxp.cfg.gain_shift)
-
-    def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        acc = p @ v
-        return self._check(attn.context_name, (acc * self.fxp.gain[attn.context_name]) >> self.fxp.cfg.gain_shift)
-
-    def gate(self, mlp: N.MLP, g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        acc = g * v
-        return self._check(mlp.gate_name, (acc * self.fxp.gain[mlp.gate_name]) >> self.fxp.cfg.gain_shift)
+    def product(self, node: Product, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """y = (A·B · g) >> G on the integer counts (A·B exact)."""
+        kind = units.product_kind(node)
+        acc = kind.combine(*kind.operands(a, b))
+        return self._check(node.path, (acc * self.fxp.gain[node.path]) >> self.fxp.cfg.gain_shift)
 
     def activation(self, mlp: N.MLP, z: torch.Tensor) -> torch.Tensor:
         c = self.neuron(mlp.point(N.Role.HIDDEN), z)

@@ -156,7 +156,7 @@ def reference_float(snn: SpikingModel, part: Part, inputs: engine.Inputs | list[
 def reference_fixed(snn: SpikingModel, part: Part, inputs: engine.Inputs | list[engine.Inputs], timesteps: int,
                     fxp: FixedParams | None = None, steps_per_frame: int | None = None) -> Trace:
     """The integer PyTorch reference (:class:`~spikemfm.neuromorphic.fixed.FixedStepOps`) on ``part``."""
-    fxp = fxp or fixed_params(snn.graph, snn.qparams, FixedPointConfig())
+    fxp = fxp or fixed_params(snn.graph, snn.qparams, FixedPointConfig(), snn.netlist)
     xs, first = step_inputs(snn, part, inputs, timesteps, steps_per_frame)
     ops = FixedStepOps(snn.qparams, fxp, snn.config.max_spikes_per_step, snn.neuron_model)
     return _trace(snn.graph, part, [fxp.to_fixed(x) for x in xs], first, ops, fixed=True)

@@ -72,7 +72,7 @@ def check_agreement(snn: SpikingModel, inputs: Any, part: Part, timesteps: int =
     (``timesteps`` = F × steps_per_frame)."""
     stream = steps_per_frame is not None
     x = [engine.as_inputs(snn.graph, f) for f in inputs] if stream else engine.as_inputs(snn.graph, inputs)
-    fxp = fixed_params(snn.graph, snn.qparams, fixed or FixedPointConfig())
+    fxp = fixed_params(snn.graph, snn.qparams, fixed or FixedPointConfig(), snn.netlist)
     float_ref, t_float = _timed(reference_float, snn, part, x, timesteps, steps_per_frame)
     ref, t_ref = (float_ref, t_float) if precision == "floating_pt" else \
         _timed(reference_fixed, snn, part, x, timesteps, fxp, steps_per_frame)

@@ -38,6 +38,7 @@ from spikemfm.quant.params import QParams
 from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
 from spikemfm.ir import units
+from spikemfm.ir.units.product import Product
 from spikemfm.ir.netlist import Netlist, SpikeProduct, SynapticLayer
 from spikemfm.snn import kernels, kernels_torch
 from spikemfm.snn.record import Recorder
@@ -54,7 +55,7 @@ class _Fired(NamedTuple):
 class SpikeOpsBase:
     """What both runtimes (this one and :class:`~spikemfm.snn.timebatch.TimeBatchOps`) share: the wiring read
     from the netlist (each synaptic layer's presynaptic neuron layer, each product's operands), the neuron law's
-    count bounds, per-step spike bounds and the two spike×spike products, which each runtime's ``_product``
+    count bounds, per-step spike bounds and the spike×spike products, which each runtime's ``_product``
     evaluates."""
 
     qp: QParams
@@ -87,17 +88,11 @@ class SpikeOpsBase:
         """a @ b (or a ⊙ b) of two running spike counts, scaled; records the work per spike of either train."""
         raise NotImplementedError
 
-    def scores(self, attn: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        key = attn.scores_name
-        return self._product(key, self.operands[key], q, k.transpose(-1, -2), self.qp.score_scales[attn.path])
-
-    def context(self, attn: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        key = attn.context_name
-        return self._product(key, self.operands[key], p, v, self.qp.ctx_scales[attn.path])
-
-    def gate(self, mlp: N.MLP, g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        key = mlp.gate_name
-        return self._product(key, self.operands[key], g, v, self.qp.ctx_scales[mlp.path], elementwise=True)
+    def product(self, node: Product, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """A spike×spike product of two running counts (its kind: :mod:`spikemfm.ir.units.product`)."""
+        kind = units.product_kind(node)
+        return self._product(node.path, self.operands[node.path], *kind.operands(a, b), kind.level_scale(self.qp, node),
+                             kind.elementwise)
 
 
 class SNNStepOps(SpikeOpsBase):

@@ -13,7 +13,7 @@ from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
 from spikemfm.ir.netlist import Netlist
 from spikemfm.snn.ops import SNNStepOps
-from spikemfm.snn.record import Recorder, cut_stats
+from spikemfm.snn.record import FloatUnitStats, NeuronStats, Recorder, SynapseStats, cut_stats
 from spikemfm.snn.timebatch import TimeBatchOps
 
 

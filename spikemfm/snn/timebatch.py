@@ -28,7 +28,6 @@ import torch
 from spikemfm.quant import exact
 from spikemfm.quant.neurons import NeuronModel, SignedIF
 from spikemfm.quant.params import QParams
-from spikemfm.ir import engine
 from spikemfm.ir import nodes as N
 from spikemfm.ir import units
 from spikemfm.ir.netlist import Netlist

@@ -46,8 +46,7 @@ def _unit(r: nl.Record) -> Unit:
     if isinstance(r, nl.SynapticLayer):
         return Unit(r.name, "synapse", SPIKE_DRIVEN, "add weight column per input spike")
     if isinstance(r, nl.SpikeProduct):
-        what = {"scores": "ΔQ·Kᵀ + Q·ΔKᵀ", "context": "ΔA·V + A·ΔV", "gate": "ΔG⊙V + G⊙ΔV"}[r.kind]
-        return Unit(r.name, "spike-product", SPIKE_DRIVEN, f"{what}: add per spike of either train")
+        return Unit(r.name, "spike-product", SPIKE_DRIVEN, units.product_kind(r.kind).per_step)
     if isinstance(r, nl.FloatUnit):
         return Unit(r.name, r.kind, FLOAT_ON_ACCUMULATED, units.get(r.kind).per_step)
     if isinstance(r, nl.Lookup):

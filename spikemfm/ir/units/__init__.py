@@ -3,7 +3,8 @@
 Every float unit on accumulated input (LayerNorm, RoPE, softmax, …) is a :class:`~spikemfm.ir.units.base.UnitKind`
 in a module of its own; the engine's ``unit`` hook, the spiking runtimes, the netlist tracer, the energy model,
 the fixed-point reference, the Lava builder and the serializer's allow-list all look kinds up here.
-Token pooling, written once, is :mod:`spikemfm.ir.units.pool`. Adding a kind: see ``docs/architecture.md``.
+Spike×spike products (Q·Kᵀ, A·V, gate ⊙ value) are the kinds of :mod:`spikemfm.ir.units.product`, reached through
+the one ``ops.product`` hook; token pooling, written once, is :mod:`spikemfm.ir.units.pool`. Adding a kind: see ``docs/architecture.md``.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from spikemfm.ir.units import layernorm, rmsnorm, rope, softmax
 from spikemfm.ir.units.base import UnitKind
+from spikemfm.ir.units.product import PRODUCTS, Product, ProductKind
 
 KINDS: dict[str, UnitKind] = {m.KIND.name: m.KIND for m in (layernorm, rmsnorm, rope, softmax)}  # the registry
 _BY_NODE: dict[type, UnitKind] = {k.node: k for k in KINDS.values()}
@@ -33,9 +35,18 @@ def get(name: str) -> UnitKind:
         raise KeyError(f"unknown unit kind {name!r}; registered: {sorted(KINDS)}") from None
 
 
+def product_kind(node: Product | str) -> ProductKind:
+    """The spike×spike product kind of a :class:`~spikemfm.ir.units.product.Product` node (or kind name)."""
+    name = node if isinstance(node, str) else node.kind
+    try:
+        return PRODUCTS[name]
+    except KeyError:
+        raise KeyError(f"unknown spike×spike product kind {name!r}; registered: {sorted(PRODUCTS)}") from None
+
+
 def node_types() -> tuple[type, ...]:
     """Every node type a kind registers (the serializer allows these classes in a saved model)."""
     return tuple(_BY_NODE)
 
 
-__all__ = ["KINDS", "UnitKind", "get", "kind_of", "node_types"]
+__all__ = ["KINDS", "PRODUCTS", "Product", "ProductKind", "UnitKind", "get", "kind_of", "node_types", "product_kind"]
