@@ -31,3 +31,7 @@ class FidelityError(UnsupportedModuleError):
 
 class OutputError(SpikeMFMError):
     """An output folder or file cannot be written (not a folder, no permission, disk full)."""
+
+
+class SetMismatchWarning(UserWarning):
+    """Files that should come from one run (a model and its summary) come from different runs."""

@@ -10,6 +10,7 @@ totals are the same numbers as a single process's; rank 0 writes ``evaluate.{jso
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -249,42 +250,64 @@ def run_evaluate(model: str, cfg: EvalConfig, out: str | Path, source: dict[str,
     """Evaluates ``model`` (a saved ``model.snn.pt`` or a model name, converted with ``source``'s ConvertJob
     fields) on ``cfg``; under ``torchrun`` every rank takes its share. Rank 0 writes the results into ``out`` and
     returns the rows; other ranks return None."""
-    from spikemfm.convert.qann import QuantizedModel
-    from spikemfm.core.io import check_out_dir, output_set, save_table
-    from spikemfm.app.jobs import load_saved
-    from spikemfm.snn import simulate
-    from spikemfm.snn.device import to_device
+    from spikemfm.core.io import check_out_dir
 
     out = check_out_dir(out)
     world = distributed.start(cfg.device)
     try:
-        cfg = replace(cfg, device=distributed.device_for(world, cfg.device))
-        path = _model_file(model, source or {}, out, world, progress and world.main)
-        snn, tokenizer, job, spec = load_saved(path)
-        data = load_eval_data(cfg.data, snn.graph, spec, tokenizer, cfg.inputs, cfg.batch_size, job.data)
-        template = simulate(snn, _first(data.batches[0]), 1)
-        score = class_scores(job, template.outputs.shape[-1], data.labels)
-        where = cfg.device or "cpu"
-        qann = to_device(QuantizedModel(snn.graph, snn.qparams, snn.quant_config), where)
-        snn = to_device(snn, where)
-        folder = out / ".partial" / fingerprint(path, cfg)
-        mine = _records(snn, qann, data, score, cfg, folder, world, progress and world.main)
-        gathered = {i: r for part in distributed.gather(world, mine) for i, r in part.items()}
-        if not world.main:
-            return None
-        tot = total(gathered)
-        agg = aggregate_sim(template, tot)
-        rows = result_rows(tot, agg, cfg, score is not None)
-        config = {"model": model, "model_file": str(path), **asdict(cfg), "processes": world.size,
-                  "data_note": data.note, "graph": snn.graph.name, "bits": snn.quant_config.bits,
-                  "max_spikes_per_step": snn.config.max_spikes_per_step}
-        with output_set(out) as stage:
-            save_table(stage, "evaluate", rows, config, f"evaluate {model}: accuracy / cosine against T")
-            save_table(stage, "layers", layer_rows(agg), config, f"evaluate {model}: per-layer spikes at T={cfg.t_max}")
-        shutil.rmtree(out / ".partial", ignore_errors=True)  # complete: nothing left to resume
-        return rows
+        with _resume_lock(out, world):
+            return _evaluate(model, cfg, out, source, progress, world)
     finally:
         distributed.finish(world)
+
+
+def _resume_lock(out: Path, world: distributed.World) -> contextlib.AbstractContextManager:
+    """One job at a time may use ``OUT/.partial`` (its main process holds the lock; the job's other ranks share
+    the folder with it): a second run on the same ``--out`` is refused at once, naming the holder's pid, so resumable
+    records are never written by two jobs (each record is written atomically; records are keyed by batch index,
+    so none is counted twice)."""
+    from spikemfm.core.io import folder_lock
+
+    if not world.main:
+        return contextlib.nullcontext()
+    return folder_lock(out / ".partial", "evaluating into it (its resumable records)", wait_s=0)
+
+
+def _evaluate(model: str, cfg: EvalConfig, out: Path, source: dict[str, Any] | None, progress: bool,
+              world: distributed.World) -> list[dict[str, Any]] | None:
+    """The body of :func:`run_evaluate` on one rank."""
+    from spikemfm.convert.qann import QuantizedModel
+    from spikemfm.core.io import file_sha256, output_set, save_table
+    from spikemfm.app.jobs import load_saved
+    from spikemfm.snn import simulate
+    from spikemfm.snn.device import to_device
+
+    cfg = replace(cfg, device=distributed.device_for(world, cfg.device))
+    path = _model_file(model, source or {}, out, world, progress and world.main)
+    snn, tokenizer, job, spec = load_saved(path)
+    data = load_eval_data(cfg.data, snn.graph, spec, tokenizer, cfg.inputs, cfg.batch_size, job.data)
+    template = simulate(snn, _first(data.batches[0]), 1)
+    score = class_scores(job, template.outputs.shape[-1], data.labels)
+    where = cfg.device or "cpu"
+    qann = to_device(QuantizedModel(snn.graph, snn.qparams, snn.quant_config), where)
+    snn = to_device(snn, where)
+    folder = out / ".partial" / fingerprint(path, cfg)
+    mine = _records(snn, qann, data, score, cfg, folder, world, progress and world.main)
+    gathered = {i: r for part in distributed.gather(world, mine) for i, r in part.items()}
+    if not world.main:
+        return None
+    tot = total(gathered)
+    agg = aggregate_sim(template, tot)
+    rows = result_rows(tot, agg, cfg, score is not None)
+    config = {"model": model, "model_file": str(path), "model_sha256": file_sha256(path), **asdict(cfg),
+              "processes": world.size,
+              "data_note": data.note, "graph": snn.graph.name, "bits": snn.quant_config.bits,
+              "max_spikes_per_step": snn.config.max_spikes_per_step}
+    with output_set(out) as stage:
+        save_table(stage, "evaluate", rows, config, f"evaluate {model}: accuracy / cosine against T")
+        save_table(stage, "layers", layer_rows(agg), config, f"evaluate {model}: per-layer spikes at T={cfg.t_max}")
+    shutil.rmtree(out / ".partial", ignore_errors=True)  # complete: nothing left to resume
+    return rows
 
 
 def _first(batch: Any) -> Any:

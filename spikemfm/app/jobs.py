@@ -181,7 +181,7 @@ def run_convert(job: ConvertJob, progress: bool = True) -> dict[str, Any]:
     from spikemfm.convert import ConvertConfig, PruneConfig, QATConfig, distill, prune, qat, quantize
     from spikemfm.snn import convert
     from spikemfm.convert.qann import as_graph
-    from spikemfm.core.io import check_out_dir, output_set, provenance, write_json
+    from spikemfm.core.io import check_out_dir, file_sha256, output_set, provenance, write_json
     from spikemfm.snn.serialize import save_converted
     from spikemfm.snn import simulate
 
@@ -221,6 +221,7 @@ def run_convert(job: ConvertJob, progress: bool = True) -> dict[str, Any]:
             summary["allocation"] = qann.allocation.summary
             qann.allocation.save(stage)
         save_converted(snn, stage / "model.snn.pt", {"job": asdict(job), "input": summary["input"]})
+        summary["model_sha256"] = file_sha256(stage / "model.snn.pt")  # binds the summary to this very file
         write_json(stage / "summary.json", summary)
     return summary
 
@@ -316,7 +317,7 @@ def saved_test_inputs(model_file: str | Path, n_inputs: int) -> tuple[Any, Any, 
 
 def run_simulate(model_file: str | Path, n_inputs: int, timesteps: int, out: str | Path) -> list[dict[str, Any]]:
     """Reloads a converted model, simulates real test inputs and writes per-step rows (JSON + CSV + MD)."""
-    from spikemfm.core.io import check_out_dir, output_set, save_table
+    from spikemfm.core.io import check_out_dir, file_sha256, output_set, save_table
     from spikemfm.snn import simulate
 
     check_out_dir(out)
@@ -328,8 +329,8 @@ def run_simulate(model_file: str | Path, n_inputs: int, timesteps: int, out: str
              "spikes_per_input": float(sum(v.spikes[t] for v in res.neuron_stats.values()) / res.batch_size)}
             for t in range(timesteps)]
     with output_set(out) as stage:
-        save_table(stage, "simulate", rows, {"model_file": str(model_file), "n_inputs": n_inputs,
-                                             "timesteps": timesteps}, f"simulate {model_file}")
+        save_table(stage, "simulate", rows, {"model_file": str(model_file), "model_sha256": file_sha256(model_file),
+                                             "n_inputs": n_inputs, "timesteps": timesteps}, f"simulate {model_file}")
     return rows
 
 

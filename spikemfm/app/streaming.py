@@ -142,7 +142,7 @@ def run_stream(model_file, video: str, frames: int, steps_per_frame: int | str, 
                out, max_steps: int = 64, stride: int = 1) -> tuple[list[dict], dict]:
     """``spikemfm stream``: a saved image tower over ``frames`` frames of ``video``; writes ``stream.{json,csv,md}``
     (the summary) and ``frames.{json,csv,md}`` into ``out`` as one set. Returns (frame rows, summary)."""
-    from spikemfm.core.io import check_out_dir, output_set, save_table
+    from spikemfm.core.io import check_out_dir, file_sha256, output_set, save_table
     from spikemfm.app.jobs import load_saved
     from spikemfm.convert.qann import QuantizedModel
 
@@ -155,7 +155,7 @@ def run_stream(model_file, video: str, frames: int, steps_per_frame: int | str, 
     x, notes = video_inputs(video, spec, frames, stride)
     qann = QuantizedModel(snn.graph, snn.qparams, snn.quant_config)
     rows, summary = stream_report(qann, x, snn.config.max_spikes_per_step, steps_per_frame, profiles, max_steps)
-    config = {"model_file": str(model_file), "model": job.model, "video": video, "frames": frames, "stride": stride,
+    config = {"model_file": str(model_file), "model_sha256": file_sha256(model_file), "model": job.model, "video": video, "frames": frames, "stride": stride,
               "steps_per_frame": steps_per_frame, "max_steps": max_steps, "profiles": profiles,
               "max_spikes": job.max_spikes, "input": notes}
     with output_set(out) as stage:

@@ -14,7 +14,7 @@ def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
     from spikemfm.data import load_fashion_mnist
     from spikemfm.energy import counts_updates, estimate_energy, load_profile
     from spikemfm.energy.plot import plot_breakdown
-    from spikemfm.core.io import check_out_dir, output_set, safe_stem, save_table
+    from spikemfm.core.io import check_out_dir, file_sha256, output_set, safe_stem, save_table
     from spikemfm.app.jobs import model_file_for, run_energy_saved
     from spikemfm.models.tiny_clip import load_tiny_clip
     from spikemfm.app.tiny_clip import calibration_images, convert_tiny_clip, prompts
@@ -26,9 +26,11 @@ def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
     if not args.profile:
         raise ConfigError("--profile: give at least one energy profile (a name or a TOML path)")
     profiles = [load_profile(p) for p in args.profile]  # fail fast on a bad profile
+    described = {}  # the model file the tables describe, by its SHA-256
     if args.model is not None:
         with model_file_for(args.model, source(args), not args.no_progress) as path:
             reports = run_energy_saved(path, profiles, args.images, args.timesteps, args.adaptive)
+            described["model_sha256"] = file_sha256(path)
         what = f"{args.model}, T={args.timesteps}"
     else:
         model = load_tiny_clip()
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
              for r in summary]
     print_rows(f"energy per inference, {what}", short)
     out = args.out
-    cfg = {k: v for k, v in vars(args).items() if k != "func"}
+    cfg = {**{k: v for k, v in vars(args).items() if k != "func"}, **described}
     with output_set(out) as stage:
         save_table(stage, "energy_summary", summary, cfg, "energy per inference (nJ)")
         for r in reports:  # file names from the profile's sanitised name: a name cannot point outside --out

@@ -14,7 +14,7 @@ def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
     """Runs a part of a converted real model in Lava (Loihi2SimCfg) and checks it against PyTorch."""
 
     from spikemfm.convert import parse_max_spikes
-    from spikemfm.core.io import check_out_dir, output_set, save_table
+    from spikemfm.core.io import check_out_dir, file_sha256, output_set, save_table
     from spikemfm.neuromorphic.isolate import run_isolated
     from spikemfm.neuromorphic.parts import Part
     from spikemfm.app.jobs import agreement_job, model_file_for
@@ -22,6 +22,7 @@ def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
     check_out_dir(args.out)
     Part(args.part, args.block)  # fail fast on a bad part
     _check_lava_args(args)
+    described = {}  # the model file the table describes, by its SHA-256
     with contextlib.ExitStack() as stack:
         job_model = args.agreement_model if args.model is None else \
             str(stack.enter_context(model_file_for(args.model, source(args))))
@@ -29,6 +30,7 @@ def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
             from spikemfm.snn.serialize import load_converted
 
             Part(args.part, args.block).check(load_converted(job_model)[0].graph)
+            described["model_sha256"] = file_sha256(job_model)
         rows = run_isolated(agreement_job, dict(model=job_model, parts=[(args.part, args.block)],
                                                 precisions=args.precision, timesteps=args.timesteps,
                                                 n_inputs=args.inputs, bits=args.bits,
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
               "Lava st/s": r["lava_steps_per_s"], "torch st/s": r["torch_steps_per_s"]} for r in rows]
     print_rows(f"Lava ({', '.join(args.precision)}) vs PyTorch SNN: {model} {args.part} "
                 f"{'' if args.part == 'tower' else args.block}, T={args.timesteps}, batch {args.inputs}", short)
-    cfg = {k: v for k, v in vars(args).items() if k != "func"}
+    cfg = {**{k: v for k, v in vars(args).items() if k != "func"}, **described}
     with output_set(args.out) as stage:
         save_table(stage, "lava_agreement", rows, cfg, "Lava vs PyTorch SNN agreement and speed")
     bad = [r for r in rows if r["spike_mismatches"] or r["max_output_diff"] > (1e-6 if r["precision"] == "floating_pt" else 0)]

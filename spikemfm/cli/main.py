@@ -6,11 +6,12 @@ import argparse
 import signal
 import sys
 import threading
+import warnings
 from typing import Callable, Sequence
 
 from spikemfm.cli import convert, demo, energy, evaluate, lava, report, simulate, stream
 from spikemfm.cli.config import apply_config, options_of
-from spikemfm.errors import SpikeMFMError
+from spikemfm.errors import SetMismatchWarning, SpikeMFMError
 
 COMMAND_MODULES = (demo, energy, convert, simulate, report, stream, evaluate, lava)  # the order of --help
 
@@ -47,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM unwinds like Ctrl-C: workers are killed and temp files removed on the way out (finally blocks)
     previous = signal.signal(signal.SIGTERM, terminate) if threading.current_thread() is threading.main_thread() \
         else None
+    shown = warnings.showwarning
+    warnings.showwarning = _one_line(args.command, shown)
     try:
         others = {k: v for k, v in all_options(parser).items() if k != args.command}
         if args.command != "convert":  # convert reads its TOML into a ConvertJob (spikemfm.app.jobs)
@@ -62,8 +65,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"spikemfm {args.command}: terminated (SIGTERM); nothing was written", file=sys.stderr)
         return 143
     finally:
+        warnings.showwarning = shown
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line(command: str, fallback: Callable[..., None]) -> Callable[..., None]:
+    """spikemfm's own warnings as one line on stderr (``spikemfm CMD: warning: …``); others as Python shows them."""
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, SetMismatchWarning):
+            print(f"spikemfm {command}: warning: {message}", file=sys.stderr)
+        else:
+            fallback(message, category, filename, lineno, file, line)
+    return show
 
 
 class Terminated(BaseException):

@@ -3,14 +3,17 @@
 Single files are written to a temp file and renamed. A command's set of files (a model with its summary, a table
 with its plots) is written into a hidden staging folder and moved into place only when all of it is written
 (:func:`output_set`), so a crash, a kill or a full disk leaves the previous set untouched rather than a new model
-beside an old summary. Temp names carry the writer's process id: leftovers of a killed writer are removed by the
-next writer in that folder.
+beside an old summary. The move itself holds the output folder's lock and is journalled: concurrent writers'
+sets never interleave, and a writer killed mid-move leaves a set the next writer completes. Temp names carry the
+writer's process id: leftovers of a killed writer are removed by the next writer in that folder.
 """
 from __future__ import annotations
 
 import contextlib
 import csv
 import errno
+import fcntl
+import hashlib
 import io
 import json
 import os
@@ -18,6 +21,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -117,7 +121,9 @@ def output_set(out_dir: str | Path) -> Iterator[Path]:
 
     ``out_dir`` is checked first (:func:`check_out_dir`). Files already in ``out_dir`` that the set does not
     write are kept. On any failure the staging folder is removed and nothing in ``out_dir`` changes; a full disk
-    becomes one :class:`OutputError`.
+    becomes one :class:`OutputError`. The commit is a unit: it holds ``out_dir``'s lock (:func:`folder_lock`), so
+    two writers' sets never interleave (the second waits), and it is journalled, so a writer killed between two
+    renames leaves a set the next writer of ``out_dir`` completes before anything else.
     """
     out = check_out_dir(out_dir)
     anc = _anchor(out)
@@ -125,7 +131,9 @@ def output_set(out_dir: str | Path) -> Iterator[Path]:
     stage = Path(tempfile.mkdtemp(prefix=f"{_STAGE}.{os.getpid()}-", dir=anc))
     try:
         yield stage
-        _commit(stage, out)
+        with folder_lock(out, "writing an output set there"):
+            recover(out)
+            _commit(stage, out)
     except BaseException as exc:
         shutil.rmtree(stage, ignore_errors=True)
         disk = _disk_error(exc, out)
@@ -135,14 +143,105 @@ def output_set(out_dir: str | Path) -> Iterator[Path]:
     shutil.rmtree(stage, ignore_errors=True)
 
 
-def _commit(stage: Path, out: Path) -> None:
+LOCK = ".spikemfm.lock"  # in an output folder: the writers' lock (its content: the holder's pid)
+JOURNAL = ".spikemfm-commit.json"  # in an output folder while a set is being moved in
+_COMMITTING = ".spikemfm-committing"  # a stage being moved in: never removed by clean_stale, only by recover
+LOCK_WAIT_S = 1800.0
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, what: str, wait_s: float | None = LOCK_WAIT_S) -> Iterator[None]:
+    """Holds the exclusive lock of ``folder`` (``flock`` on ``folder/.spikemfm.lock``; the system releases it when
+    the holder exits, however it exits). Another holder is waited for up to ``wait_s`` seconds (0: not at all);
+    past that one :class:`OutputError` names its pid."""
+    folder = Path(folder)
+    created = [f for f in (folder, *folder.parents) if not f.exists()]  # left as found if nothing else lands there
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = None if wait_s is None else time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                _signal_waiting()
+                if deadline is not None and time.monotonic() >= deadline:
+                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                    raise OutputError(f"{folder}: another spikemfm process (pid {holder}) is {what}; wait for it "
+                                      "to finish or choose another --out") from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        if created and folder.is_dir() and [p.name for p in folder.iterdir()] == [LOCK]:
+            (folder / LOCK).unlink(missing_ok=True)  # a run that wrote nothing leaves no folder behind
+            for f in created:
+                with contextlib.suppress(OSError):
+                    f.rmdir()
+        os.close(fd)  # releases the lock
+
+
+def recover(out: Path) -> None:
+    """Completes a commit into ``out`` that a killed writer left half done (call with ``out``'s lock held): the
+    rest of its staged files are moved in, so the folder again holds one writer's whole set."""
+    journal = out / JOURNAL
+    if not journal.exists():
+        return
+    try:
+        stage = Path(json.loads(journal.read_text(encoding="utf-8"))["stage"])
+    except (OSError, ValueError, KeyError, TypeError):
+        stage = None
+    if stage is not None and stage.is_dir():
+        _move_all(stage, out)
+        shutil.rmtree(stage, ignore_errors=True)
+    journal.unlink(missing_ok=True)
+
+
+def _move_all(stage: Path, out: Path) -> None:
     """Moves the staged files into ``out`` (renames on one file system), in the order they were written."""
     files = sorted((p for p in stage.rglob("*") if p.is_file()), key=lambda p: (p.stat().st_mtime_ns, str(p)))
-    out.mkdir(parents=True, exist_ok=True)
-    for src in files:
+    pause = os.environ.get("SPIKEMFM_TEST_COMMIT_PAUSE")  # tests: stop between two renames until told to go on
+    for i, src in enumerate(files):
         dst = out / src.relative_to(stage)
         dst.parent.mkdir(parents=True, exist_ok=True)
         os.replace(src, dst)
+        if pause and i == 0 and len(files) > 1:
+            _pause(Path(pause))
+
+
+def _signal_waiting() -> None:
+    """Tests: say (once per wait) that this writer found the lock held."""
+    folder = os.environ.get("SPIKEMFM_TEST_LOCK_WAIT")
+    if folder:
+        (Path(folder) / f"waiting.{os.getpid()}").touch()
+
+
+def _pause(folder: Path) -> None:
+    (folder / f"paused.{os.getpid()}").touch()
+    while not (folder / "go").exists():
+        time.sleep(0.02)
+
+
+def _commit(stage: Path, out: Path) -> None:
+    """Moves a finished stage into ``out`` under a journal (call with ``out``'s lock held)."""
+    out.mkdir(parents=True, exist_ok=True)
+    moving = stage.with_name(stage.name.replace(_STAGE, _COMMITTING, 1))
+    os.replace(stage, moving)  # from here clean_stale leaves it: only recover() may finish or remove it
+    atomic_write_bytes(out / JOURNAL, _json_bytes({"stage": str(moving), "pid": os.getpid()}))
+    _move_all(moving, out)
+    (out / JOURNAL).unlink()
+    shutil.rmtree(moving, ignore_errors=True)
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (what binds a summary or a table to the model file it describes)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:

@@ -17,7 +17,9 @@ layers, a quantizer for every neuron layer of the netlist.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import warnings
 from dataclasses import fields, replace
 from enum import Enum
 from pathlib import Path
@@ -30,8 +32,8 @@ from spikemfm.convert.qann import QuantizedModel
 from spikemfm.quant.params import QParams
 from spikemfm.quant.params import ActQuant, QLinear
 from spikemfm.snn.model import SpikingModel
-from spikemfm.errors import ModelLoadError
-from spikemfm.core.io import atomic_path
+from spikemfm.errors import ModelLoadError, SetMismatchWarning
+from spikemfm.core.io import atomic_path, file_sha256
 from spikemfm.ir import nodes as N
 from spikemfm.ir import units
 
@@ -155,7 +157,26 @@ def load_converted(path: str | Path) -> tuple[SpikingModel, dict[str, Any]]:
     qparams = N.map_tensors(payload["qparams"], _widen)
     _check_parameters(path, graph, qparams)
     qann = QuantizedModel(graph, qparams, payload["quant_config"])
+    check_summary(path)
     return SpikingModel(qann, payload["convert_config"]), payload["meta"]
+
+
+def check_summary(path: Path) -> None:
+    """Warns (one line) when the ``summary.json`` beside a model file names another file's SHA-256: the summary's
+    figures then describe a model that is not there (two runs wrote into one folder)."""
+    summary = path.parent / "summary.json"
+    try:
+        data = json.loads(summary.read_text(encoding="utf-8")) if summary.is_file() else {}
+    except (OSError, ValueError):
+        return
+    named = data.get("model_sha256") if isinstance(data, dict) else None
+    if not isinstance(named, str) or Path(str(data.get("file", path))).name != path.name:
+        return  # no digest, or a summary of another file name
+    actual = file_sha256(path)
+    if named != actual:
+        warnings.warn(f"{path}: {summary} describes another model file (SHA-256 {named[:12]}..., this one "
+                      f"{actual[:12]}...): they come from different runs; convert the model again",
+                      SetMismatchWarning, stacklevel=3)
 
 
 _PARTS = {"graph": N.EncoderGraph, "qparams": QParams, "quant_config": QuantConfig, "convert_config": ConvertConfig,
