@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from spikemfm.app import coverage as C
 from spikemfm.core.io import save_table
+from spikemfm.core.provenance import add_results_args, results_run
 
 FAMILIES = {"timm": C.timm_cases, "open_clip": C.open_clip_cases, "hf": C.hf_cases}
 STATUSES = ("converts", "refused", "not built", "crash")
@@ -46,7 +47,9 @@ def main() -> None:
     p.add_argument("--family", nargs="+", choices=list(FAMILIES), default=list(FAMILIES))
     p.add_argument("--out", default="results/coverage")
     p.add_argument("--from-saved", action="store_true", help="summarise the saved coverage.json again")
+    add_results_args(p)
     args = p.parse_args()
+    results_run(args.allow_dirty)
     out = Path(args.out)
     cfg = {"families": args.family, "small_timm": C.SMALL_TIMM, "small_hf": C.SMALL_HF,
            "t_exact_steps": C.T_EXACT_STEPS}

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from spikemfm.core.io import save_table
 from spikemfm.neuromorphic.isolate import run_isolated
 from spikemfm.app.jobs import agreement_job
+from spikemfm.core.provenance import add_results_args, results_run
 
 COLUMNS = {"part": "part", "block": "block", "batch": "batch", "precision": "precision", "timesteps": "T",
            "processes": "lava_processes", "spikes_compared": "spikes_compared", "spike_mismatches": "spike_mismatches",
@@ -33,7 +34,9 @@ def main() -> None:
     p.add_argument("--parts", nargs="+", default=["block:0", "tower:0"], help="kind:block pairs")
     p.add_argument("--timeout", type=float, default=1800)
     p.add_argument("--out", default="results/benchmarks")
+    add_results_args(p)
     args = p.parse_args()
+    results_run(args.allow_dirty)
     parts = [(s.split(":")[0], int(s.split(":")[1])) for s in args.parts]
     rows = []
     for batch in tqdm(args.batches, desc="batch sizes"):

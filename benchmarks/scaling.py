@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import torch
+from spikemfm.core.provenance import add_results_args, results_run
 
 CASES = [  # (name, model, tower, model_args, [(T, batch, extra)])
     ("ViT-S/16", "timm:vit_small_patch16_224", "image", {}, [(8, 1, {}), (8, 8, {})]),
@@ -199,7 +200,9 @@ def main() -> None:
                     help="inputs of the evaluate speed-up (one row each)")
     ap.add_argument("--out", default="results/benchmarks")
     ap.add_argument("--case-json", help=argparse.SUPPRESS)  # internal: run one case in this process
+    add_results_args(ap)
     args = ap.parse_args()
+    results_run(args.allow_dirty)
     if args.case_json:
         run_case(json.loads(args.case_json))
         return

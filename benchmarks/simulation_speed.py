@@ -31,6 +31,7 @@ from spikemfm.app.report import draw_plot
 from spikemfm.snn import simulate
 from spikemfm.snn.device import to_device
 from spikemfm.core.timing import median_time
+from spikemfm.core.provenance import add_results_args, results_run
 
 
 def _synced(fn, device: torch.device):
@@ -72,7 +73,9 @@ def main() -> None:
     p.add_argument("--bits", type=int, default=8)
     p.add_argument("--reps", type=int, default=7)
     p.add_argument("--out", default="results/benchmarks")
+    add_results_args(p)
     args = p.parse_args()
+    results_run(args.allow_dirty)
     device = torch.device(args.device)
     model = load_tiny_clip().to(device)
     x = load_fashion_mnist("test").subset(args.batch_size, seed=0).tensors()[0].to(device)

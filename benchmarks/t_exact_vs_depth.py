@@ -19,6 +19,7 @@ from spikemfm.snn import convert
 from spikemfm.data import load_fashion_mnist
 from spikemfm.core.io import save_table
 from spikemfm.snn import simulate
+from spikemfm.core.provenance import add_results_args, results_run
 
 
 def vit(depth: int) -> torch.nn.Module:
@@ -34,7 +35,9 @@ def main() -> None:
     p.add_argument("--max-spikes", type=int, nargs="+", default=[1, 4])
     p.add_argument("--images", type=int, default=16)
     p.add_argument("--out", default="results/benchmarks")
+    add_results_args(p)
     args = p.parse_args()
+    results_run(args.allow_dirty)
     split = load_fashion_mnist("test").subset(args.images, seed=0)
     x = split.tensors()[0]
     calib = [load_fashion_mnist("train").subset(128, seed=1).tensors()[0]]

@@ -33,6 +33,7 @@ from spikemfm.app.tiny_clip import calibration_images
 from spikemfm.app.report import draw_plot
 from spikemfm.snn import simulate
 from spikemfm.core.timing import best_time
+from spikemfm.core.provenance import add_results_args, results_run
 
 
 def _accuracy(outputs_fn, xs: list[torch.Tensor], ys: list[torch.Tensor], clf: torch.Tensor) -> torch.Tensor:
@@ -81,7 +82,9 @@ def main() -> None:
     p.add_argument("--spikezip-epochs", type=int, default=2, help="SpikeZIP QAT epochs on the 60k training images (-1: no SpikeZIP rows)")
     p.add_argument("--spikezip-timesteps", type=int, nargs="+", default=[4, 8, 16, 32, 64])
     p.add_argument("--out", default="results/baselines")
+    add_results_args(p)
     args = p.parse_args()
+    results_run(args.allow_dirty)
     model = load_tiny_clip()
     clf = model.zero_shot_classifier().double()
     x_all, y_all = load_fashion_mnist("test").subset(args.n_test, seed=0).tensors()

@@ -27,6 +27,7 @@ from spikemfm.core.io import save_figure, save_table
 from spikemfm.models.text import load_minilm
 from spikemfm.snn import simulate
 from spikemfm.core.timing import best_time
+from spikemfm.core.provenance import add_results_args, results_run
 
 
 def _neighbours(emb: torch.Tensor) -> torch.Tensor:
@@ -47,7 +48,9 @@ def main() -> None:
     p.add_argument("--bits", type=int, default=8)
     p.add_argument("--max-spikes", type=int, default=16)
     p.add_argument("--out", default="results/baselines")
+    add_results_args(p)
     args = p.parse_args()
+    results_run(args.allow_dirty)
     enc = load_minilm()
     sentences = load_sentences()
     evals, calib = sentences[: args.n_sentences], sentences[args.n_sentences: args.n_sentences + 128]

@@ -33,6 +33,7 @@ from spikemfm.models.text import load_minilm
 from spikemfm.models.tiny_clip import load_tiny_clip
 from spikemfm.app.tiny_clip import calibration_images
 from spikemfm.snn import simulate
+from spikemfm.core.provenance import add_results_args, results_run
 
 CANDIDATES = (2, 3, 4, 5, 6, 8)
 
@@ -223,7 +224,9 @@ def main() -> None:
     p.add_argument("--tables", nargs="+", choices=["mixed", "pruning", "snn"], default=["mixed", "pruning", "snn"])
     p.add_argument("--quick", action="store_true", help="small smoke run")
     p.add_argument("--out", default="results/compression")
+    add_results_args(p)
     args = p.parse_args()
+    results_run(args.allow_dirty)
     if args.quick:
         args.n_test, args.n_sentences, args.budgets, args.ratios, args.steps = 200, 16, [4], [0.5], 5
         args.n_snn, args.snn_T = 20, 8

@@ -28,6 +28,7 @@ from spikemfm.models.tiny_clip import load_tiny_clip
 from spikemfm.app.tiny_clip import (calibration_images, convert_tiny_clip, qann_classifier, qann_zero_shot,
                                snn_classifier, snn_zero_shot_curve)
 from spikemfm.snn import simulate
+from spikemfm.core.provenance import add_results_args, results_run
 
 
 def tiny_clip_rows(args: argparse.Namespace) -> list[dict]:
@@ -115,7 +116,9 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--out", default="results/conversion_accuracy")
     p.add_argument("--only", choices=["tiny-clip", "minilm", "both"], default="both", help="which table(s)")
+    add_results_args(p)
     args = p.parse_args()
+    results_run(args.allow_dirty)
     out = Path(args.out)
     if args.only in ("tiny-clip", "both"):
         rows = tiny_clip_rows(args)

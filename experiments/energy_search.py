@@ -39,6 +39,7 @@ from spikemfm.energy import available_profiles, counts_updates, dense_energy, es
 from spikemfm.core.io import output_set, save_figure, save_table
 from spikemfm.models.tiny_clip import load_tiny_clip
 from spikemfm.snn import simulate
+from spikemfm.core.provenance import add_results_args, results_run
 
 SPIKES = {"binary": 1, "burst4": 4, "graded": None}
 
@@ -192,7 +193,9 @@ def main() -> None:
     ap.add_argument("--timesteps", type=int, nargs="+", default=[4, 8, 16, 32])
     ap.add_argument("--profiles", nargs="+", default=available_profiles())
     ap.add_argument("--out", default="results/energy_search")
+    add_results_args(ap)
     args = ap.parse_args()
+    results_run(args.allow_dirty)
     model = load_tiny_clip()
     test = load_fashion_mnist("test")
     x, y = (test.subset(args.images, seed=0) if args.images < len(test) else test).tensors()

@@ -29,6 +29,7 @@ from spikemfm.energy import available_profiles
 from spikemfm.core.io import output_set, save_table
 from spikemfm.models.text import load_minilm
 from spikemfm.snn import simulate
+from spikemfm.core.provenance import add_results_args, results_run
 
 from energy_search import _dense_rows, save_search, snn_rows
 
@@ -66,7 +67,9 @@ def main() -> None:
     ap.add_argument("--out", default="results/energy_search_text")
     ap.add_argument("--tables-only", action="store_true",
                     help="rewrite matched.* from an existing OUT/pareto.json without simulating")
+    add_results_args(ap)
     args = ap.parse_args()
+    results_run(args.allow_dirty)
     if args.tables_only:
         saved = json.loads((Path(args.out) / "pareto.json").read_text())
         _save_matched(saved["rows"], saved["config"], Path(args.out))

@@ -22,6 +22,7 @@ from spikemfm.core.io import save_table
 from spikemfm.models.tiny_clip import load_tiny_clip
 from spikemfm.app.tiny_clip import calibration_images, convert_tiny_clip, prompts
 from spikemfm.snn import simulate
+from spikemfm.core.provenance import add_results_args, results_run
 
 
 def main() -> None:
@@ -31,7 +32,9 @@ def main() -> None:
     p.add_argument("--timesteps", type=int, nargs="+", default=[4, 8, 16])
     p.add_argument("--images", type=int, default=100)
     p.add_argument("--out", default="results/energy")
+    add_results_args(p)
     args = p.parse_args()
+    results_run(args.allow_dirty)
     model = load_tiny_clip()
     x = load_fashion_mnist("test").subset(args.images, seed=0).tensors()[0]
     tok = model.text.tokenize(prompts())

@@ -38,6 +38,7 @@ from spikemfm.core.io import output_set, save_figure, save_table
 from spikemfm.models.text import load_minilm
 from spikemfm.models.tiny_clip import load_tiny_clip
 from spikemfm.snn import simulate
+from spikemfm.core.provenance import add_results_args, results_run
 
 WHATIF = Path(__file__).resolve().parent / "profiles" / "loihi2_event_whatif.toml"
 PAIRS = (("horowitz45", "horowitz45_event"), ("loihi2", str(WHATIF)))
@@ -190,7 +191,9 @@ def main() -> None:
     ap.add_argument("--videos", nargs="+", default=["vtest", "megamind"])
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--out", default="results/neuron_updates")
+    add_results_args(ap)
     args = ap.parse_args()
+    results_run(args.allow_dirty)
     profiles = [load_profile(p) for pair in PAIRS for p in pair]
     static = static_rows(args, profiles)
     stream = stream_rows(args, profiles)

@@ -25,6 +25,7 @@ from spikemfm.core.io import output_set, save_table
 from spikemfm.models.text import load_minilm
 from spikemfm.models.tiny_clip import load_tiny_clip
 from spikemfm.snn import simulate
+from spikemfm.core.provenance import add_results_args, results_run
 
 
 def _exact(qann, x) -> bool:
@@ -103,7 +104,9 @@ def main() -> None:
                     help="activation points of the text tower at other widths, e.g. '*.in=8' (its LayerNorm outputs)")
     ap.add_argument("--schedule", choices=["constant", "cosine"], default="constant")
     ap.add_argument("--out", default="results/qat")
+    add_results_args(ap)
     args = ap.parse_args()
+    results_run(args.allow_dirty)
     torch.manual_seed(0)
     rows = image_rows(args.image_bits, args) + text_rows(args.text_bits, args)
     with output_set(args.out) as stage:

@@ -37,6 +37,7 @@ from spikemfm.data import VIDEOS
 from spikemfm.energy import available_profiles
 from spikemfm.core.io import output_set, save_figure, save_table
 from spikemfm.models.tiny_clip import load_tiny_clip
+from spikemfm.core.provenance import add_results_args, results_run
 
 SPIKES = {"graded": None, "binary": 1}
 
@@ -129,7 +130,9 @@ def main() -> None:
     ap.add_argument("--max-steps", type=int, default=64, help="cap of a settling frame")
     ap.add_argument("--profiles", nargs="+", default=available_profiles())
     ap.add_argument("--out", default="results/stream")
+    add_results_args(ap)
     args = ap.parse_args()
+    results_run(args.allow_dirty)
     summary, frames = run(args)
     with output_set(Path(args.out)) as stage:
         save_table(stage, "stream", summary, vars(args), "streaming SNN on real video: steady state per "

@@ -21,6 +21,7 @@ from spikemfm.app.data import DataSource, _sentences
 from spikemfm.convert import QuantConfig, quantize
 from spikemfm.core.io import output_set, save_table
 from spikemfm.models.text import load_minilm
+from spikemfm.core.provenance import add_results_args, results_run
 
 
 def main() -> None:
@@ -28,7 +29,9 @@ def main() -> None:
     ap.add_argument("--sentences", type=int, default=128, help="held-out real sentences")
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--out", default="results/text_bit_sensitivity")
+    add_results_args(ap)
     args = ap.parse_args()
+    results_run(args.allow_dirty)
     text = load_minilm(args.tokens)
     held_out, _ = _sentences(DataSource(), "test", args.sentences)
     train, _ = _sentences(DataSource(), "train", 128)

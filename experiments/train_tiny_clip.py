@@ -23,10 +23,12 @@ from tqdm.auto import tqdm
 
 from spikemfm.data import load_fashion_mnist
 from spikemfm.app.zero_shot import zero_shot_accuracy
-from spikemfm.core.io import atomic_write_bytes, git_commit, write_json
+from spikemfm.core.io import atomic_write_bytes, write_json
+from spikemfm.core.provenance import git_commit
 from spikemfm.models.text import load_minilm
 from spikemfm.models.tiny_clip import (ASSET_DIR, META_FILE, PROMPT_CLASSNAMES, TEMPLATES, WEIGHTS_FILE,
                                        ImageTowerConfig, TinyCLIP, build_image_tower, sha256_of)
+from spikemfm.core.provenance import add_results_args, results_run
 
 
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -112,7 +114,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default=str(ASSET_DIR))
+    add_results_args(p)
     args = p.parse_args()
+    results_run(args.allow_dirty)
     t0 = time.time()
     result = train(args)
     save(result, args, time.time() - t0)

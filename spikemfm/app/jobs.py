@@ -181,7 +181,8 @@ def run_convert(job: ConvertJob, progress: bool = True) -> dict[str, Any]:
     from spikemfm.convert import ConvertConfig, PruneConfig, QATConfig, distill, prune, qat, quantize
     from spikemfm.snn import convert
     from spikemfm.convert.qann import as_graph
-    from spikemfm.core.io import check_out_dir, file_sha256, output_set, provenance, write_json
+    from spikemfm.core.io import check_out_dir, file_sha256, output_set, write_json
+    from spikemfm.core.provenance import provenance
     from spikemfm.snn.serialize import save_converted
     from spikemfm.snn import simulate
 

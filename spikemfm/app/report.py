@@ -1,8 +1,8 @@
 """``spikemfm report``: one markdown report from every saved results table (JSON) and plot (PNG).
 
 Each table written by :func:`spikemfm.core.io.save_table` is a JSON file holding its title, rows, config
-and git commit; the report lists them by folder, with the commit and the command-line config that
-produced each, so every number in it can be traced back to a script run.
+git commit and command; the report lists them by folder, with the commit, the command and the config that produced
+each, so every number in it can be traced back to a script run, and flags the folders whose code changed since.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 
 from spikemfm.errors import ConfigError
 from spikemfm.core.io import atomic_write_text, check_out_file, markdown_table, output_set
+from spikemfm.core.provenance import staleness
 
 
 def _tables(root: Path) -> list[tuple[Path, dict[str, Any]]]:
@@ -117,11 +118,33 @@ def draw_plot(stem: str, data: dict[str, Any], png: Path) -> None:
         plt.close(fig)
 
 
-def build_report(root: str | Path, out: str | Path) -> Path:
-    """Writes ``out`` (markdown) with every table and PNG under ``root``; returns its path.
+def manifest_rows(root: Path, tables: list[tuple[Path, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per results folder: its tables, the command(s) and commit(s) that made them, and whether the code
+    they depend on changed since (:func:`spikemfm.core.provenance.staleness`)."""
+    folders: dict[Path, list[dict[str, Any]]] = {}
+    for path, data in tables:
+        folders.setdefault(path.parent, []).append({**data, "_stem": path.stem})
+    checked: dict[tuple[str, str], str] = {}
+    rows = []
+    for folder, datas in folders.items():
+        pairs = sorted({(str(d.get("git_commit", "")), str(d.get("command", ""))) for d in datas})
+        states = [checked.setdefault(pair, staleness(*pair)) for pair in pairs]
+        rows.append({"folder": str(folder.relative_to(root)) or ".", "tables": " ".join(sorted(d["_stem"] for d in datas)),
+                     "command": " ; ".join(dict.fromkeys(c for _, c in pairs)) or "not recorded",
+                     "git_commit": " ; ".join(dict.fromkeys(c[:12] + ("-dirty" if c.endswith("-dirty") else "")
+                                                            for c, _ in pairs)),
+                     "status": "current" if set(states) == {"current"} else " ; ".join(s for s in dict.fromkeys(states)
+                                                                                     if s != "current")})
+    return rows
 
-    The report and the plots it draws (``report_plots/`` beside it) are written as one set: a failure leaves
-    the previous report and plots as they were.
+
+def build_report(root: str | Path, out: str | Path) -> Path:
+    """Writes ``out`` (markdown) with every table and PNG under ``root``, and ``MANIFEST.{md,json}`` beside it
+    (each results folder with its command, commit and status: current, or older than the code it depends on);
+    returns the report's path.
+
+    The report, the manifest and the plots the report draws (``report_plots/`` beside it) are written as one set:
+    a failure leaves the previous ones as they were.
     """
     root, out = Path(root), check_out_file(out)
     if not root.is_dir():
@@ -129,12 +152,19 @@ def build_report(root: str | Path, out: str | Path) -> Path:
     tables = _tables(root)
     if not tables:
         raise ConfigError(f"report: no saved tables (JSON with title and rows) under {root}")
-    lines = [f"# spikemfm results report\n\nFrom `{root}`: {len(tables)} tables.\n"]
+    manifest = manifest_rows(root, tables)
+    stale = [r for r in manifest if r["status"] != "current"]
+    lines = [f"# spikemfm results report\n\nFrom `{root}`: {len(tables)} tables in {len(manifest)} folders; "
+             f"{len(stale)} folders are not current (see `MANIFEST.md`: no command recorded, uncommitted code, or "
+             "code changed since).\n"]
+    status = {r["folder"]: r["status"] for r in manifest}
     shown: set[Path] = set()
     with output_set(out.parent) as stage:
         for path, data in tables:
             rel = path.relative_to(root)
             lines.append(f"## {data['title']}\n\n`{rel}` · commit `{data.get('git_commit', 'unknown')}` · "
+                         f"command `{data.get('command', 'not recorded')}` · "
+                         f"status: {status[str(rel.parent) or '.']} · "
                          f"config `{json.dumps(data.get('config', {}), sort_keys=True, default=str)}`\n")
             lines.append(markdown_table(data["rows"]) if data["rows"] else "(no rows)\n")
             if path.stem in PLOTS:  # drawn from the saved rows, next to the report
@@ -146,4 +176,8 @@ def build_report(root: str | Path, out: str | Path) -> Path:
                 lines += [f"![{png.stem}]({os.path.relpath(png.resolve(), out.parent.resolve())})\n"
                           for png in sorted(path.parent.glob("*.png"))]
         atomic_write_text(stage / out.name, "\n".join(lines))
+        atomic_write_text(stage / "MANIFEST.md", "# Results manifest\n\nEvery results folder, the command that "
+                          "regenerates it, the commit it was made at, and whether the code it depends on changed "
+                          "since (written by `spikemfm report`).\n\n" + markdown_table(manifest))
+        atomic_write_text(stage / "MANIFEST.json", json.dumps({"root": str(root), "folders": manifest}, indent=1))
     return out

@@ -19,12 +19,12 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from spikemfm.core.provenance import footer, provenance
 from spikemfm.errors import OutputError
 
 _STAGE = ".spikemfm-staging"
@@ -316,25 +316,6 @@ def write_csv(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
     return atomic_write_bytes(path, _csv_bytes(list(rows)))
 
 
-def git_commit(repo: Path | None = None) -> str:
-    """The current git commit (``-dirty`` when tracked files outside ``results/`` changed), or ``"unknown"``."""
-    cwd = Path(repo) if repo else Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        # results being (re)written do not make the code that writes them dirty
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"],
-                               cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return sha + ("-dirty" if dirty else "")
-
-
-def provenance(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A provenance block to store beside results: config and git commit."""
-    return {"config": dict(config), "git_commit": git_commit()}
-
-
 def markdown_table(rows: list[Mapping[str, Any]], floatfmt: str = ".4g") -> str:
     """A GitHub markdown table of dict rows (columns from the first row)."""
     if not rows:
@@ -351,14 +332,16 @@ def markdown_table(rows: list[Mapping[str, Any]], floatfmt: str = ".4g") -> str:
 
 def save_table(out_dir: Path, stem: str, rows: list[Mapping[str, Any]], config: Mapping[str, Any],
                title: str, extra: Mapping[str, Any] | None = None) -> str:
-    """Writes ``stem``.json (rows + config + git commit), .csv and .md atomically; returns the markdown.
+    """Writes ``stem``.json (rows, config, git commit and command), .csv and .md (with a footer naming the commit
+    and the command) atomically; returns the markdown.
 
     All three are encoded before the first is written, so a value that cannot be written fails with none of
     them on disk.
     """
     out_dir, rows = Path(out_dir), list(rows)
-    md = f"## {title}\n\n" + markdown_table(rows)
-    data = {".json": _json_bytes({"title": title, **provenance(config), "rows": rows, **(dict(extra) if extra else {})}),
+    origin = provenance(config)
+    md = f"## {title}\n\n" + markdown_table(rows) + footer(origin)
+    data = {".json": _json_bytes({"title": title, **origin, "rows": rows, **(dict(extra) if extra else {})}),
             ".csv": _csv_bytes(rows), ".md": _utf8(md)}
     for suffix, payload in data.items():
         atomic_write_bytes(out_dir / f"{stem}{suffix}", payload)
