@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from spikemfm.app.data import DataSource, _sentences
+from spikemfm.app.data import DataSource, sentence_split
 from spikemfm.convert import ConvertConfig, QuantConfig, quantize
 from spikemfm.snn import convert
 from spikemfm.energy import available_profiles
@@ -74,8 +74,8 @@ def main() -> None:
         saved = json.loads((Path(args.out) / "pareto.json").read_text())
         _save_matched(saved["rows"], saved["config"], Path(args.out))
         return
-    held_out, _ = _sentences(DataSource(), "test", args.sentences)
-    calib_text, _ = _sentences(DataSource(), "train", 128)
+    held_out, _ = sentence_split(DataSource(), "test", args.sentences)
+    calib_text, _ = sentence_split(DataSource(), "train", 128)
     full = load_minilm(max(args.tokens))
     with torch.no_grad():
         t = full.tokenize(held_out)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from spikemfm.app.data import DataSource, _sentences
+from spikemfm.app.data import DataSource, sentence_split
 from spikemfm.app.streaming import stream_report, video_inputs
 from spikemfm.app.tiny_clip import calibration_images, classifier_from_embeddings, prompts
 from spikemfm.app import input_spec
@@ -59,8 +59,8 @@ def _towers(args) -> list[tuple[str, int, Any, Any, Callable[[torch.Tensor], flo
     classify = _zero_shot(clip)
     top1 = (lambda out: float(classify(out).eq(y).double().mean()))
     text = load_minilm(32)
-    held_out, _ = _sentences(DataSource(), "test", args.sentences)
-    calib_text, _ = _sentences(DataSource(), "train", 64)
+    held_out, _ = sentence_split(DataSource(), "test", args.sentences)
+    calib_text, _ = sentence_split(DataSource(), "train", 64)
     tok = text.tokenize(held_out)
     with torch.no_grad():
         ref = text.pooled(tok["input_ids"], tok["attention_mask"]).double()

@@ -71,6 +71,14 @@ def _configs(args) -> list[tuple[int, str, int | str]]:
     return out
 
 
+def _merge(cfg: dict, row: dict) -> dict:
+    """A configuration and a measured row side by side; a shared key would let one overwrite the other."""
+    shared = set(cfg) & set(row)
+    if shared:
+        raise KeyError(f"streaming: configuration and measurement share the columns {sorted(shared)}")
+    return {**cfg, **row}
+
+
 def run(args) -> tuple[list[dict], list[dict]]:
     summary, frames_out = [], []
     jobs = [(v, m) for v in args.videos for m in args.models]
@@ -79,9 +87,9 @@ def run(args) -> tuple[list[dict], list[dict]]:
             qann, classify, spec = (_tiny_clip if model == "tiny-clip" else _vit)(bits, video)
             frames, _ = video_inputs(video, spec, args.frames)
             rows, s = stream_report(qann, frames, SPIKES[mode], spf, args.profiles, args.max_steps, classify)
-            cfg = {"video": video, "model": model, "bits": bits, "spikes": mode, "steps_per_frame": spf}
-            summary.append({**cfg, **s})
-            frames_out += [{**cfg, **r} for r in rows]
+            cfg = {"video": video, "model": model, "bits": bits, "spike_mode": mode, "steps_per_frame": spf}
+            summary.append(_merge(cfg, s))
+            frames_out += [_merge(cfg, r) for r in rows]
             print(f"{video:>8} {model:>9} {bits}b {mode:>6} {spf!s:>6}: steps {s['mean_steps']:.2f} exact "
                   f"{s['exact_share']:.2f} spikes later/first {s['spikes_later/first']:.3f} loihi2 "
                   f"{s['loihi2:snn_nJ']:.4g} nJ vs int8 {s['loihi2:dense_int8_nJ']:.4g} / delta "
@@ -99,12 +107,12 @@ def plot(frames: list[dict], path: Path, profile: str = "loihi2") -> None:
     fig, axes = plt.subplots(2, len(videos), figsize=(4.5 * len(videos), 6.5), squeeze=False)
     for j, v in enumerate(videos):
         sel = [r for r in frames if r["video"] == v and r["model"] == "tiny-clip" and r["steps_per_frame"] == "settle"]
-        for cfg in dict.fromkeys((r["bits"], r["spikes"]) for r in sel):
-            rs = [r for r in sel if (r["bits"], r["spikes"]) == cfg]
+        for cfg in dict.fromkeys((r["bits"], r["spike_mode"]) for r in sel):
+            rs = [r for r in sel if (r["bits"], r["spike_mode"]) == cfg]
             lab = f"{cfg[0]}-bit {cfg[1]}"
             axes[0, j].plot([r["frame"] for r in rs], [r["spikes"] for r in rs], label=lab)
             axes[1, j].plot([r["frame"] for r in rs], [r[f"{profile}:snn_nJ"] for r in rs], label=f"SNN {lab}")
-        base = [r for r in sel if r["spikes"] == "graded"]
+        base = [r for r in sel if r["spike_mode"] == "graded" and r["bits"] == max(x["bits"] for x in sel)]
         for key, style in (("dense_int8_nJ", "k--"), ("dense_delta_nJ", "k:")):
             axes[1, j].plot([r["frame"] for r in base], [r[f"{profile}:{key}"] for r in base], style,
                             label=key.replace("_nJ", "") + (" (bit-matched)" if "delta" in key else ""))

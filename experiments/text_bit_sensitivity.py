@@ -1,9 +1,10 @@
 """Which activation points keep all-MiniLM-L6-v2 from 4 bits: post-training quantization with one role of points at
-another width, the rest uniform.
+another width, the rest uniform. It is the choice of the text tower's width overrides, so it is scored on the
+validation sentences (``--split val``: every 5th even-numbered line, ``docs/validation.md``), never on the test ones.
 
 Two sweeps over the roles of the quantization points (``in``: the LayerNorm outputs that feed attention and the MLP;
-``q``/``k``/``v``/``probs``/``ctx``: attention; ``hidden``/``act``: the MLP), the real MiniLM on held-out real
-sentences (the odd-numbered ones), cosine of each QANN's sentence embedding to the FP32 embedding: (a) every point at
+``q``/``k``/``v``/``probs``/``ctx``: attention; ``hidden``/``act``: the MLP), the real MiniLM on real sentences of
+the chosen split, calibrated on the fit sentences, cosine of each QANN's sentence embedding to the FP32 embedding: (a) every point at
 4 bits but one role at 8; (b) every point at 8 bits but one role at 4. Weights at the activations' width.
 
 Writes ``results/text_bit_sensitivity/sensitivity.{json,csv,md}``. Run: ``python experiments/text_bit_sensitivity.py``
@@ -17,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from spikemfm.app.data import DataSource, _sentences
+from spikemfm.app.data import DataSource, sentence_split
 from spikemfm.convert import QuantConfig, quantize
 from spikemfm.core.io import output_set, save_table
 from spikemfm.models.text import load_minilm
@@ -26,15 +27,16 @@ from spikemfm.core.provenance import add_results_args, results_run
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sentences", type=int, default=128, help="held-out real sentences")
+    ap.add_argument("--sentences", type=int, default=128, help="real sentences scored (at most the split's)")
+    ap.add_argument("--split", choices=["val", "test"], default="val", help="val: where choices are made")
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--out", default="results/text_bit_sensitivity")
     add_results_args(ap)
     args = ap.parse_args()
     results_run(args.allow_dirty)
     text = load_minilm(args.tokens)
-    held_out, _ = _sentences(DataSource(), "test", args.sentences)
-    train, _ = _sentences(DataSource(), "train", 128)
+    held_out, _ = sentence_split(DataSource(), args.split, args.sentences)
+    train, _ = sentence_split(DataSource(), "fit", 128)
     tok = text.tokenize(held_out)
     calib = [text.tokenize(train[i:i + 32]) for i in range(0, len(train), 32)]
     with torch.no_grad():
@@ -56,7 +58,7 @@ def main() -> None:
             print(f"{base}-bit, {role:>6} at {other}: cosine {rows[-1]['cosine_to_fp32']}", flush=True)
     with output_set(Path(args.out)) as stage:
         save_table(stage, "sensitivity", rows, vars(args), "all-MiniLM-L6-v2 PTQ: one role of activation points "
-                   "at another width (cosine to FP32 on held-out sentences)")
+                   f"at another width (cosine to FP32 on {len(held_out)} {args.split} sentences)")
     print(f"wrote {args.out}/sensitivity.{{json,csv,md}}")
 
 

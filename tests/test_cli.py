@@ -283,10 +283,10 @@ def test_asking_more_test_inputs_than_exist_is_refused(saved_models, tmp_path, c
 
 
 def test_default_calibration_and_evaluation_sentences_never_overlap():
-    from spikemfm.app.data import _sentences, DataSource
+    from spikemfm.app.data import DataSource, sentence_split
 
-    calib, _ = _sentences(DataSource(), "train", 10 ** 6)
-    test, _ = _sentences(DataSource(), "test", 10 ** 6)
+    calib, _ = sentence_split(DataSource(), "train", 10 ** 6)
+    test, _ = sentence_split(DataSource(), "test", 10 ** 6)
     assert calib and test and not set(calib) & set(test)
 
 

@@ -90,7 +90,15 @@ def _images(data: DataSource, split: str, n: int) -> tuple[torch.Tensor, str]:
     return x, f"{len(x)} images from {folder} ({'even' if split == 'train' else 'odd'}-numbered files)"
 
 
-def _sentences(data: DataSource, split: str, n: int) -> tuple[list[str], str]:
+SENTENCE_SPLITS = {"train": "even-numbered", "test": "odd-numbered",
+                   "fit": "even-numbered, all but every 5th", "val": "every 5th even-numbered"}
+
+
+def sentence_split(data: DataSource, split: str, n: int) -> tuple[list[str], str]:
+    """(up to ``n`` sentences of ``split``, a note saying which). train: the even-numbered lines, test: the odd ones;
+    train's two parts for choices: val (every 5th even-numbered line) and fit (the rest of train)."""
+    if split not in SENTENCE_SPLITS:
+        raise ConfigError(f"sentence split {split!r}: choose one of {sorted(SENTENCE_SPLITS)}")
     if data.path is None:
         from spikemfm.data import load_sentences
 
@@ -102,10 +110,12 @@ def _sentences(data: DataSource, split: str, n: int) -> tuple[list[str], str]:
         except (OSError, UnicodeDecodeError) as exc:
             raise DataError(f"data {path}: a text tower needs a UTF-8 text file of sentences ({exc})") from exc
         where = str(path)
-    lines = (lines[0::2] if split == "train" else lines[1::2])[:n]
-    if not lines:
+    train = lines[0::2]
+    chosen = {"train": train, "test": lines[1::2], "val": train[4::5],
+              "fit": [t for i, t in enumerate(train) if i % 5 != 4]}[split][:n]
+    if not chosen:
         raise DataError(f"data {where}: no {split} sentences (need at least 2 non-empty lines)")
-    return lines, f"{len(lines)} sentences from {where} ({'even' if split == 'train' else 'odd'}-numbered)"
+    return chosen, f"{len(chosen)} sentences from {where} ({SENTENCE_SPLITS[split]})"
 
 
 def real_batches(graph: Any, spec: InputSpec | None, tokenizer: Any, split: str, n: int, batch: int,
@@ -122,5 +132,5 @@ def real_batches(graph: Any, spec: InputSpec | None, tokenizer: Any, split: str,
         return list(x.split(batch)), "; ".join([what, *notes])
     if tokenizer is None:
         raise ConfigError(f"{graph.name}: a text tower needs its tokenizer; load it by name (e.g. minilm, hf:<folder>)")
-    sentences, what = _sentences(data, split, n)
+    sentences, what = sentence_split(data, split, n)
     return [tokenizer(sentences[i:i + batch]) for i in range(0, len(sentences), batch)], what

@@ -66,19 +66,28 @@ def data_dir() -> Path:
     return Path(os.environ.get(ENV_VAR, DEFAULT_DIR))
 
 
+VAL_SIZE = 5000  # the validation split: the last 5000 training images (choices are made on it, never on test)
+SPLITS = ("train", "fit", "val", "test")
+
+
 def load_fashion_mnist(split: str = "test", root: Path | None = None) -> ImageSplit:
     """Loads a Fashion-MNIST split.
 
     Args:
-        split: ``"train"`` (60k) or ``"test"`` (10k).
+        split: ``"train"`` (60k), ``"test"`` (10k), or the two parts of train: ``"fit"`` (its first 55k: what a
+            choice's candidates are trained on) and ``"val"`` (its last 5k: what the choice is made on).
         root: Folder with the idx.gz files; default :func:`data_dir`.
 
     Raises:
         DataError: Files missing or corrupt; the message says how to get them.
         ValueError: Unknown split.
     """
-    if split not in _FILES:
-        raise ValueError(f"split={split!r}: choose one of {sorted(_FILES)}")
+    if split not in SPLITS:
+        raise ValueError(f"split={split!r}: choose one of {list(SPLITS)}")
+    if split in ("fit", "val"):
+        train = load_fashion_mnist("train", root)
+        part = slice(None, -VAL_SIZE) if split == "fit" else slice(-VAL_SIZE, None)
+        return ImageSplit(train.images[part], train.labels[part], train.classes)
     root = Path(root) if root is not None else data_dir()
     img_name, lbl_name, n = _FILES[split]
     if not (root / img_name).is_file() or not (root / lbl_name).is_file():

@@ -30,9 +30,9 @@ def _toy_sensitivity() -> Sensitivity:
 
 def test_knob_energy_is_spikes_times_fanout_times_the_profiles_ops():
     sens = _toy_sensitivity()
-    graded = knob_energy(sens, load_profile("loihi2"), {"w": 4})  # messages × (fan-out × 14.8 + route 0.85)
-    assert graded[("act", "a")] == pytest.approx({2: 0.5 * (3 * 14.8 + 0.85), 4: 1.0 * (3 * 14.8 + 0.85)})
-    assert graded[("act", "p")] == pytest.approx({2: 1.0 * (5 * 14.8 + 0.85), 4: 2.0 * (5 * 14.8 + 0.85)})
+    graded = knob_energy(sens, load_profile("loihi2"), {"w": 4})  # messages × (fan-out × 12.4 + route 0.85)
+    assert graded[("act", "a")] == pytest.approx({2: 0.5 * (3 * 12.4 + 0.85), 4: 1.0 * (3 * 12.4 + 0.85)})
+    assert graded[("act", "p")] == pytest.approx({2: 1.0 * (5 * 12.4 + 0.85), 4: 2.0 * (5 * 12.4 + 0.85)})
     unit = knob_energy(sens, load_profile("loihi"), {"w": 4})  # unit spikes × (fan-out × 23.6 + route 1.7)
     assert unit[("act", "a")] == pytest.approx({2: 1.0 * (3 * 23.6 + 1.7), 4: 3.0 * (3 * 23.6 + 1.7)})
     assert unit[("act", "p")] == pytest.approx({2: 2.0 * (5 * 23.6 + 1.7), 4: 6.0 * (5 * 23.6 + 1.7)})

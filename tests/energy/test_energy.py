@@ -237,7 +237,7 @@ def test_graded_profiles_price_messages_unit_profiles_price_spikes():
     unit, graded = load_profile("loihi"), load_profile("loihi2")
     assert graded.messages == "graded" and unit.messages == "unit"
     assert math.isclose(_snn(unit, syn, unit)[0].value, 7 * 23.6)
-    assert math.isclose(_snn(graded, syn, graded)[0].value, 4 * 14.8)
+    assert math.isclose(_snn(graded, syn, graded)[0].value, 4 * 12.4)
     assert math.isclose(_snn(unit, neu, unit)[0].value, 4 * 81 + 5 * 52 + 8 * 1.7)
     assert math.isclose(_snn(graded, neu, graded)[0].value, 4 * 40.5 + 5 * 26 + 4 * 0.85)
     # the rate-dependent part: synaptic ops and routing only
