@@ -377,3 +377,17 @@ def test_stream_errors_are_one_line(saved_models, tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and msg in err[0], err
         assert not (tmp_path / "o").exists()
+
+
+def test_tables_print_one_line_per_row_when_piped(capsys, monkeypatch):
+    from spikemfm.cli.common import print_rows
+
+    rows = [{"model": "tiny-clip-fmnist", "bits": 8, "max_spikes": "<=16 spikes/step", "T": t, "accuracy": 0.8842,
+             "qann_accuracy": 0.8872, "agree_with_qann": 0.9722, "spikes_per_image": 4.601e6} for t in (8, 16)]
+    print_rows("a wide table", rows)  # pytest's stdout is no terminal: a pipe, as in `make demo | cat`
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "a wide table" and len([line for line in lines if line.startswith("| tiny-clip")]) == 2
+    assert "| tiny-clip-fmnist | 8 | <=16 spikes/step | 8 | 0.8842 | 0.8872 | 0.9722 | 4.601e+06 |" in lines
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    print_rows("a wide table", rows)  # a terminal: the boxed table, folded to its width
+    assert "┃" in capsys.readouterr().out

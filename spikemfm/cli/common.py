@@ -1,13 +1,21 @@
-"""What every command of the CLI shares: the model options, the 80-column table printer, help texts."""
+"""What every command of the CLI shares: the model options, the table printer (80 columns on a terminal, markdown
+when piped), help texts."""
 from __future__ import annotations
 
 import argparse
+import sys
+
 
 def print_rows(title: str, rows: list[dict]) -> None:
+    """A table on stdout: boxed and fitted to the terminal when stdout is one; otherwise (a pipe, a log file, a
+    notebook) the title and a markdown table, one line per row, whatever the width."""
+    from spikemfm.core.io import columns, markdown_table
+
+    if not sys.stdout.isatty():
+        print(f"{title}\n\n{markdown_table(rows)}", end="", flush=True)
+        return
     from rich.console import Console
     from rich.table import Table
-
-    from spikemfm.core.io import columns
 
     table = Table(title=title)
     cols = columns(rows)

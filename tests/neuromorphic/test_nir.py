@@ -74,3 +74,52 @@ def test_nir_errors(snn, tmp_path):
         export_nir(snn, block=9)
     with pytest.raises(ConfigError, match="does not exist"):
         read_nir_layers(tmp_path / "missing.nir")
+
+
+def _leaky_reference(graph, spikes, beta):
+    """What snntorch's ``import_from_nir`` builds for a NIR IF node (snntorch 1.0): ``Leaky(beta=0.9)`` with a
+    subtractive reset — v ← β·v + W·s; z = [v > θ]; v ← v − θ·z — evaluated directly."""
+    lin = next(n for k, n in graph.nodes.items() if k.endswith("fc1"))
+    theta = float(np.unique(next(n for k, n in graph.nodes.items() if k.endswith("mlp.hidden")).v_threshold)[0])
+    v, out = np.zeros(lin.weight.shape[0], np.float32), []
+    for s in spikes:
+        v = beta * v + (lin.weight @ s).astype(np.float32)
+        z = v > theta
+        out.append(z.astype(np.float64))
+        v = v - theta * z
+    return np.stack(out)
+
+
+def test_mlp_subgraph_runs_in_snntorch(snn, fmnist_test, tmp_path):
+    """snntorch reads the same file. As imported, its IF is a leaky neuron (β = 0.9, subtractive reset): its spikes
+    equal those equations, not NIR's IF; with β = 1 and a reset to zero (snntorch's own parameters) they equal NIR's
+    IF exactly."""
+    import nir
+    import snntorch
+    from snntorch.import_nir import import_from_nir
+
+    path = tmp_path / "mlp0.nir"
+    export_nir(snn, block=0, subgraph="mlp", path=path)
+    graph = nir.read(str(path))
+    x = engine.as_inputs(snn.graph, fmnist_test.subset(1, 3).tensors()[0])
+    spikes = reference_float(snn, Part("mlp", 0), x, 12).spikes["blocks.0.mlp.in"][:, 0, 1].double().numpy()
+    net = import_from_nir(graph)
+    leaky = [m for m in net.modules() if isinstance(m, snntorch.Leaky)]
+    assert len(leaky) == 1
+
+    def run() -> np.ndarray:
+        leaky[0].reset_mem()
+        got = []
+        with torch.no_grad():
+            for s in spikes:
+                out, _ = net(torch.from_numpy(s).float()[None])
+                got.append((out[0] if isinstance(out, tuple) else out)[0].double().numpy())
+        return np.stack(got)
+
+    as_imported = run()
+    np.testing.assert_array_equal(as_imported, _leaky_reference(graph, spikes, 0.9))
+    assert (as_imported != _nir_if_reference(graph, spikes)).any()  # the import is not NIR's IF
+    leaky[0].beta, leaky[0].reset_mechanism = torch.tensor(1.0), "zero"
+    want = _nir_if_reference(graph, spikes)
+    assert want.sum() > 0
+    np.testing.assert_array_equal(run(), want)
