@@ -72,10 +72,11 @@ def _configs(args) -> list[tuple[int, str, int | str]]:
 
 
 def _merge(cfg: dict, row: dict) -> dict:
-    """A configuration and a measured row side by side; a shared key would let one overwrite the other."""
-    shared = set(cfg) & set(row)
-    if shared:
-        raise KeyError(f"streaming: configuration and measurement share the columns {sorted(shared)}")
+    """A configuration and a measured row side by side; a column both hold must agree (one silently overwriting
+    the other once turned the spike mode into a spike count)."""
+    clash = sorted(k for k in set(cfg) & set(row) if cfg[k] != row[k])
+    if clash:
+        raise KeyError(f"streaming: configuration and measurement disagree on the columns {clash}")
     return {**cfg, **row}
 
 
