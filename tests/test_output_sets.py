@@ -47,12 +47,25 @@ def _set_of(out: Path) -> tuple[int, int, bool]:
 
 
 def test_two_writers_and_a_killed_writer_never_leave_a_mixed_set(tmp_path):
+    writers: list[subprocess.Popen] = []
+    try:
+        _two_writers_and_a_killed_writer(tmp_path, writers)
+    finally:  # a failed assertion must not leave a writer paused in its hook
+        for w in writers:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+
+
+def _two_writers_and_a_killed_writer(tmp_path, writers: list[subprocess.Popen]) -> None:
     out, pause, wait = tmp_path / "cc", tmp_path / "pause", tmp_path / "wait"
     pause.mkdir(), wait.mkdir()
     # 1. writer A stops between its two renames (model moved, summary not); writer B finds the folder locked
     a = _writer(out, 6, {"SPIKEMFM_TEST_COMMIT_PAUSE": str(pause)})
+    writers.append(a)
     _wait_for(pause, "paused.", [a])
     b = _writer(out, 4, {"SPIKEMFM_TEST_LOCK_WAIT": str(wait)})
+    writers.append(b)
     _wait_for(wait, "waiting.", [a, b])  # the interleaving that mixed the sets before: B commits during A's commit
     (pause / "go").touch()
     assert a.wait(DEADLINE_S) == 0 and b.wait(DEADLINE_S) == 0
@@ -61,11 +74,13 @@ def test_two_writers_and_a_killed_writer_never_leave_a_mixed_set(tmp_path):
     # writer of the folder completes C's set from its journal and then commits its own
     (pause / "go").unlink()
     c = _writer(out, 6, {"SPIKEMFM_TEST_COMMIT_PAUSE": str(pause)})
+    writers.append(c)
     _wait_for(pause, f"paused.{c.pid}", [c])
     c.send_signal(signal.SIGKILL)
     c.wait(DEADLINE_S)
     assert (out / JOURNAL).exists() and _set_of(out) == (6, 4, False)
     d = _writer(out, 8)
+    writers.append(d)
     assert d.wait(DEADLINE_S) == 0, d.stderr.read().decode()[-2000:]
     assert _set_of(out) == (8, 8, True) and not (out / JOURNAL).exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".spikemfm-")]  # no stage or commit left over
