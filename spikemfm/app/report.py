@@ -119,23 +119,25 @@ def draw_plot(stem: str, data: dict[str, Any], png: Path) -> None:
 
 
 def manifest_rows(root: Path, tables: list[tuple[Path, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """One row per results folder: its tables, the command(s) and commit(s) that made them, and whether the code
-    they depend on changed since (:func:`spikemfm.core.provenance.staleness`)."""
-    folders: dict[Path, list[dict[str, Any]]] = {}
+    """One row per results folder and run (command + commit) in it: its tables, the command that regenerates them,
+    the commit they were made at, and whether the code they depend on changed since
+    (:func:`spikemfm.core.provenance.staleness`)."""
+    runs: dict[tuple[Path, str, str], list[str]] = {}
     for path, data in tables:
-        folders.setdefault(path.parent, []).append({**data, "_stem": path.stem})
+        key = (path.parent, str(data.get("command", "")), str(data.get("git_commit", "")))
+        runs.setdefault(key, []).append(path.stem)
     checked: dict[tuple[str, str], str] = {}
     rows = []
-    for folder, datas in folders.items():
-        pairs = sorted({(str(d.get("git_commit", "")), str(d.get("command", ""))) for d in datas})
-        states = [checked.setdefault(pair, staleness(*pair)) for pair in pairs]
-        rows.append({"folder": str(folder.relative_to(root)) or ".", "tables": " ".join(sorted(d["_stem"] for d in datas)),
-                     "command": " ; ".join(dict.fromkeys(c for _, c in pairs)) or "not recorded",
-                     "git_commit": " ; ".join(dict.fromkeys(c[:12] + ("-dirty" if c.endswith("-dirty") else "")
-                                                            for c, _ in pairs)),
-                     "status": "current" if set(states) == {"current"} else " ; ".join(s for s in dict.fromkeys(states)
-                                                                                     if s != "current")})
+    for (folder, cmd, commit), stems in sorted(runs.items(), key=lambda kv: (str(kv[0][0]), kv[0][1], kv[0][2])):
+        rows.append({"folder": str(folder.relative_to(root)) or ".", "tables": " ".join(sorted(stems)),
+                     "command": cmd or "not recorded", "git_commit": commit or "unknown",
+                     "status": checked.setdefault((commit, cmd), staleness(commit, cmd))})
     return rows
+
+
+def _run_key(rel: Path, data: dict[str, Any]) -> tuple[str, str, str]:
+    """(folder, command, commit) of a table, as :func:`manifest_rows` names its run."""
+    return str(rel.parent) or ".", str(data.get("command") or "not recorded"), str(data.get("git_commit") or "unknown")
 
 
 def build_report(root: str | Path, out: str | Path) -> Path:
@@ -154,17 +156,17 @@ def build_report(root: str | Path, out: str | Path) -> Path:
         raise ConfigError(f"report: no saved tables (JSON with title and rows) under {root}")
     manifest = manifest_rows(root, tables)
     stale = [r for r in manifest if r["status"] != "current"]
-    lines = [f"# spikemfm results report\n\nFrom `{root}`: {len(tables)} tables in {len(manifest)} folders; "
-             f"{len(stale)} folders are not current (see `MANIFEST.md`: no command recorded, uncommitted code, or "
+    lines = [f"# spikemfm results report\n\nFrom `{root}`: {len(tables)} tables from {len(manifest)} runs; "
+             f"{len(stale)} runs are not current (see `MANIFEST.md`: no command recorded, uncommitted code, or "
              "code changed since).\n"]
-    status = {r["folder"]: r["status"] for r in manifest}
+    status = {(r["folder"], r["command"], r["git_commit"]): r["status"] for r in manifest}  # by _run_key
     shown: set[Path] = set()
     with output_set(out.parent) as stage:
         for path, data in tables:
             rel = path.relative_to(root)
             lines.append(f"## {data['title']}\n\n`{rel}` · commit `{data.get('git_commit', 'unknown')}` · "
                          f"command `{data.get('command', 'not recorded')}` · "
-                         f"status: {status[str(rel.parent) or '.']} · "
+                         f"status: {status[_run_key(rel, data)]} · "
                          f"config `{json.dumps(data.get('config', {}), sort_keys=True, default=str)}`\n")
             lines.append(markdown_table(data["rows"]) if data["rows"] else "(no rows)\n")
             if path.stem in PLOTS:  # drawn from the saved rows, next to the report
@@ -176,8 +178,8 @@ def build_report(root: str | Path, out: str | Path) -> Path:
                 lines += [f"![{png.stem}]({os.path.relpath(png.resolve(), out.parent.resolve())})\n"
                           for png in sorted(path.parent.glob("*.png"))]
         atomic_write_text(stage / out.name, "\n".join(lines))
-        atomic_write_text(stage / "MANIFEST.md", "# Results manifest\n\nEvery results folder, the command that "
-                          "regenerates it, the commit it was made at, and whether the code it depends on changed "
-                          "since (written by `spikemfm report`).\n\n" + markdown_table(manifest))
+        atomic_write_text(stage / "MANIFEST.md", "# Results manifest\n\nEvery results folder and run in it: the command "
+                          "that regenerates its tables, the commit it was made at, and whether the code it depends on "
+                          "changed since (written by `spikemfm report`).\n\n" + markdown_table(manifest))
         atomic_write_text(stage / "MANIFEST.json", json.dumps({"root": str(root), "folders": manifest}, indent=1))
     return out
