@@ -15,6 +15,7 @@ Run: ``python experiments/baselines.py`` (``--n-test 200`` for a quick run).
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from spikemfm.models.tiny_clip import load_tiny_clip
 from spikemfm.app.tiny_clip import calibration_images
 from spikemfm.app.report import draw_plot
 from spikemfm.snn import simulate
-from spikemfm.core.timing import best_time
+from spikemfm.core.timing import run_times
 from spikemfm.core.provenance import add_results_args, results_run
 
 
@@ -48,27 +49,30 @@ def _accuracy(outputs_fn, xs: list[torch.Tensor], ys: list[torch.Tensor], clf: t
 
 class Timer:
     """Times a method next to the FP32 forward, measured again right before and after it (the machine's
-    speed drifts over a long run; a ratio against one FP32 time taken at the start would drift with it)."""
+    speed drifts over a long run; a ratio against one FP32 time taken at the start would drift with it).
+    Each time is the median of ``reps`` calls, with the range (min-max) beside it."""
 
-    def __init__(self, fp32_forward) -> None:
-        self.fp32 = fp32_forward
+    def __init__(self, fp32_forward, reps: int = 5) -> None:
+        self.fp32, self.reps = fp32_forward, reps
 
     @torch.no_grad()
-    def row(self, fn, steps: int | str, reps: int = 2) -> dict:
-        before = best_time(self.fp32, 5)
-        t = best_time(fn, reps)
-        t_fp32 = min(before, best_time(self.fp32, 5))
-        return {"sim_s_per_100": round(t, 4), "fp32_s_per_100": round(t_fp32, 4),
+    def row(self, fn, steps: int | str) -> dict:
+        fp32 = run_times(self.fp32, self.reps)
+        times = run_times(fn, self.reps)
+        fp32 += run_times(self.fp32, self.reps)
+        t, t_fp32 = statistics.median(times), statistics.median(fp32)
+        return {"sim_s_per_100": round(t, 4), "sim_s_range": f"{min(times):.4f}-{max(times):.4f}",
+                "fp32_s_per_100": round(t_fp32, 4),
                 "sim_over_T_x_fp32": round(t / ((steps if steps != "-" else 1) * t_fp32), 2)}
 
 
-def _curve_rows(method: str, outputs_fn, xs, ys, clf, ts: list[int], timer: Timer, spike_driven: str,
-                reps: int = 2) -> list[dict]:
+def _curve_rows(method: str, outputs_fn, xs, ys, clf, ts: list[int], timer: Timer,
+                spike_driven: str) -> list[dict]:
     """Rows per T of a method read out at every step: accuracy from one run of max(ts) steps over all batches,
     time of a run of T steps on one batch. ``outputs_fn(x, T) -> (T, B, D)`` accumulated outputs."""
     acc = _accuracy(lambda x: outputs_fn(x, max(ts)), tqdm(xs, desc=method[:24]), ys, clf)
     return [{"method": method, "T": t, "top1": float(acc[t - 1]),
-             **timer.row(lambda: outputs_fn(xs[0], t), t, reps), "spike_driven": spike_driven} for t in ts]
+             **timer.row(lambda: outputs_fn(xs[0], t), t), "spike_driven": spike_driven} for t in ts]
 
 
 def main() -> None:
@@ -81,6 +85,7 @@ def main() -> None:
     p.add_argument("--spikezip-level", type=int, default=16, help="SpikeZIP quantizer levels (16 = 4-bit)")
     p.add_argument("--spikezip-epochs", type=int, default=2, help="SpikeZIP QAT epochs on the 60k training images (-1: no SpikeZIP rows)")
     p.add_argument("--spikezip-timesteps", type=int, nargs="+", default=[4, 8, 16, 32, 64])
+    p.add_argument("--reps", type=int, default=5, help="timed repetitions per row (median and range reported)")
     p.add_argument("--out", default="results/baselines")
     add_results_args(p)
     args = p.parse_args()
@@ -95,9 +100,9 @@ def main() -> None:
                  convert(qann, ConvertConfig(max_spikes_per_step=b))) for b in args.max_spikes]
     ours = variants[0][1]
     with torch.no_grad():
-        timer = Timer(lambda: model.visual(xs[0]))
+        timer = Timer(lambda: model.visual(xs[0]), args.reps)
         rows = [{"method": "FP32 ANN", "T": "-", "top1": float(_accuracy(lambda x: model.visual(x)[None], xs, ys, clf)[0]),
-                 **timer.row(lambda: model.visual(xs[0]), "-", 5), "spike_driven": "no"},
+                 **timer.row(lambda: model.visual(xs[0]), "-"), "spike_driven": "no"},
                 {"method": f"int{args.bits} dense QANN", "T": "-",
                  "top1": float(_accuracy(lambda x: qann(x)[None], xs, ys, clf)[0]),
                  **timer.row(lambda: qann(xs[0]), "-"), "spike_driven": "no"}]
@@ -121,7 +126,7 @@ def main() -> None:
     out = Path(args.out)
     print(save_table(out, "baselines", rows, vars(args),
                      f"Baselines on the tiny-CLIP image tower: zero-shot top-1 on {args.n_test} Fashion-MNIST test "
-                     f"images (FP32 class embeddings) and simulation time per 100 images, one run", extra))
+                     f"images (FP32 class embeddings) and simulation time per 100 images (median of {args.reps} runs, range beside)", extra))
     plot(rows, out)
     draw_plot("baselines", {"title": "simulation time vs T, same batch of 100 test images", "rows": rows},
               out / "speed_vs_T.png")
@@ -145,7 +150,7 @@ def spikezip_rows(model, graph, clf, calib, xs, ys, args, timer: Timer) -> tuple
             "train_images": len(y_tr)}
     snn = spikezip_convert(qann, max(ts))
     rows += _curve_rows(f"spikingjelly SpikeZIP-TF ({tag})", lambda x, t: spikezip_outputs(snn, x, t), xs, ys, clf,
-                        ts, timer, "STBIF neurons (1 spike/step), TD linear/Q·Kᵀ/A·V; float softmax/LayerNorm", 1)
+                        ts, timer, "STBIF neurons (1 spike/step), TD linear/Q·Kᵀ/A·V; float softmax/LayerNorm")
     for b in sorted({bits, args.bits}):  # the SpikeZIP bit width, and the width of the main rows
         ours = convert(quantize(relu_graph(qann, graph), QuantConfig(bits=b), calib),
                        ConvertConfig(max_spikes_per_step=args.max_spikes[0]))
