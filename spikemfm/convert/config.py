@@ -47,6 +47,9 @@ class QuantConfig:
         precision: dtype of the float path (currents, LayerNorm, softmax, scales) of the QANN and of the
             SNN converted from it: ``float64`` (reference) or ``float32`` (about 2× faster). Integer
             accumulations are exact either way, and the SNN equals the QANN of the same precision.
+        smooth: SmoothQuant migration strength α in [0, 1] (None: off): channel scales folded into the weights
+            before calibration (:mod:`spikemfm.convert.smooth`); α = 1 gives every neuron its channel's own step.
+            For LLMs, whose activations carry outlier channels.
     """
 
     bits: int = 8
@@ -59,10 +62,13 @@ class QuantConfig:
     channel_overrides: tuple[tuple[str, tuple[int, ...], int], ...] = ()
     max_calib_batches: int = 16
     precision: str = "float64"
+    smooth: float | None = None
 
     def __post_init__(self) -> None:
         check_field_types(self)
         _check_bits("bits", self.bits)
+        if self.smooth is not None and not 0.0 <= self.smooth <= 1.0:
+            raise ConfigError(f"QuantConfig.smooth={self.smooth!r}: the migration strength lies in [0, 1]")
         check_precision("QuantConfig", self.precision)
         _check_bits("weight_bits", self.weight_bits)
         _check_bits("attn_bits", self.attn_bits)

@@ -233,6 +233,22 @@ def analyze(model: nn.Module | N.EncoderGraph, config: MixedPrecisionConfig, cal
                                                     config.outlier_fraction, config.outlier_share, progress), fid)
 
 
+def _smoothed_calibration(model: nn.Module | N.EncoderGraph, config: QuantConfig, calib_batches: Iterable[Any],
+                          progress: bool) -> tuple[N.EncoderGraph, _Reservoir, Fidelity | None]:
+    """Channel ranges on the extracted graph, the smoothed graph (:mod:`spikemfm.convert.smooth`), then the
+    activation steps calibrated on it (the same batches twice; the fidelity guard checks the unsmoothed graph)."""
+    from spikemfm.convert.smooth import channel_ranges, smooth
+
+    batches = list(itertools.islice(iter(calib_batches), config.max_calib_batches))
+    if not batches:
+        raise ConfigError("quantize: calib_batches yielded no batch; pass real calibration data")
+    graph, fid = graph_and_fidelity(model, batches[0])
+    graph = N.float64_copy(graph)
+    graph = smooth(graph, channel_ranges(graph, batches), config.smooth)
+    graph, cal, _ = _calibrate(graph, batches, config.max_calib_batches, 0, progress)
+    return graph, cal.reservoir, fid
+
+
 def quantize(model: nn.Module | N.EncoderGraph, config: QuantConfig | MixedPrecisionConfig,
              calib_batches: Iterable[Any] = (), progress: bool = False,
              analysis: Analysis | None = None) -> QuantizedModel:
@@ -257,6 +273,8 @@ def quantize(model: nn.Module | N.EncoderGraph, config: QuantConfig | MixedPreci
                               qcfg, alloc, analysis.fidelity)
     if analysis is not None:
         graph, res, fid = analysis.graph, analysis.calibration.reservoir, analysis.fidelity
+    elif config.smooth is not None:
+        graph, res, fid = _smoothed_calibration(model, config, calib_batches, progress)
     else:
         graph, cal, fid = _calibrate(model, calib_batches, config.max_calib_batches, 0, progress)
         res = cal.reservoir

@@ -19,6 +19,7 @@ and may provide fused forms (the engine falls back to the composition where it d
     linear_activation(mlp, c)       activation(mlp, linear(mlp.fc1, c))
 and hooks for the steps the engine otherwise does itself (the netlist tracer observes them):
     residual(name, x, y)            the residual add x + y
+    alias(y, x)                     y is x's neurons read again (grouped-query K / V repeated per query head)
     pool(readout, x, inputs)        token pooling (default :func:`pool`; the fixed-point ops pool in integers)
     constant(name, x)               a learned constant current (attention pooling's query; default: x itself)
 
@@ -26,7 +27,7 @@ Quantization points are :class:`~spikemfm.ir.nodes.Point` names: plain strings t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Mapping, Protocol
 
 import torch
@@ -208,16 +209,40 @@ def linear_heads(ops: Ops, node: N.Linear, c: torch.Tensor, point: str, heads: i
 
 
 def _operand(ops: Ops, a: N.Attention, node: N.Linear, c: torch.Tensor, role: N.Role,
-             between: tuple[Any, ...] = ()) -> torch.Tensor:
+             between: tuple[Any, ...] = (), heads: int | None = None, start: int = 0) -> torch.Tensor:
     """An attention operand as head-major counts; qk-norm and RoPE (float units on the accumulated current) sit
-    between the synaptic layer and the neuron."""
+    between the synaptic layer and the neuron. ``heads``: K / V heads (grouped-query); ``start``: the position of
+    the first token (a decoder's cached prefix), which picks the rows of a RoPE table covering the context."""
+    heads = a.num_heads if heads is None else heads
     between = tuple(u for u in between if u is not None)
     if not between:
-        return linear_heads(ops, node, c, a.point(role), a.num_heads)
-    x = _heads(ops.linear(node, c), a.num_heads)
+        return linear_heads(ops, node, c, a.point(role), heads)
+    x = _heads(ops.linear(node, c), heads)
     for u in between:
-        x = ops.unit(u, x)
+        x = ops.unit(at_positions(u, start, x.shape[-2]), x)
     return ops.neuron(a.point(role), x)
+
+
+def at_positions(u: Any, start: int, n: int) -> Any:
+    """A RoPE node cut to positions start … start+n−1 where its table covers a whole context (a causal LM's);
+    any other node as it is."""
+    if isinstance(u, N.Rope) and u.prefix == 0 and u.sin.shape[0] != n:
+        if start + n > u.sin.shape[0]:
+            raise ValueError(f"{u.path}: positions up to {start + n} exceed the {u.sin.shape[0]} of the RoPE table "
+                             "(the model's context)")
+        return replace(u, sin=u.sin[start:start + n], cos=u.cos[start:start + n])
+    return u
+
+
+def expand_kv(ops: Ops, a: N.Attention, x: torch.Tensor) -> torch.Tensor:
+    """K / V heads (..., H_kv, N, d) repeated for the query heads that share them (grouped-query attention): the
+    same neurons read by more heads, so the ops' ``alias(y, x)`` hook (the netlist tracer) learns y is x's."""
+    group = a.num_heads // a.kv_heads
+    if group == 1:
+        return x
+    y = x.repeat_interleave(group, dim=-3)
+    hook = getattr(ops, "alias", None)
+    return hook(y, x) if hook is not None else y
 
 
 def scores(ops: Ops, a: N.Attention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -230,16 +255,21 @@ def context(ops: Ops, a: N.Attention, p: torch.Tensor, v: torch.Tensor) -> torch
     return ops.product(Product(a.context_name, "context", a, (a.point(N.Role.PROBS), a.point(N.Role.V))), p, v)
 
 
-def attention(a: N.Attention, h: torch.Tensor, mask: torch.Tensor | None, ops: Ops) -> torch.Tensor:
-    """Self-attention with every operand that becomes spikes passed through a neuron."""
+def attention(a: N.Attention, h: torch.Tensor, mask: torch.Tensor | None, ops: Ops, kv: Any = None) -> torch.Tensor:
+    """Self-attention with every operand that becomes spikes passed through a neuron. ``kv``: a decoder's cache
+    (``kv.start``, the position of the first token; ``kv.extend(a, k, v)``, the keys / values of the cached
+    positions and these, :class:`spikemfm.ir.decoder.KVCache`)."""
+    start = 0 if kv is None else kv.start
     c = ops.neuron(a.point(N.Role.ATTN_IN), h)
-    q = _operand(ops, a, a.q, c, N.Role.Q, (a.q_norm, a.q_rope))
-    k = _operand(ops, a, a.k, c, N.Role.K, (a.k_norm, a.k_rope))
-    v = linear_heads(ops, a.v, c, a.point(N.Role.V), a.num_heads)
-    if a.causal and (mask is None or mask.shape[-1] != q.shape[-2]):
+    q = _operand(ops, a, a.q, c, N.Role.Q, (a.q_norm, a.q_rope), start=start)
+    k = _operand(ops, a, a.k, c, N.Role.K, (a.k_norm, a.k_rope), a.kv_heads, start)
+    v = linear_heads(ops, a.v, c, a.point(N.Role.V), a.kv_heads)
+    if kv is not None:
+        k, v = kv.extend(a, k, v)
+    if a.causal and (mask is None or mask.shape[-1] != k.shape[-2]):
         raise ValueError(f"{a.path}: causal attention needs the causal mask")
-    p = ops.neuron(a.point(N.Role.PROBS), ops.unit(Softmax(a.softmax_name), scores(ops, a, q, k), mask))
-    ctx = merge_heads(context(ops, a, p, v))
+    p = ops.neuron(a.point(N.Role.PROBS), ops.unit(Softmax(a.softmax_name), scores(ops, a, q, expand_kv(ops, a, k)), mask))
+    ctx = merge_heads(context(ops, a, p, expand_kv(ops, a, v)))
     ctx = ops.unit(a.norm, ctx) if a.norm is not None else ctx
     return ops.linear(a.o, ops.neuron(a.point(N.Role.CTX), ctx))
 
@@ -263,11 +293,11 @@ def residual(ops: Ops, name: str, x: torch.Tensor, y: torch.Tensor) -> torch.Ten
     return hook(name, x, y) if hook is not None else x + y
 
 
-def attention_half(b: N.Block, x: torch.Tensor, mask: torch.Tensor | None, ops: Ops) -> torch.Tensor:
+def attention_half(b: N.Block, x: torch.Tensor, mask: torch.Tensor | None, ops: Ops, kv: Any = None) -> torch.Tensor:
     """The attention half of a block with its residual add (and its LayerNorm: before if pre-LN, after if post-LN)."""
     if b.norm_first:
-        return residual(ops, b.residual_name("attention"), x, attention(b.attn, ops.unit(b.ln1, x), mask, ops))
-    return ops.unit(b.ln1, residual(ops, b.residual_name("attention"), x, attention(b.attn, x, mask, ops)))
+        return residual(ops, b.residual_name("attention"), x, attention(b.attn, ops.unit(b.ln1, x), mask, ops, kv))
+    return ops.unit(b.ln1, residual(ops, b.residual_name("attention"), x, attention(b.attn, x, mask, ops, kv)))
 
 
 def mlp_half(b: N.Block, x: torch.Tensor, ops: Ops) -> torch.Tensor:
@@ -277,9 +307,10 @@ def mlp_half(b: N.Block, x: torch.Tensor, ops: Ops) -> torch.Tensor:
     return ops.unit(b.ln2, residual(ops, b.residual_name("mlp"), x, mlp(b.mlp, x, ops)))
 
 
-def block(b: N.Block, x: torch.Tensor, mask: torch.Tensor | None, ops: Ops) -> torch.Tensor:
-    """One pre-LN or post-LN transformer block; residual adds sum the synaptic currents."""
-    return mlp_half(b, attention_half(b, x, mask, ops), ops)
+def block(b: N.Block, x: torch.Tensor, mask: torch.Tensor | None, ops: Ops, kv: Any = None) -> torch.Tensor:
+    """One pre-LN or post-LN transformer block; residual adds sum the synaptic currents (``kv``: see
+    :func:`attention`)."""
+    return mlp_half(b, attention_half(b, x, mask, ops, kv), ops)
 
 
 def pool(r: N.Readout, x: torch.Tensor, inputs: Inputs) -> torch.Tensor:

@@ -6,7 +6,8 @@ cls / avg / map pooling, class / distillation / register tokens, ``no_embed_clas
 :mod:`~spikemfm.ir.from_open_clip` (``VisionTransformer``, ``TimmModel`` trunks, CLIP / ``CustomTextCLIP`` text
 towers through :class:`OpenClipTextTower`, causal or not, argmax / eos / first / last pooling, HF text encoders),
 :mod:`~spikemfm.ir.from_hf` (BERT, RoBERTa, XLM-R, CamemBERT, ELECTRA, DistilBERT, ALBERT, and
-:class:`spikemfm.models.text.TextEncoder` around any of them). Anything else raises
+:class:`spikemfm.models.text.TextEncoder` around any of them), :mod:`~spikemfm.ir.from_hf_causal` (causal
+language models: ``LlamaForCausalLM``, ``Qwen2ForCausalLM``, ``GPT2LMHeadModel``). Anything else raises
 :class:`UnsupportedModuleError` naming the module path, its type and what is supported; so does a configuration
 of a known family that its extractor does not anticipate.
 """
@@ -22,6 +23,7 @@ from spikemfm.errors import SpikeMFMError
 from spikemfm.ir import nodes as N
 from spikemfm.ir.engine import Inputs
 from spikemfm.ir.from_hf import HF_CLASSES, from_bert
+from spikemfm.ir.from_hf_causal import CAUSAL_CLASSES, from_causal_lm
 from spikemfm.ir.from_open_clip import (OpenClipTextTower, from_open_clip_text, from_open_clip_timm,
                                         from_open_clip_visual)
 from spikemfm.ir.from_timm import from_timm_vit
@@ -83,6 +85,8 @@ EXTRACTORS: tuple[Extractor, ...] = (
     Extractor("hf-encoder", lambda m: type(m).__name__ in HF_CLASSES,
               lambda m, n: from_bert(m, "cls", n or "bert"),
               lambda m, x: m(**_hf_kwargs(x)).last_hidden_state[:, 0]),
+    Extractor("hf-causal-lm", lambda m: type(m).__name__ in CAUSAL_CLASSES, from_causal_lm,
+              lambda m, x: m(**_hf_kwargs(x)).logits),
     Extractor("text-encoder", lambda m: type(m).__name__ == "TextEncoder",
               lambda m, n: from_bert(m.bert, "mean", n or "bert-mean", "bert."),
               lambda m, x: m.pooled(**_hf_kwargs(x)), lambda m: (m.bert, "")),

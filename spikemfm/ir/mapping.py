@@ -10,7 +10,8 @@ from spikemfm.ir.units.rmsnorm import RMSNorm
 
 SUPPORTED = ("timm VisionTransformer/DeiT (distilled, registers, no_embed_class, map pooling, qk-norm, SwiGLU, RMSNorm)",
              "timm Eva (EVA-02, RoPE ViTs, DINOv3)", "open_clip VisionTransformer / TimmModel", "OpenClipTextTower", "transformers BertModel/RobertaModel/XLMRobertaModel/ElectraModel/"
-             "DistilBertModel/AlbertModel", "spikemfm TextEncoder")
+             "DistilBertModel/AlbertModel", "spikemfm TextEncoder",
+             "transformers LlamaForCausalLM/Qwen2ForCausalLM/GPT2LMHeadModel (causal LMs)")
 
 
 def unsupported(path: str, module: object, what: str) -> UnsupportedModuleError:

@@ -288,6 +288,13 @@ class TraceOps(FloatOps):
         fan_in = next(ap.latent.shape[-1] for ap in self.attn_pools if ap.latent_name == name)
         return self._emit(x, Constant(name, (), tuple(x.shape[1:]), int(fan_in)))
 
+    def alias(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """y holds x's neurons (grouped-query K / V repeated per query head): no record, x's producer."""
+        base = y if y._base is None else y._base
+        self._producer[id(base)] = self.source(x)
+        self._alive.append(base)
+        return y
+
     def residual(self, name: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self._emit(x + y, ResidualAdd(name, (self.source(x), self.source(y)), tuple(x.shape[1:])))
 

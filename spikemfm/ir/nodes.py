@@ -103,7 +103,8 @@ class Rope:
 class Attention:
     """Multi-head self-attention.
 
-    Q = x W_qᵀ + b_q (same for K, V), split into ``num_heads`` heads of size d;
+    Q = x W_qᵀ + b_q (same for K, V), split into ``num_heads`` heads of size d (K, V into ``kv_heads``, each
+    read by ``num_heads / kv_heads`` query heads: grouped-query attention);
     with qk-norm, Q ← LN_q(Q), K ← LN_k(K) per head (over d); with RoPE, Q, K rotated per position (:class:`Rope`);
     A = softmax(Q Kᵀ / √d + M) with M = −∞ on masked pairs (causal and/or padding);
     y = norm(concat_h(A V)) W_oᵀ + b_o (``norm`` optional).
@@ -121,6 +122,12 @@ class Attention:
     q_rope: Rope | None = None
     k_rope: Rope | None = None
     norm: LayerNorm | None = None  # sub-LN on the merged context before o (EVA02 ``scale_attn_inner``)
+    num_kv_heads: int | None = None  # grouped-query attention: K / V heads, each shared by H / H_kv query heads
+
+    @property
+    def kv_heads(self) -> int:
+        """K / V heads (``num_heads`` unless grouped-query)."""
+        return self.num_heads if self.num_kv_heads is None else self.num_kv_heads
 
     def point(self, role: Role) -> Point:
         """The quantization point of one of this attention's neuron layers."""
@@ -319,13 +326,20 @@ class Readout:
 
 @dataclass(frozen=True)
 class EncoderGraph:
-    """A whole tower: embed → blocks → readout. ``input_kind`` is ``image`` or ``tokens``."""
+    """A whole tower: embed → blocks → readout. ``input_kind`` is ``image`` or ``tokens``. A causal language
+    model is a token tower whose readout keeps every position (pool ``tokens``): its output is the logits
+    (B, N, vocab)."""
 
     name: str
     input_kind: str
     embed: PatchEmbed | TokenEmbed
     blocks: tuple[Block, ...]
     readout: Readout
+
+    @property
+    def causal_lm(self) -> bool:
+        """Whether this is a causal language model (logits at every position, incremental decoding)."""
+        return self.readout.pool == "tokens"
 
     @property
     def width(self) -> int:
@@ -356,8 +370,15 @@ def map_paths(obj: Any, prefix: str) -> Any:
 
 
 def map_tensors(obj: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
-    """A copy of a node tree (dataclasses, tuples, dict values) with every tensor replaced by ``fn(tensor)``."""
-    return map_nodes(obj, torch.Tensor, fn)
+    """A copy of a node tree (dataclasses, tuples, dict values) with every tensor replaced by ``fn(tensor)``; a
+    tensor the tree holds several times (a RoPE table every layer shares, tied embeddings) stays shared."""
+    memo: dict[int, torch.Tensor] = {}
+
+    def once(t: torch.Tensor) -> torch.Tensor:
+        if id(t) not in memo:
+            memo[id(t)] = fn(t)
+        return memo[id(t)]
+    return map_nodes(obj, torch.Tensor, once)
 
 
 def map_nodes(obj: Any, kind: type, fn: Callable[[Any], Any]) -> Any:

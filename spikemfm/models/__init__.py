@@ -7,6 +7,8 @@ Names:
     ``open_clip:<arch>``             an open_clip CLIP, e.g. ``open_clip:ViT-B-32``
     ``hf:<name or folder>``          a Hugging Face encoder (BERT, RoBERTa, XLM-R, CamemBERT, ELECTRA, DistilBERT,
                                      ALBERT), pooled as a sentence encoder
+    ``smollm2-135m``                 the real pretrained SmolLM2-135M-Instruct (a LLaMA decoder), offline
+    ``hf-lm:<name or folder>``       a Hugging Face causal LM (Llama, Qwen2, GPT-2)
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from torch import nn
 from spikemfm.errors import ModelLoadError
 
 DEFAULT_MODEL = "tiny-clip-fmnist"
-_FORMS = "tiny-clip-fmnist, minilm, timm:<name>, open_clip:<arch>, hf:<name-or-folder>"
+_FORMS = "tiny-clip-fmnist, minilm, smollm2-135m, timm:<name>, open_clip:<arch>, hf:<name-or-folder>, hf-lm:<name-or-folder>"
 
 
 def _tiny_clip(**kwargs: Any) -> nn.Module:
@@ -52,10 +54,29 @@ def _hf(rest: str, pretrained: bool | str | None, checkpoint: Path | str | None,
     return load_hf_encoder(rest, **kwargs)
 
 
+def _smollm2(**kwargs: Any) -> nn.Module:
+    from spikemfm.models.causal import load_smollm2
+
+    return load_smollm2(**kwargs)
+
+
+def _hf_lm(rest: str, pretrained: bool | str | None, checkpoint: Path | str | None, **kwargs: Any) -> nn.Module:
+    from spikemfm.models.causal import load_hf_causal
+
+    return load_hf_causal(rest, **kwargs)
+
+
+def load_tokenizer(name: str) -> Any:
+    """The Hugging Face tokenizer of a causal LM (``smollm2-135m``, ``hf-lm:<name or folder>``)."""
+    from spikemfm.models.causal import load_tokenizer as load
+
+    return load(name)
+
+
 # Registries: a name arrives as a string (CLI, TOML, saved models); a new source is one entry here.
 NAMED: dict[str, Callable[..., nn.Module]] = {DEFAULT_MODEL: _tiny_clip, "minilm": _minilm,
-                                              "all-MiniLM-L6-v2": _minilm}
-FAMILIES: dict[str, Callable[..., nn.Module]] = {"timm": _timm, "open_clip": _open_clip, "hf": _hf}
+                                              "all-MiniLM-L6-v2": _minilm, "smollm2-135m": _smollm2}
+FAMILIES: dict[str, Callable[..., nn.Module]] = {"timm": _timm, "open_clip": _open_clip, "hf": _hf, "hf-lm": _hf_lm}
 
 
 def load(name: str, pretrained: bool | str | None = None, checkpoint: Path | str | None = None,
@@ -83,4 +104,4 @@ def load(name: str, pretrained: bool | str | None = None, checkpoint: Path | str
     return FAMILIES[family](rest, pretrained, checkpoint, **kwargs)
 
 
-__all__ = ["DEFAULT_MODEL", "FAMILIES", "NAMED", "load"]
+__all__ = ["DEFAULT_MODEL", "FAMILIES", "NAMED", "load", "load_tokenizer"]

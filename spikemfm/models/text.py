@@ -79,10 +79,10 @@ def load_hf_encoder(name_or_path: str | Path, max_length: int = 64, local_files_
         bert = AutoModel.from_pretrained(str(name_or_path), local_files_only=local)
         return TextEncoder(bert.eval(), tokenizer, max_length)
 
-    return _from_cache_then_hub(name_or_path, read, local_files_only)
+    return from_cache_then_hub(name_or_path, read, local_files_only)
 
 
-def _from_cache_then_hub(name_or_path: str | Path, read, local_files_only: bool):
+def from_cache_then_hub(name_or_path: str | Path, read, local_files_only: bool):
     """``read(local=True)``; else, for a hub name and when allowed and the hub answers, ``read(local=False)``."""
     from spikemfm.models.offline import hub_offline, hub_reachable
     from spikemfm.models.sources import short_error
@@ -115,7 +115,7 @@ def load_hf_tokenizer(name_or_path: str | Path, max_length: int = 64):
         return lambda texts: tok(list(texts), padding=True, truncation=True, max_length=max_length,
                                  return_tensors="pt")
 
-    return _from_cache_then_hub(name_or_path, read, True)
+    return from_cache_then_hub(name_or_path, read, True)
 
 
 def load_minilm(max_length: int = 64) -> TextEncoder:

@@ -101,7 +101,7 @@ def test_timm_checkpoint_of_another_resolution_or_head_fails_clearly(tmp_path):
 def test_model_registries_name_every_form():
     from spikemfm.models import FAMILIES, NAMED
 
-    assert set(FAMILIES) == {"timm", "open_clip", "hf"} and "tiny-clip-fmnist" in NAMED
+    assert set(FAMILIES) == {"timm", "open_clip", "hf", "hf-lm"} and {"tiny-clip-fmnist", "smollm2-135m"} <= set(NAMED)
     with pytest.raises(ModelLoadError, match="unknown model family 'keras'"):
         spikemfm.load("keras:resnet")
     with pytest.raises(ModelLoadError, match="model name must be a string"):

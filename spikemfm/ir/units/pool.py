@@ -6,6 +6,7 @@ the fixed-point reference and Lava's ``TokenPool`` models). Linear in x, so it r
     concat_prefix y = [x[0]; …; x[P−1]]        (P = ``prefix_tokens``, side by side: width P·D)
     avg_tokens    y = Σ_{n≥P} x[n] / (N − P)
     mean          y = Σ_n m[n]·x[n] / max(1, Σ_n m[n])     (m: the attention mask, all ones without one)
+    tokens        y = x                       (every position: a causal language model's logits)
 
 The integer form divides by floor division (Q.F values); the selections are exact on integers as they are.
 (``map``, attention pooling with a learned query, is a small attention: :func:`spikemfm.ir.engine.attention_pool`.)
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-POOLS = ("cls", "last", "eot", "mean", "avg_tokens", "concat_prefix", "map")
+POOLS = ("cls", "last", "eot", "mean", "avg_tokens", "concat_prefix", "map", "tokens")
 
 
 def token_index(ids: torch.Tensor, eos_id: int | None) -> torch.Tensor:
@@ -32,6 +33,8 @@ def pool_tokens(x: torch.Tensor, kind: str, prefix_tokens: int = 1, eos_id: int 
                 ids: torch.Tensor | None = None, mask: torch.Tensor | None = None,
                 integer: bool = False) -> torch.Tensor:
     """Pools (..., N, D) over tokens as ``kind`` (see the module docstring); ``integer``: floor division."""
+    if kind == "tokens":
+        return x
     if kind == "cls":
         return x[..., 0, :]
     if kind == "last":

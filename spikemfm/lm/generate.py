@@ -1,0 +1,205 @@
+"""``generate``: greedy decoding with a KV cache for a float, quantized or spiking causal LM.
+
+Each path keeps its own cache: the float model Hugging Face's (the library's own decoding), the QANN and the SNN
+the integer K / V levels of :mod:`spikemfm.ir.decoder`. One *target pass* runs the model on the positions not yet
+cached (the prompt, then one token at a time); the SNN steps each pass until its neurons settle
+(``timesteps="settle"``), so its logits — and hence its tokens — equal the QANN's.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from spikemfm.convert.qann import QANNOps, QuantizedModel
+from spikemfm.errors import ConfigError
+from spikemfm.ir import decoder
+from spikemfm.snn.decode import check_timesteps, snn_pass
+from spikemfm.snn.model import SpikingModel
+
+
+@dataclass
+class Generation:
+    """A generation: ``tokens`` (B, L + new), and per target pass (prompt first) the positions it ran, the SNN's
+    steps / unit spikes / whether it settled (1 / 0 / True for the float and quantized paths)."""
+
+    tokens: torch.Tensor
+    prompt_length: int
+    path: str
+    pass_tokens: list[int] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+    spikes: list[float] = field(default_factory=list)
+    settled: list[bool] = field(default_factory=list)
+    kv_cache_bytes: int = 0
+
+    @property
+    def new_tokens(self) -> torch.Tensor:
+        """The generated tokens (B, new)."""
+        return self.tokens[:, self.prompt_length:]
+
+    @property
+    def target_passes(self) -> int:
+        """Forward passes of the model (prefill + one per further token)."""
+        return len(self.pass_tokens)
+
+    @property
+    def exact(self) -> bool:
+        """Every SNN pass settled (its logits equal the QANN's); True for the other paths."""
+        return all(self.settled)
+
+
+class Runner:
+    """One model's cached passes: ``run(ids)`` → logits (B, N, vocab) of ``ids`` after what it has seen."""
+
+    path = ""
+
+    def run(self, ids: torch.Tensor) -> tuple[torch.Tensor, int, float, bool]:
+        """(logits, steps, spikes, settled) of a pass on the new positions ``ids``."""
+        raise NotImplementedError
+
+    def cache_bytes(self) -> int:
+        return 0
+
+
+@functools.lru_cache(maxsize=1)
+def cache_arg() -> str:
+    """transformers 5 renamed ``past_key_values`` to ``cache`` (the old name warns, then goes in 5.40)."""
+    import inspect
+
+    from transformers import LlamaForCausalLM
+
+    return "cache" if "cache" in inspect.signature(LlamaForCausalLM.forward).parameters else "past_key_values"
+
+
+class FloatRunner(Runner):
+    """The float model itself with Hugging Face's KV cache."""
+
+    path = "fp32"
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model, self.past = model, None
+
+    def run(self, ids):
+        out = self.model(input_ids=ids, **{cache_arg(): self.past}, use_cache=True)
+        self.past = getattr(out, "cache", None) or out.past_key_values
+        return out.logits, 1, 0.0, True
+
+
+class QANNRunner(Runner):
+    """The QANN with a cache of integer K / V levels."""
+
+    path = "qann"
+
+    def __init__(self, qann: QuantizedModel) -> None:
+        self.qann, self.cache = qann, decoder.KVCache()
+
+    def run(self, ids):
+        dtype = self.qann.config.dtype
+        step = self.cache.step()
+        logits = decoder.forward_cached(self.qann.graph, ids, QANNOps(self.qann.qparams, dtype), dtype, step)
+        self.cache.commit(step, ids.shape[1])
+        return logits, 1, 0.0, True
+
+    def cache_bytes(self):
+        return self.cache.nbytes()
+
+
+class SNNRunner(Runner):
+    """The SNN, each pass stepped until its neurons settle (or ``timesteps`` steps)."""
+
+    path = "snn"
+
+    def __init__(self, snn: SpikingModel, timesteps: Any) -> None:
+        self.snn, self.timesteps, self.cache = snn, timesteps, decoder.KVCache()
+
+    def run(self, ids):
+        p = snn_pass(self.snn, ids, self.cache, self.timesteps)
+        return p.logits, p.steps, p.spikes, p.settled
+
+    def cache_bytes(self):
+        return self.cache.nbytes()
+
+
+def runner_for(model: Any, timesteps: Any = "settle") -> Runner:
+    """The cached-pass runner of a float causal LM, a QANN or an SNN of one."""
+    if isinstance(model, SpikingModel):
+        _need_causal(model.graph)
+        return SNNRunner(model, timesteps)
+    if isinstance(model, QuantizedModel):
+        _need_causal(model.graph)
+        return QANNRunner(model)
+    from spikemfm.ir.extract import extractor_for
+
+    if isinstance(model, nn.Module) and extractor_for(model).name == "hf-causal-lm":
+        return FloatRunner(model.eval())
+    raise ConfigError(f"generate: {type(model).__name__} is not a causal language model (give a Hugging Face "
+                      "Llama / Qwen2 / GPT-2 causal LM, or its QuantizedModel / SpikingModel)")
+
+
+def _need_causal(graph) -> None:
+    if not graph.causal_lm:
+        raise ConfigError(f"generate: {graph.name} is not a causal language model (an encoder cannot generate)")
+
+
+def _graph_of(model: Any):
+    return model.graph if isinstance(model, (QuantizedModel, SpikingModel)) else None
+
+
+def _check(model: Any, input_ids: Any, max_new_tokens: Any, assistant: Any) -> torch.Tensor:
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ConfigError(f"generate: max_new_tokens={max_new_tokens!r} must be a positive integer")
+    if assistant is not None:
+        raise ConfigError("generate: an assistant (speculative decoding) is not available yet; call without one")
+    graph = _graph_of(model)
+    if graph is None:
+        from spikemfm.ir.extract import extract
+
+        graph = extract(model)
+    try:
+        return decoder.check_ids(graph, input_ids, max_new_tokens - 1)
+    except ValueError as exc:
+        raise ConfigError(f"generate: {exc}") from None
+
+
+@torch.no_grad()
+def generate(model: Any, input_ids: Any, max_new_tokens: int, *, assistant: Any = None, num_assistant_tokens: int = 4,
+             timesteps: Any = "settle", eos_token_id: int | None = None,
+             on_token: Callable[[torch.Tensor], None] | None = None) -> Generation:
+    """Greedy generation of up to ``max_new_tokens`` tokens after ``input_ids`` (B, L) (equal-length prompts).
+
+    Args:
+        model: a Hugging Face causal LM (float), its :class:`QuantizedModel` or its :class:`SpikingModel`.
+        assistant, num_assistant_tokens: speculative decoding (not yet available: an assistant is refused).
+        timesteps: the SNN's steps per pass: ``"settle"`` (until quiet: exact) or a fixed count.
+        eos_token_id: stop once every sequence has produced it (later positions of finished rows repeat it).
+        on_token: called with each new token column (B,) as it is produced (streaming).
+    """
+    check_timesteps(timesteps)
+    if isinstance(num_assistant_tokens, bool) or not isinstance(num_assistant_tokens, int) or num_assistant_tokens < 1:
+        raise ConfigError(f"generate: num_assistant_tokens={num_assistant_tokens!r} must be a positive integer")
+    runner = runner_for(model, timesteps)
+    ids = _check(model, input_ids, max_new_tokens, assistant)
+    gen = Generation(ids, ids.shape[1], runner.path)
+    done = torch.zeros(ids.shape[0], dtype=torch.bool)
+    nxt = ids
+    for _ in range(max_new_tokens):
+        logits, steps, spikes, settled = runner.run(nxt)
+        gen.pass_tokens.append(nxt.shape[1])
+        gen.steps.append(steps)
+        gen.spikes.append(spikes)
+        gen.settled.append(settled)
+        tok = logits[:, -1].argmax(-1)
+        if eos_token_id is not None:
+            tok = torch.where(done, torch.full_like(tok, eos_token_id), tok)
+            done |= tok == eos_token_id
+        gen.tokens = torch.cat([gen.tokens, tok[:, None]], 1)
+        if on_token is not None:
+            on_token(tok)
+        if eos_token_id is not None and bool(done.all()):
+            break
+        nxt = tok[:, None]
+    gen.kv_cache_bytes = runner.cache_bytes()
+    return gen
