@@ -252,6 +252,9 @@ def test_a_signal_to_the_cli_kills_the_worker_and_its_children(tmp_path, sig, co
         "from spikemfm.cli.main import Terminated, terminate\n"
         "from spikemfm.neuromorphic.isolate import run_isolated\n"
         "signal.signal(signal.SIGTERM, terminate)\n"
+        # a shell without job control starts background jobs with SIGINT ignored, and Python then installs no
+        # handler for it: restore Ctrl-C's default so the test also holds under `nohup … &` (as CI may run it)
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "try:\n"
         f"    run_isolated(subprocess.run, dict(args=['sh', '-c', 'echo $$ > {pidfile}; exec sleep 300']), 600)\n"
         "except Terminated:\n    sys.exit(143)\n"
