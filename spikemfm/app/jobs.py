@@ -185,7 +185,12 @@ def run_convert(job: ConvertJob, progress: bool = True) -> dict[str, Any]:
     from spikemfm.core.provenance import provenance
     from spikemfm.snn.serialize import save_converted
     from spikemfm.snn import simulate
+    from spikemfm.models.causal import is_causal_name
 
+    if is_causal_name(job.model):
+        from spikemfm.lm.saved import convert_lm
+
+        return convert_lm(job, progress)
     check_out_dir(job.out)  # before any work: a bad --out must not cost a conversion
     tower, tokenizer = load_tower(job)
     graph = as_graph(tower)
@@ -282,6 +287,11 @@ def saved_tokenizer(job: ConvertJob) -> Any:
     """The tokenizer of a saved text tower, without building the model and without the network."""
     from spikemfm.models.offline import hub_offline
 
+    from spikemfm.models.causal import is_causal_name, load_tokenizer
+
+    if is_causal_name(job.model):
+        with hub_offline():
+            return load_tokenizer(job.model)
     max_length = int(dict(job.model_args).get("max_length", 64))
     if job.model.startswith("hf:") or job.model in ("minilm", "all-MiniLM-L6-v2"):
         from spikemfm.models.text import load_hf_tokenizer, minilm_path

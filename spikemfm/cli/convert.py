@@ -21,10 +21,11 @@ def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
         print(f"spikemfm convert: warning: {job.model} has {weights_of(job)}", file=sys.stderr)
     summary = run_convert(job, progress=not args.no_progress)
     keys = ("graph", "params", "weight_bytes", "neurons_per_input", "spikes_per_input", "t_exact",
-            "max_rel_error_at_T", "qann_vs_module_cosine", "graph_vs_module_rel_l2")
+            "max_rel_error_at_T", "qann_vs_module_cosine", "graph_vs_module_rel_l2", "snn_equals_qann",
+            "qann_vs_fp32_rel_l2", "qann_vs_fp32_top1_agreement")
     # one field per line: ten columns do not fit 80 characters
     print_rows(f"spikemfm convert: {job.model} ({summary['graph']}) -> {summary['file']}",
-                [{"field": k, "value": summary[k]} for k in keys])
+                [{"field": k, "value": summary[k]} for k in keys if k in summary])
     print(f"wrote {summary['file']} and {job.out}/summary.json")
     return 0
 
@@ -34,7 +35,8 @@ def add(sub: argparse._SubParsersAction) -> None:
     cv = sub.add_parser("convert", help="quantize (uniform bits or a mixed-precision budget), optionally prune, "
                         "convert to an SNN and save it")
     cv.add_argument("--config", help="TOML file with ConvertJob fields; flags override it")
-    cv.add_argument("--model", help="tiny-clip-fmnist, minilm, timm:<name>, open_clip:<arch>, hf:<name-or-folder>")
+    cv.add_argument("--model", help="tiny-clip-fmnist, minilm, timm:<name>, open_clip:<arch>, hf:<name-or-folder>, "
+                    "smollm2-135m, hf-lm:<name-or-folder> (causal LMs: calibrated on standard-library code)")
     cv.add_argument("--tower", choices=["image", "text"])
     cv.add_argument("--checkpoint", help="local weights file (timm) / open_clip checkpoint or tag")
     cv.add_argument("--bits", type=int)

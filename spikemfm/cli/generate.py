@@ -12,14 +12,12 @@ def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
     import torch
 
     from spikemfm.lm import generate
-    from spikemfm.lm.build import build_lm
 
     if not args.prompt:
         raise ConfigError("--prompt is empty: give the text to continue")
     if args.max_new_tokens < 1:
         raise ConfigError(f"--max-new-tokens={args.max_new_tokens}: must be >= 1")
-    model, tok = build_lm(args.model, args.path, args.bits, None if args.smooth < 0 else args.smooth,
-                          progress=True)
+    model, tok = open_lm(args)
     ids = torch.tensor([tok(args.prompt).input_ids], dtype=torch.long)
     shown: list[int] = []
 
@@ -37,10 +35,31 @@ def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
     return 0
 
 
+def open_lm(args: argparse.Namespace):
+    """(model, tokenizer): a ``model.snn.pt`` written by ``spikemfm convert`` (its SNN), or a name built on
+    ``--path``."""
+    from pathlib import Path
+
+    from spikemfm.lm.build import build_lm
+
+    if args.model.endswith(".pt") or Path(args.model).is_file():
+        from spikemfm.app.jobs import load_saved
+
+        if args.path != "snn":
+            raise ConfigError(f"{args.model} is a converted SNN: --path {args.path} needs a model name instead")
+        snn, tok, _, _ = load_saved(args.model)
+        if not snn.graph.causal_lm:
+            raise ConfigError(f"{args.model}: {snn.graph.name} is not a causal language model (an encoder cannot "
+                              "generate); convert smollm2-135m or hf-lm:<name or folder>")
+        return snn, tok
+    return build_lm(args.model, args.path, args.bits, None if args.smooth < 0 else args.smooth, progress=True)
+
+
 def add(sub: argparse._SubParsersAction) -> None:
     """Adds ``spikemfm generate`` and its options."""
     p = sub.add_parser("generate", help="generate text with a causal LM (fp32, QANN or SNN), streamed")
-    p.add_argument("model", help="smollm2-135m or hf-lm:<name or folder>")
+    p.add_argument("model", help="smollm2-135m, hf-lm:<name or folder>, or a model.snn.pt of one (spikemfm "
+                   "convert --model smollm2-135m)")
     p.add_argument("--prompt", required=True)
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--path", choices=("fp32", "qann", "snn"), default="snn")

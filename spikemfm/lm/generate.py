@@ -167,7 +167,8 @@ def _check(model: Any, input_ids: Any, max_new_tokens: Any, assistant: Any) -> t
 @torch.no_grad()
 def generate(model: Any, input_ids: Any, max_new_tokens: int, *, assistant: Any = None, num_assistant_tokens: int = 4,
              timesteps: Any = "settle", eos_token_id: int | None = None,
-             on_token: Callable[[torch.Tensor], None] | None = None) -> Generation:
+             on_token: Callable[[torch.Tensor], None] | None = None,
+             stop_when: Callable[[torch.Tensor], bool] | None = None) -> Generation:
     """Greedy generation of up to ``max_new_tokens`` tokens after ``input_ids`` (B, L) (equal-length prompts).
 
     Args:
@@ -176,6 +177,7 @@ def generate(model: Any, input_ids: Any, max_new_tokens: int, *, assistant: Any 
         timesteps: the SNN's steps per pass: ``"settle"`` (until quiet: exact) or a fixed count.
         eos_token_id: stop once every sequence has produced it (later positions of finished rows repeat it).
         on_token: called with each new token column (B,) as it is produced (streaming).
+        stop_when: called with the tokens so far (B, L + new) after each new token; True stops (stop sequences).
     """
     check_timesteps(timesteps)
     if isinstance(num_assistant_tokens, bool) or not isinstance(num_assistant_tokens, int) or num_assistant_tokens < 1:
@@ -199,6 +201,8 @@ def generate(model: Any, input_ids: Any, max_new_tokens: int, *, assistant: Any 
         if on_token is not None:
             on_token(tok)
         if eos_token_id is not None and bool(done.all()):
+            break
+        if stop_when is not None and stop_when(gen.tokens):
             break
         nxt = tok[:, None]
     gen.kv_cache_bytes = runner.cache_bytes()

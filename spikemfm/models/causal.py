@@ -83,3 +83,9 @@ def load_tokenizer(name: str) -> Any:
         return from_cache_then_hub(rest, lambda local: AutoTokenizer.from_pretrained(rest, local_files_only=local),
                                    False)
     raise ModelLoadError(f"no tokenizer for {name!r}: give smollm2-135m or hf-lm:<name or folder>")
+
+
+def is_causal_name(name: str) -> bool:
+    """Whether ``name`` names a causal LM of this module (``smollm2-135m``, ``hf-lm:<name or folder>``), decided
+    without loading it."""
+    return name == "smollm2-135m" or name.startswith("hf-lm:")

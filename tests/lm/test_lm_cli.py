@@ -1,0 +1,97 @@
+"""Causal LMs through the command line: convert, generate from the saved file, evaluate (HumanEval in the
+sandbox, perplexity on code) — on a random-init tiny Llama with SmolLM2's real tokenizer, as ``hf-lm:<folder>``."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from spikemfm.cli import main
+from spikemfm.lm.humaneval import load_problems, program, truncate
+from spikemfm.lm.sandbox import SandboxConfig, run_program
+
+
+@pytest.fixture(scope="module")
+def lm_folder(tmp_path_factory):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from spikemfm.models import load_tokenizer
+
+    tok = load_tokenizer("smollm2-135m")
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return f"hf-lm:{folder}"
+
+
+@pytest.fixture(scope="module")
+def converted(lm_folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("conv")
+    assert main(["convert", "--model", lm_folder, "--calib-samples", "2", "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def test_convert_saves_an_exact_decoder(converted):
+    s = json.loads((converted / "summary.json").read_text())
+    assert s["snn_equals_qann"] is True and s["graph"] == "llama" and s["command"]
+    assert (converted / "model.snn.pt").is_file()
+
+
+def test_generate_from_the_saved_file(converted, capsys):
+    assert main(["generate", str(converted / "model.snn.pt"), "--prompt", "def add(a, b):",
+                 "--max-new-tokens", "3"]) == 0
+    out = capsys.readouterr()
+    assert out.out.startswith("def add(a, b):") and "exact=True" in out.err
+
+
+def test_evaluate_humaneval_all_paths(lm_folder, tmp_path, capsys):
+    out = tmp_path / "he"
+    assert main(["evaluate", lm_folder, "--data-set", "humaneval", "--problems", "2", "--max-new-tokens", "4",
+                 "--calib-samples", "2", "--out", str(out), "--no-progress"]) == 0
+    rows = {r["path"]: r for r in json.loads((out / "evaluate.json").read_text())["rows"]}
+    assert set(rows) == {"fp32", "qann", "snn"} and rows["snn"]["tokens_equal_qann"] == 1.0
+    assert all(r["problems"] == 2 for r in rows.values())
+    attempts = json.loads((out / "attempts.json").read_text())["rows"]
+    assert len(attempts) == 6 and {a["status"] for a in attempts} <= {"passed", "failed", "timeout"}
+
+
+def test_evaluate_code_perplexity_snn_equals_qann(lm_folder, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.py").write_text("def f(x):\n    return x + 1\n" * 40)
+    out = tmp_path / "ppl"
+    assert main(["evaluate", lm_folder, "--data-set", f"code:{src}", "--window", "32", "--windows", "2",
+                 "--paths", "qann", "snn", "--out", str(out), "--no-progress"]) == 0
+    rows = {r["path"]: r for r in json.loads((out / "evaluate.json").read_text())["rows"]}
+    assert rows["snn"]["equals_qann"] is True and rows["qann"]["perplexity"] > 1
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["evaluate", "MODEL", "--data-set", "code:/no/such/dir", "--out", "OUT"], "no such file"),
+    (["evaluate", "MODEL", "--data-set", "humaneval", "--problems", "0", "--out", "OUT"], "--problems"),
+    (["evaluate", "MODEL", "--data-set", "humaneval", "--paths", "int4", "--out", "OUT"], "--paths"),
+    (["convert", "--model", "MODEL", "--head-ratio", "0.5", "--out", "OUT"], "head_ratio"),
+])
+def test_lm_commands_refuse(argv, fragment, lm_folder, tmp_path, capsys):
+    argv = [lm_folder if a == "MODEL" else str(tmp_path / "o") if a == "OUT" else a for a in argv]
+    assert main(argv) == 2
+    assert fragment in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_reference_solutions_pass_and_wrong_ones_fail():
+    fast = SandboxConfig(timeout_s=5, memory_mib=512)
+    for p in load_problems(3):
+        assert run_program(program(p, p["canonical_solution"]), fast).passed, p["task_id"]
+        assert not run_program(program(p, "    return None\n"), fast).passed, p["task_id"]
+
+
+def test_truncate_at_stop_sequences():
+    assert truncate("    return 1\ndef other():\n") == "    return 1"
+    assert truncate("    return 1\n```\nprose") == "    return 1\n"
+    assert truncate("    x = 1\n    return x\n") == "    x = 1\n    return x\n"
