@@ -52,7 +52,7 @@ def main() -> None:
         (q, _), alpha = min(((v, a) for (b, a), v in qanns.items() if b == bits), key=lambda t: t[0][1])
         ppl = perplexity(q, test, f"{bits}-bit test")
         snn = spikemfm.convert(q, spikemfm.ConvertConfig(max_spikes_per_step=None))
-        same = bool(torch.equal(logits_of(snn, test[:1]), q(test[:1])))
+        same = bool(torch.equal(logits_of(snn, test[:1]), q(test[:1])))  # chunked: bounded memory
         rows.append({"split": "test", "path": "qann (chosen on validation)", "bits": bits,
                      "alpha": alpha if alpha >= 0 else "off", "perplexity": round(ppl, 3),
                      "vs_fp32": round(ppl / fp_test - 1, 4), "snn_equals_qann_window0": same})

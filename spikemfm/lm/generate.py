@@ -17,7 +17,7 @@ from torch import nn
 from spikemfm.convert.qann import QANNOps, QuantizedModel
 from spikemfm.errors import ConfigError
 from spikemfm.ir import decoder
-from spikemfm.snn.decode import check_timesteps, snn_pass
+from spikemfm.snn.decode import check_timesteps, chunked_pass
 from spikemfm.snn.model import SpikingModel
 
 
@@ -116,8 +116,7 @@ class SNNRunner(Runner):
         self.snn, self.timesteps, self.cache = snn, timesteps, decoder.KVCache()
 
     def run(self, ids):
-        p = snn_pass(self.snn, ids, self.cache, self.timesteps)
-        return p.logits, p.steps, p.spikes, p.settled
+        return chunked_pass(self.snn, ids, self.cache, self.timesteps)
 
     def cache_bytes(self):
         return self.cache.nbytes()

@@ -15,14 +15,15 @@ from spikemfm.snn.model import SpikingModel
 @torch.no_grad()
 def logits_of(model: Any, ids: torch.Tensor) -> torch.Tensor:
     """Full-sequence logits (B, N, vocab): a Hugging Face module, a QANN, or an SNN stepped until it settles
-    (graded spikes settle in two steps; its logits then equal the QANN's)."""
+    (its logits then equal the QANN's), run through its KV cache a chunk of positions at a time (bounded memory)."""
     if isinstance(model, SpikingModel):
-        from spikemfm.snn.simulate import simulate
+        from spikemfm.ir.decoder import KVCache
+        from spikemfm.snn.decode import chunked_pass
 
-        r = simulate(model, ids, 64, adaptive=True)
-        if not bool(r.settled.all()):
-            raise RuntimeError("perplexity: the SNN did not settle within 64 steps; its logits are not the QANN's")
-        return r.output
+        logits, _, _, settled = chunked_pass(model, ids, KVCache())
+        if not settled:
+            raise RuntimeError("perplexity: the SNN did not settle; its logits are not the QANN's")
+        return logits
     if isinstance(model, QuantizedModel):
         return model(ids)
     return model(input_ids=ids).logits

@@ -65,3 +65,19 @@ def snn_pass(snn: Any, ids: torch.Tensor, cache: decoder.KVCache, timesteps: Any
     stats = rec.finish()
     spikes = float(sum(float(s.spikes.sum()) for s in stats[0].values()))
     return DecodePass(out, t + 1, settled, spikes, stats)
+
+
+CHUNK = 32  # positions per pass when a long input is run through the SNN: bounds its state, not its result
+
+
+def chunked_pass(snn: Any, ids: torch.Tensor, cache: decoder.KVCache, timesteps: Any = "settle",
+                 chunk: int = CHUNK) -> tuple[torch.Tensor, int, float, bool]:
+    """(logits (B, N, vocab), steps, spikes, settled) of ``ids`` after ``cache``, run ``chunk`` positions per
+    pass: each chunk attends to the K / V levels the earlier ones cached, so (settled) the logits equal one pass
+    over all positions — prefill + cached decode ≡ recompute — while the neurons' state holds ``chunk`` positions."""
+    parts, steps, spikes, settled = [], 0, 0.0, True
+    for part in ids.split(chunk, dim=1):
+        p = snn_pass(snn, part, cache, timesteps)
+        parts.append(p.logits)
+        steps, spikes, settled = steps + p.steps, spikes + p.spikes, settled and p.settled
+    return torch.cat(parts, 1), steps, spikes, settled

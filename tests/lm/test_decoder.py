@@ -66,6 +66,18 @@ def test_snn_full_sequence_equals_qann(lm_set):
     assert torch.equal(r.output, qann(IDS))
 
 
+@pytest.mark.parametrize("chunk", [1, 3, 11])
+def test_chunked_snn_pass_equals_qann(lm_set, chunk):
+    from spikemfm.lm.perplexity import logits_of
+    from spikemfm.snn.decode import chunked_pass
+
+    _, qann, snn, _ = lm_set
+    logits, steps, _, settled = chunked_pass(snn, IDS, decoder.KVCache(), chunk=chunk)
+    assert settled and steps >= -(-IDS.shape[1] // chunk)
+    assert torch.equal(logits, qann(IDS))
+    assert torch.equal(logits_of(snn, IDS), logits)
+
+
 def test_generate_paths_agree(lm_set):
     model, qann, snn, _ = lm_set
     prompt = IDS[:, :5]
