@@ -35,7 +35,7 @@ def main() -> None:
     val = code_windows(stdlib_files("validation"), tok, args.window, args.eval_windows)
     test = code_windows(stdlib_files("test"), tok, args.window, args.eval_windows)
     batches = [cal[i:i + 2] for i in range(0, cal.shape[0], 2)]
-    rows, qanns = [], {}
+    rows, best = [], {}  # per bits: (validation perplexity, alpha, QANN); only the best kept (a QANN is ~2 GB)
     fp_val = perplexity(model, val, "fp32 validation")
     rows.append({"split": "validation", "path": "fp32", "bits": "-", "alpha": "-", "perplexity": round(fp_val, 3)})
     for bits in args.bits:
@@ -43,19 +43,22 @@ def main() -> None:
             cfg = spikemfm.QuantConfig(bits=bits, smooth=None if alpha < 0 else alpha)
             q = spikemfm.quantize(model, cfg, batches)
             ppl = perplexity(q, val, f"{bits}-bit alpha={alpha} validation")
-            qanns[(bits, alpha)] = (q, ppl)
+            if bits not in best or ppl < best[bits][0]:
+                best[bits] = (ppl, alpha, q)
+            del q
             rows.append({"split": "validation", "path": "qann", "bits": bits, "alpha": alpha if alpha >= 0 else "off",
                          "perplexity": round(ppl, 3), "vs_fp32": round(ppl / fp_val - 1, 4)})
     fp_test = perplexity(model, test, "fp32 test")
     rows.append({"split": "test", "path": "fp32", "bits": "-", "alpha": "-", "perplexity": round(fp_test, 3)})
     for bits in args.bits:
-        (q, _), alpha = min(((v, a) for (b, a), v in qanns.items() if b == bits), key=lambda t: t[0][1])
+        _, alpha, q = best.pop(bits)
         ppl = perplexity(q, test, f"{bits}-bit test")
         snn = spikemfm.convert(q, spikemfm.ConvertConfig(max_spikes_per_step=None))
         same = bool(torch.equal(logits_of(snn, test[:1]), q(test[:1])))  # chunked: bounded memory
         rows.append({"split": "test", "path": "qann (chosen on validation)", "bits": bits,
                      "alpha": alpha if alpha >= 0 else "off", "perplexity": round(ppl, 3),
                      "vs_fp32": round(ppl / fp_test - 1, 4), "snn_equals_qann_window0": same})
+        del q, snn
     with output_set(Path(args.out)) as stage:
         save_table(stage, "decoder_ppl", rows, vars(args), "SmolLM2-135M perplexity on standard-library code "
                    "(validation: every configuration; test: FP32 and the configuration chosen on validation)")

@@ -118,6 +118,22 @@ def sentence_split(data: DataSource, split: str, n: int) -> tuple[list[str], str
     return chosen, f"{len(chosen)} sentences from {where} ({SENTENCE_SPLITS[split]})"
 
 
+CODE_TOKENS = 32  # tokens per input of a causal LM: a window of real source code
+
+
+def code_batches(tokenizer: Any, split: str, n: int, batch: int, data: DataSource) -> tuple[list[Any], str]:
+    """Windows of :data:`CODE_TOKENS` tokens of real code for a causal LM: the standard library's calibration
+    split for ``train``, its test split for ``test`` (the user's own ``--data`` is for images and sentences)."""
+    from spikemfm.data.code import code_windows, stdlib_files
+
+    if data.path is not None:
+        raise ConfigError(f"--data {data.path}: a causal LM calibrates and evaluates on standard-library code; "
+                          "drop --data (perplexity on your own code: spikemfm evaluate MODEL --data-set code:PATH)")
+    part = "calibration" if split == "train" else "test"
+    x = code_windows(stdlib_files(part), tokenizer, CODE_TOKENS, n)
+    return list(x.split(batch)), f"{x.shape[0]} windows of {CODE_TOKENS} tokens, standard-library {part} split"
+
+
 def real_batches(graph: Any, spec: InputSpec | None, tokenizer: Any, split: str, n: int, batch: int,
                  data: DataSource = DataSource()) -> tuple[list[Any], str]:
     """(batches of ``n`` real inputs for ``graph`` from ``split``, a note saying what the data is and how it
@@ -132,5 +148,7 @@ def real_batches(graph: Any, spec: InputSpec | None, tokenizer: Any, split: str,
         return list(x.split(batch)), "; ".join([what, *notes])
     if tokenizer is None:
         raise ConfigError(f"{graph.name}: a text tower needs its tokenizer; load it by name (e.g. minilm, hf:<folder>)")
+    if getattr(graph, "causal_lm", False):
+        return code_batches(tokenizer, split, n, batch, data)
     sentences, what = sentence_split(data, split, n)
     return [tokenizer(sentences[i:i + batch]) for i in range(0, len(sentences), batch)], what

@@ -110,3 +110,34 @@ def _humaneval(models, tok, problems, cfg: LMEvalConfig, progress: bool):
     rows = [{"task_id": a.task_id, "path": a.path, "status": a.status, "new_tokens": a.new_tokens,
              "mean_steps": round(a.mean_steps, 3), "exact": a.exact, "completion": a.completion} for a in attempts]
     return summarize(attempts), rows
+
+
+def run_lm_energy(model: str, profiles: list[Any], tokens: int, out: str | Path, bits: int = 8,
+                  max_spikes: int | None = None, prompt_tokens: int = 64, progress: bool = True) -> list[dict]:
+    """Energy per generated token of a causal LM's SNN (a name, converted here, or a saved file) on each profile:
+    ``tokens`` greedy tokens after a ``prompt_tokens``-token prompt from the standard library's test split.
+    Writes ``energy_summary.*`` (per profile: medians over tokens) and ``energy_tokens.*`` (every token)."""
+    from spikemfm.core.io import check_out_dir, output_set, save_table
+    from spikemfm.data.code import code_windows, stdlib_files
+    from spikemfm.lm.energy import per_token, token_reports
+
+    check_out_dir(out)
+    if tokens < 1 or prompt_tokens < 1:
+        raise ConfigError(f"--inputs={tokens} (tokens decoded) and the prompt's {prompt_tokens} tokens must be >= 1")
+    cfg = LMEvalConfig(paths=("snn",), bits=bits)
+    if model.endswith(".pt") or Path(model).is_file():
+        models, tok = open_models(model, cfg, progress)
+    else:
+        from spikemfm.lm.build import build_paths
+
+        models, tok = build_paths(model, ("snn",), bits, cfg.smooth, max_spikes=max_spikes, progress=progress)
+    prompt = code_windows(stdlib_files("test"), tok, prompt_tokens, 1)
+    rows = token_reports(models["snn"], prompt, tokens, profiles)
+    summary = per_token(rows)
+    config = {"model": model, "profiles": [getattr(p, "name", str(p)) for p in profiles], "tokens": tokens,
+              "bits": bits, "max_spikes": max_spikes, "prompt_tokens": prompt_tokens}
+    with output_set(Path(out)) as stage:
+        save_table(stage, "energy_summary", summary, config, f"{model}: energy per generated token (nJ), median "
+                   f"over {tokens} tokens after a {prompt_tokens}-token prompt; operations only (weights on chip)")
+        save_table(stage, "energy_tokens", rows, config, f"{model}: energy of every generated token (nJ)")
+    return summary

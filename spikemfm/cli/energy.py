@@ -27,6 +27,8 @@ def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
         raise ConfigError("--profile: give at least one energy profile (a name or a TOML path)")
     profiles = [load_profile(p) for p in args.profile]  # fail fast on a bad profile
     described = {}  # the model file the tables describe, by its SHA-256
+    if args.model is not None and is_causal(args.model):
+        return run_lm(args, profiles)
     if args.model is not None:
         with model_file_for(args.model, source(args), not args.no_progress) as path:
             reports = run_energy_saved(path, profiles, args.images, args.timesteps, args.adaptive)
@@ -60,6 +62,35 @@ def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
             save_table(stage, f"energy_layers_{stem}", r.layer_rows(), cfg, f"per-layer energy (pJ), {r.profile}")
             plot_breakdown(r, stage / f"energy_{stem}.png")
     print(f"wrote {out}/energy_summary.{{json,csv,md}}, per-layer tables and PNG breakdowns")
+    return 0
+
+
+def is_causal(model: str) -> bool:
+    """A causal LM's name, or a saved SNN of one (read only far enough to know)."""
+    from pathlib import Path
+
+    from spikemfm.models.causal import is_causal_name
+
+    if is_causal_name(model):
+        return True
+    if model.endswith(".pt") or Path(model).is_file():
+        from spikemfm.snn.serialize import load_converted
+
+        return bool(load_converted(model)[0].graph.causal_lm)
+    return False
+
+
+def run_lm(args: argparse.Namespace, profiles: list) -> int:
+    """A causal LM: energy per generated token (``--inputs`` tokens decoded greedily)."""
+    from spikemfm.app.lm_eval import run_lm_energy
+    from spikemfm.convert import parse_max_spikes
+
+    summary = run_lm_energy(args.model, profiles, args.images, args.out, args.bits, parse_max_spikes(args.max_spikes),
+                            progress=not args.no_progress)
+    print_rows(f"energy per generated token, {args.model}",
+               [{"profile": r["profile"], "steps": r["steps"], "SNN nJ": r["snn_nJ"], "int8 nJ": r["int8_nJ"],
+                 "SNN/int8": r.get("snn/int8"), "complete": r["complete"]} for r in summary])
+    print(f"wrote {args.out}/energy_summary.{{json,csv,md}} and energy_tokens.{{json,csv,md}}")
     return 0
 
 

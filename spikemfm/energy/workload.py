@@ -100,20 +100,21 @@ def _scaled(n: int, traced: int, tokens: int) -> int:
     return tokens if n == traced else n
 
 
-def _float_unit(sim, r: FloatUnit, traced: int, tokens: int) -> LayerWork:
+def _float_unit(sim, r: FloatUnit, traced: int, tokens: int, keys: int) -> LayerWork:
     # (..., rows, row): heads × tokens rows (or one pooled row); a row over tokens (softmax: keys) grows with them
     heads = math.prod(r.shape[:-2]) if len(r.shape) > 2 else 1
     rows = heads * (_scaled(r.shape[-2], traced, tokens) if len(r.shape) > 1 else 1)
-    row = _scaled(r.row, traced, tokens) if units.get(r.kind).row_over_tokens else r.row
+    row = _scaled(r.row, traced, keys) if units.get(r.kind).row_over_tokens else r.row
     st = sim.float_stats.get(r.name)
     evals = float(st.elements.sum()) / sim.batch_size if st else 0.0
     return LayerWork(r.name, r.kind, FLOAT_ON_ACCUMULATED, dense_elements=rows * row, float_evals=evals,
                      timesteps=sim.timesteps, row=r.row)
 
 
-def _product(sim, r: SpikeProduct, traced: int, tokens: int) -> LayerWork:
+def _product(sim, r: SpikeProduct, traced: int, tokens: int, keys: int) -> LayerWork:
     kind = units.product_kind(r.kind)
-    macs, acts = kind.dense_work(r.shape, r.inner, r.heads, lambda n: _scaled(n, traced, tokens))
+    macs, acts = kind.dense_work(r.shape, r.inner, r.heads,
+                                 lambda n, key=False: _scaled(n, traced, keys if key else tokens))
     sops, event_sops = _ops(sim, sim.synapse_stats.get(r.name))
     return LayerWork(r.name, "spike_product", SPIKE_DRIVEN, dense_macs=macs, act_elements=acts,
                      a_bits=sim.qparams.quants[r.inputs[0] if kind.elementwise else N.Point(r.owner, N.Role.Q)].bits,
@@ -161,9 +162,9 @@ def layer_work(sim: SimResult) -> list[LayerWork]:
         elif isinstance(r, SynapticLayer):
             rows.append(_synapse(sim, r.name, r.pre))
         elif isinstance(r, SpikeProduct):
-            rows.append(_product(sim, r, net.tokens, tokens))
+            rows.append(_product(sim, r, net.tokens, tokens, sim.context or tokens))
         elif isinstance(r, FloatUnit):
-            rows.append(_float_unit(sim, r, net.tokens, tokens))
+            rows.append(_float_unit(sim, r, net.tokens, tokens, sim.context or tokens))
         elif isinstance(r, Lookup):
             rows.append(_lookup(sim, r, net.consumers(r.name)[0].name))
     return rows  # residual adds and pooling sum currents: not priced separately

@@ -36,6 +36,8 @@ class SimResult:
             sits at its target), or T where none was quiet. None for fixed-T runs.
         settled: (B,) bool with ``adaptive=True``: whether that quiet step came within T.
         netlist: the simulated model's netlist (so that pricing a run does not trace the graph again).
+        context: positions each query attends to when that differs from the simulated tokens (a cached decode
+            pass: the cache's length plus its own); None otherwise.
     """
 
     outputs: torch.Tensor
@@ -50,6 +52,7 @@ class SimResult:
     steps_used: torch.Tensor | None = None
     settled: torch.Tensor | None = None
     netlist: Netlist | None = None
+    context: int | None = None
 
     @property
     def output(self) -> torch.Tensor:

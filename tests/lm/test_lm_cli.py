@@ -95,3 +95,30 @@ def test_truncate_at_stop_sequences():
     assert truncate("    return 1\ndef other():\n") == "    return 1"
     assert truncate("    return 1\n```\nprose") == "    return 1\n"
     assert truncate("    x = 1\n    return x\n") == "    x = 1\n    return x\n"
+
+
+def test_energy_per_generated_token(lm_folder, converted, tmp_path):
+    out = tmp_path / "en"
+    assert main(["energy", lm_folder, "--profile", "loihi2", "horowitz45", "--inputs", "2", "--max-spikes", "graded",
+                 "--calib-samples", "2", "--out", str(out), "--no-progress"]) == 0
+    rows = json.loads((out / "energy_summary.json").read_text())["rows"]
+    assert [r["profile"] for r in rows] == ["loihi2", "horowitz45"] and all(r["tokens"] == 2 for r in rows)
+    assert all(r["all_settled"] and r["snn_nJ"] > 0 for r in rows)
+    saved = tmp_path / "en2"  # the saved decoder file works the same way
+    assert main(["energy", str(converted / "model.snn.pt"), "--profile", "loihi2", "--inputs", "1",
+                 "--out", str(saved), "--no-progress"]) == 0
+    assert len(json.loads((saved / "energy_tokens.json").read_text())["rows"]) == 1
+
+
+def test_simulate_a_saved_decoder_on_real_code(converted, tmp_path):
+    out = tmp_path / "sim"
+    assert main(["simulate", str(converted / "model.snn.pt"), "--inputs", "2", "-T", "24", "--out", str(out)]) == 0
+    rows = json.loads((out / "simulate.json").read_text())["rows"]
+    assert rows[-1]["max_rel_error_vs_qann"] == 0  # 16 spikes per step: exact once every count is reached
+
+
+def test_lava_refuses_a_decoder_tower_naming_what_lava_lacks(converted, tmp_path, capsys):
+    assert main(["lava", str(converted / "model.snn.pt"), "--part", "tower", "--out", str(tmp_path / "l")]) == 2
+    err = capsys.readouterr().err
+    assert "export_lava" in err and ("rope unit" in err or "gate product" in err)  # RoPE / SwiGLU: no process yet
+    assert not (tmp_path / "l").exists()

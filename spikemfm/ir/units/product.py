@@ -75,8 +75,9 @@ class ProductKind:
 
     def dense_work(self, shape: tuple[int, ...], inner: int, heads: int, scaled) -> tuple[float, float]:
         """(MACs, activation elements read and written) of one dense evaluation; ``scaled(n)`` maps a traced
-        token count to the simulated one. Context / gate: (H, queries, d) summing ``inner`` keys."""
-        queries, keys, d = scaled(shape[-2]), scaled(inner), shape[-1]
+        token count to the simulated one (``key=True``: a count of keys, which a cached decode pass attends to
+        beyond its own tokens). Context / gate: (H, queries, d) summing ``inner`` keys."""
+        queries, keys, d = scaled(shape[-2]), scaled(inner, key=True), shape[-1]
         return heads * queries * keys * d, 3 * heads * queries * max(keys, d)
 
     def delta_share(self, a: float, b: float) -> float:
@@ -98,7 +99,7 @@ class ScoresKind(ProductKind):
         return 1.0 / math.sqrt(owner.q.weight.shape[0] // owner.num_heads)
 
     def dense_work(self, shape: tuple[int, ...], inner: int, heads: int, scaled) -> tuple[float, float]:
-        queries, keys, d = scaled(shape[-2]), scaled(shape[-1]), inner  # (H, queries, keys) over the head size
+        queries, keys, d = scaled(shape[-2]), scaled(shape[-1], key=True), inner  # (H, queries, keys) over the head size
         return heads * queries * keys * d, 3 * heads * queries * max(keys, d)
 
     def delta_share(self, a: float, b: float) -> float:

@@ -1,0 +1,64 @@
+"""Energy per generated token of a spiking decoder, against dense baselines of the same graph, on any profile.
+
+Each decoded token is one SNN pass over its own position (attending to the integer KV cache), stepped until it
+settles. Its recorded work (unit spikes, synaptic and spike×spike operations, float-unit evaluations) is priced by
+:func:`spikemfm.energy.estimate_energy` on a netlist traced at the sequence's length after that token: every
+per-token quantity of that trace scaled to one token is the work of the last position — the Linear layers once,
+Q·Kᵀ and A·V over all cached positions — which is what a dense decoder with a KV cache does for that token. The
+dense baselines are priced the way the encoders' are: each weight read once from on-chip memory (no DRAM — the
+system-energy model prices that), so these are operation energies per token, not the system's.
+"""
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+import torch
+
+from spikemfm.energy import estimate_energy
+from spikemfm.ir.decoder import KVCache
+from spikemfm.ir.netlist import build_netlist
+from spikemfm.snn.decode import DecodePass, chunked_pass, snn_pass
+from spikemfm.snn.simulate import SimResult
+
+
+def token_reports(snn: Any, prompt: torch.Tensor, new_tokens: int, profiles: list[Any]) -> list[dict[str, Any]]:
+    """Greedy-decodes ``new_tokens`` after ``prompt`` (1, L) and prices each decoded token on every profile:
+    one row per (token, profile) with the report's summary (nJ) and the pass's steps and tokens."""
+    cache = KVCache()
+    logits, _, _, settled = chunked_pass(snn, prompt, cache)
+    rows = []
+    for i in range(new_tokens):
+        tok = logits[:, -1].argmax(-1)
+        p = snn_pass(snn, tok[:, None], cache)
+        settled = settled and p.settled
+        sim = pass_sim(snn, p, cache.length)
+        for prof in profiles:
+            rep = estimate_energy(sim, prof)
+            rows.append({"token": i, "position": cache.length - 1, "token_id": int(tok[0]), "settled": p.settled,
+                         **rep.summary()})
+        logits = p.logits
+    return rows
+
+
+def pass_sim(snn: Any, p: DecodePass, length: int) -> SimResult:
+    """A decode pass of the last position of a ``length``-token sequence as a :class:`SimResult` to price."""
+    return SimResult(p.logits[None], *p.stats, p.steps, p.logits.shape[0], snn.config.max_spikes_per_step,
+                     snn.graph, snn.qparams, netlist=build_netlist(snn.graph, length), context=length)
+
+
+def per_token(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per profile: the median over decoded tokens of each energy (nJ per token), steps and ratios."""
+    out = []
+    for prof in dict.fromkeys(r["profile"] for r in rows):
+        mine = [r for r in rows if r["profile"] == prof]
+        row: dict[str, Any] = {"profile": prof, "dense_profile": mine[0]["dense_profile"], "tokens": len(mine),
+                               "all_settled": all(r["settled"] for r in mine)}
+        for k in mine[0]:
+            if k.endswith("_nJ") or k.startswith("snn/") or k in ("steps", "spike_rate"):
+                vals = [r[k] for r in mine]
+                row[k] = round(statistics.median(vals), 4) if all(isinstance(v, (int, float)) for v in vals) \
+                    else next(v for v in vals if not isinstance(v, (int, float)))
+        row["complete"] = mine[0]["complete"]
+        out.append(row)
+    return out
