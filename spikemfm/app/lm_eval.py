@@ -113,17 +113,20 @@ def _humaneval(models, tok, problems, cfg: LMEvalConfig, progress: bool):
 
 
 def run_lm_energy(model: str, profiles: list[Any], tokens: int, out: str | Path, bits: int = 8,
-                  max_spikes: int | None = None, prompt_tokens: int = 64, progress: bool = True) -> list[dict]:
+                  max_spikes: int | None = None, prompt_tokens: int = 64, progress: bool = True,
+                  systems: tuple[tuple[int, float | None], ...] = ()) -> list[dict]:
     """Energy per generated token of a causal LM's SNN (a name, converted here, or a saved file) on each profile:
     ``tokens`` greedy tokens after a ``prompt_tokens``-token prompt from the standard library's test split.
     Writes ``energy_summary.*`` (per profile: medians over tokens) and ``energy_tokens.*`` (every token)."""
     from spikemfm.core.io import check_out_dir, output_set, save_table
     from spikemfm.data.code import code_windows, stdlib_files
-    from spikemfm.lm.energy import per_token, token_reports
+    from spikemfm.lm.energy import per_token, system_medians, token_reports
 
     check_out_dir(out)
     if tokens < 1 or prompt_tokens < 1:
         raise ConfigError(f"--inputs={tokens} (tokens decoded) and the prompt's {prompt_tokens} tokens must be >= 1")
+    if any(b < 1 for b, _ in systems) or any(c is not None and c < 0 for _, c in systems):
+        raise ConfigError(f"--batch / --onchip-mib {systems}: batches must be >= 1 and buffers >= 0")
     cfg = LMEvalConfig(paths=("snn",), bits=bits)
     if model.endswith(".pt") or Path(model).is_file():
         models, tok = open_models(model, cfg, progress)
@@ -132,8 +135,8 @@ def run_lm_energy(model: str, profiles: list[Any], tokens: int, out: str | Path,
 
         models, tok = build_paths(model, ("snn",), bits, cfg.smooth, max_spikes=max_spikes, progress=progress)
     prompt = code_windows(stdlib_files("test"), tok, prompt_tokens, 1)
-    rows = token_reports(models["snn"], prompt, tokens, profiles)
-    summary = per_token(rows)
+    rows = token_reports(models["snn"], prompt, tokens, profiles, systems, model)
+    summary = system_medians(rows) if systems else per_token(rows)
     config = {"model": model, "profiles": [getattr(p, "name", str(p)) for p in profiles], "tokens": tokens,
               "bits": bits, "max_spikes": max_spikes, "prompt_tokens": prompt_tokens}
     with output_set(Path(out)) as stage:

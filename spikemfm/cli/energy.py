@@ -29,6 +29,9 @@ def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
     described = {}  # the model file the tables describe, by its SHA-256
     if args.model is not None and is_causal(args.model):
         return run_lm(args, profiles)
+    if args.batch:
+        raise ConfigError("--batch / --onchip-mib: the system model (DRAM, chips, static power) is built for causal "
+                          "LMs so far (energy per generated token); drop them for an encoder")
     if args.model is not None:
         with model_file_for(args.model, source(args), not args.no_progress) as path:
             reports = run_energy_saved(path, profiles, args.images, args.timesteps, args.adaptive)
@@ -85,11 +88,19 @@ def run_lm(args: argparse.Namespace, profiles: list) -> int:
     from spikemfm.app.lm_eval import run_lm_energy
     from spikemfm.convert import parse_max_spikes
 
+    systems = tuple((b, None if c is None else c * (1 << 20)) for b in args.batch or [] for c in
+                    [*args.onchip_mib, None])
     summary = run_lm_energy(args.model, profiles, args.images, args.out, args.bits, parse_max_spikes(args.max_spikes),
-                            progress=not args.no_progress)
-    print_rows(f"energy per generated token, {args.model}",
-               [{"profile": r["profile"], "steps": r["steps"], "SNN nJ": r["snn_nJ"], "int8 nJ": r["int8_nJ"],
-                 "SNN/int8": r.get("snn/int8"), "complete": r["complete"]} for r in summary])
+                            progress=not args.no_progress, systems=systems)
+    if systems:
+        print_rows(f"system energy per generated token, {args.model}",
+                   [{"path": r["path"], "profile": r["profile"], "batch": r["batch"],
+                     "on-chip MiB": f"{r['onchip_bytes'] / (1 << 20):.3g}", "nJ": r["energy_nj"],
+                     "chips": r["chips"]} for r in summary])
+    else:
+        print_rows(f"energy per generated token, {args.model}",
+                   [{"profile": r["profile"], "steps": r["steps"], "SNN nJ": r["snn_nJ"], "int8 nJ": r["int8_nJ"],
+                     "SNN/int8": r.get("snn/int8"), "complete": r["complete"]} for r in summary])
     print(f"wrote {args.out}/energy_summary.{{json,csv,md}} and energy_tokens.{{json,csv,md}}")
     return 0
 
@@ -108,6 +119,10 @@ def add(sub: argparse._SubParsersAction) -> None:
                     help="real test inputs (images or sentences) simulated")
     en.add_argument("--adaptive", action="store_true", help="adaptive T: each input stops at its first step in "
                     "which no neuron moved (its output is then exactly the QANN's); -T is the cap")
+    en.add_argument("--batch", type=int, nargs="+", help="causal LMs: system energy per token at these batch sizes "
+                    "(DRAM traffic, chips, static power, latency; spikemfm.energy.system)")
+    en.add_argument("--onchip-mib", type=float, nargs="+", default=[1.0, 8.0],
+                    help="with --batch: dense on-chip buffer sizes (MiB), plus the whole model")
     en.add_argument("--out", default="results/energy_cli")
     en.add_argument("--config", help=CONFIG_HELP.format("energy"))
     en.set_defaults(func=run)

@@ -13,7 +13,9 @@ leak, so the others have nothing to do). ``base`` names a profile whose terms (a
 this one inherits, so a variant states only what differs.
 
 Each ``[terms.NAME]`` table holds ``value`` (a number, or the string ``"null"`` for a term the source
-does not give), ``unit`` (``pJ`` or ``x MAC``, relative to the profile's ``int8_mac``), ``source``,
+does not give), ``unit`` (``pJ`` or ``x MAC``, relative to the profile's ``int8_mac``; the system terms of
+:mod:`spikemfm.energy.system` in ``pJ/bit``, ``GB/s``, ``GMAC/s``, ``W``, ``us``, ``ns``, ``bytes``, ``bits`` or
+``count``), ``source``,
 ``evidence`` (measured / simulated / derived / assumed) and ``scope`` (per-term / all-in). A term a
 profile lacks is null, never 0: totals that need it are reported as incomplete.
 """
@@ -31,7 +33,7 @@ from spikemfm.errors import ConfigError
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 EVIDENCE = ("measured", "simulated", "derived", "assumed")
 SCOPES = ("per-term", "all-in")
-UNITS = ("pJ", "x MAC")
+UNITS = ("pJ", "x MAC", "pJ/bit", "GB/s", "GMAC/s", "W", "us", "ns", "bytes", "bits", "count")  # system terms: energy.system
 MESSAGES = ("unit", "graded")
 NEURON_UPDATES = ("every_step", "on_input")
 

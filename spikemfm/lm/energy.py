@@ -22,23 +22,47 @@ from spikemfm.snn.decode import DecodePass, chunked_pass, snn_pass
 from spikemfm.snn.simulate import SimResult
 
 
-def token_reports(snn: Any, prompt: torch.Tensor, new_tokens: int, profiles: list[Any]) -> list[dict[str, Any]]:
+def token_reports(snn: Any, prompt: torch.Tensor, new_tokens: int, profiles: list[Any],
+                  systems: tuple[tuple[int, float | None], ...] = (), model: str = "") -> list[dict[str, Any]]:
     """Greedy-decodes ``new_tokens`` after ``prompt`` (1, L) and prices each decoded token on every profile:
-    one row per (token, profile) with the report's summary (nJ) and the pass's steps and tokens."""
+    one row per (token, profile) with the report's summary (nJ) and the pass's steps and tokens. With
+    ``systems`` ((batch, on-chip bytes or None = the whole model) pairs), the rows are instead the system
+    estimates of :mod:`spikemfm.energy.system` per token: the SNN on the profile's chips, and the dense int8
+    model on the profile's dense reference for every (batch, on-chip) pair, its KV cache included."""
     cache = KVCache()
     logits, _, _, settled = chunked_pass(snn, prompt, cache)
     rows = []
     for i in range(new_tokens):
         tok = logits[:, -1].argmax(-1)
         p = snn_pass(snn, tok[:, None], cache)
-        settled = settled and p.settled
         sim = pass_sim(snn, p, cache.length)
+        head = {"token": i, "position": cache.length - 1, "token_id": int(tok[0]), "settled": p.settled}
         for prof in profiles:
             rep = estimate_energy(sim, prof)
-            rows.append({"token": i, "position": cache.length - 1, "token_id": int(tok[0]), "settled": p.settled,
-                         **rep.summary()})
+            if not systems:
+                rows.append({**head, **rep.summary()})
+                continue
+            rows += [{**head, **r.as_dict()} for r in system_rows(sim, rep, cache.nbytes(), systems, model)]
         logits = p.logits
     return rows
+
+
+def system_rows(sim: SimResult, rep: Any, kv_bytes: float, systems, model: str) -> list[Any]:
+    """The SNN on the report's chip and the dense int8 model on its dense reference, per (batch, on-chip)."""
+    from spikemfm.energy import load_profile
+    from spikemfm.energy.system import chip_system, dense_system, neuron_depth
+    from spikemfm.energy.workload import layer_work
+
+    works = layer_work(sim)
+    dense_p = load_profile(rep.dense_profile or rep.profile)
+    snn_nj, int8_nj = rep.snn_total / 1e3, rep.dense_total["int8"] / 1e3
+    depth = neuron_depth(sim.netlist)
+    out = [chip_system(works, load_profile(rep.profile), snn_nj, rep.steps, depth, model, "token", 8 * kv_bytes)]
+    whole = sum(w.weights for w in works if w.kind in ("synapse", "spike_product")) + kv_bytes
+    for batch, onchip in systems:
+        cap = onchip if onchip is not None else batch * (whole + max(w.act_elements for w in works))
+        out.append(dense_system(works, dense_p, int8_nj, batch, cap, kv_bytes, model, "token"))
+    return out
 
 
 def pass_sim(snn: Any, p: DecodePass, length: int) -> SimResult:
@@ -60,5 +84,25 @@ def per_token(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 row[k] = round(statistics.median(vals), 4) if all(isinstance(v, (int, float)) for v in vals) \
                     else next(v for v in vals if not isinstance(v, (int, float)))
         row["complete"] = mine[0]["complete"]
+        out.append(row)
+    return out
+
+
+FIELDS = ("energy_nj", "ops_nj", "dram_nj", "static_nj", "interchip_nj", "latency_ms")
+
+
+def system_medians(rows: list[dict]) -> list[dict]:
+    """One row per (path, profile, batch, on-chip): the median of each energy field over the tokens."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["path"], r["profile"], r["batch"], r["onchip_bytes"]), []).append(r)
+    out = []
+    for (path, prof, batch, onchip), rs in groups.items():
+        row = {"model": rs[0]["model"], "profile": prof, "path": path, "batch": batch, "onchip_bytes": onchip,
+               "unit": "nJ per generated token", "tokens": len(rs), "chips": rs[0]["chips"],
+               "all_settled": all(r["settled"] for r in rs), "missing": rs[0]["missing"]}
+        for f in FIELDS:
+            vals = [r[f] for r in rs if r[f] is not None]
+            row[f] = statistics.median(vals) if len(vals) == len(rs) else None
         out.append(row)
     return out

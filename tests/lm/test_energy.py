@@ -2,6 +2,7 @@
 position with a KV cache, and the spiking side is the pass's own recorded work."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from spikemfm.energy.workload import layer_work
@@ -38,3 +39,17 @@ def test_token_reports_price_every_token_and_profile(lm_set):
     summary = per_token(rows)
     assert [r["profile"] for r in summary] == ["loihi2", "horowitz45"]
     assert all(r["snn_nJ"] > 0 and r["int8_nJ"] > 0 and r["tokens"] == 2 for r in summary)
+
+
+def test_system_rows_per_token(lm_set):
+    _, _, snn, calib = lm_set
+    systems = ((1, 0.0), (8, 0.0), (1, None))
+    rows = token_reports(snn, calib[0][:1, :6], 1, ["loihi2"], systems, "tiny")
+    snn_rows = [r for r in rows if r["path"] == "snn"]
+    dense = [r for r in rows if r["path"] == "dense"]
+    assert len(snn_rows) == 1 and len(dense) == 3 and snn_rows[0]["chips"] >= 1
+    assert snn_rows[0]["energy_nj"] == pytest.approx(snn_rows[0]["ops_nj"] + snn_rows[0]["static_nj"]
+                                                     + snn_rows[0]["interchip_nj"], rel=1e-3)
+    nothing, eight, whole = dense
+    assert nothing["dram_nj"] > 0 and whole["dram_nj"] == 0  # nothing on chip streams; the whole model fits
+    assert eight["dram_nj"] < nothing["dram_nj"]  # a batch shares the weights read from DRAM

@@ -122,3 +122,14 @@ def test_lava_refuses_a_decoder_tower_naming_what_lava_lacks(converted, tmp_path
     err = capsys.readouterr().err
     assert "export_lava" in err and ("rope unit" in err or "gate product" in err)  # RoPE / SwiGLU: no process yet
     assert not (tmp_path / "l").exists()
+
+
+def test_energy_system_per_token(lm_folder, tmp_path, capsys):
+    out = tmp_path / "sys"
+    assert main(["energy", lm_folder, "--profile", "loihi2", "--inputs", "1", "--max-spikes", "graded",
+                 "--batch", "1", "8", "--onchip-mib", "0", "--calib-samples", "2", "--out", str(out),
+                 "--no-progress"]) == 0
+    rows = json.loads((out / "energy_summary.json").read_text())["rows"]
+    assert [r["path"] for r in rows] == ["snn", "dense", "dense", "dense", "dense"]
+    assert rows[1]["dram_nj"] > rows[3]["dram_nj"] > 0  # batch 8 shares the streamed weights
+    assert main(["energy", lm_folder, "--batch", "0", "--out", str(tmp_path / "bad")]) == 2

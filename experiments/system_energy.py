@@ -1,0 +1,97 @@
+"""System energy per generated token: SmolLM2-135M's exact spiking decoder on Loihi 2 chips against a dense int8
+edge accelerator whose weights stream from DRAM — batch 1 / 8 / 64, on-chip buffer 1 MiB / 8 MiB / the whole
+model — and the conditions under which the spiking system would use ≤ 0.5× the dense one's energy per token.
+
+Protocol: the QANN is calibrated on the standard library's calibration split (8 windows of 128 tokens,
+SmoothQuant α = 0.5 as chosen on validation in results/decoder_ppl) and converted with graded spikes; the prompt is
+the first ``--prompt-tokens`` tokens of the test split; ``--tokens`` greedy tokens are decoded, each pass stepped
+until it settles (SNN ≡ QANN), and priced by :mod:`spikemfm.energy.system` (every assumed term is named in the
+profiles). Rows are the medians over the decoded tokens. Writes results/system_energy/{json,csv,md,png}.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+from spikemfm.core.io import output_set, save_table
+from spikemfm.core.provenance import add_results_args, results_run
+from spikemfm.data.code import code_windows, stdlib_files
+from spikemfm.lm.build import build_paths
+from spikemfm.lm.energy import system_medians, token_reports
+
+MIB = 1 << 20
+
+
+def conditions(snn: dict, dense: dict) -> list[dict]:
+    """The SNN / dense ratio as the chip's static power and its operation energy (the spike rate's share) vary."""
+    rows = []
+    for static_scale in (1.0, 0.5, 0.2, 0.1):
+        for ops_scale in (1.0, 0.5, 0.25):
+            e = (snn["ops_nj"] + snn["interchip_nj"]) * ops_scale + snn["static_nj"] * static_scale
+            rows.append({"static_power_x": static_scale, "ops_and_messages_x": ops_scale, "snn_nj": round(e, 1),
+                         "dense_nj": round(dense["energy_nj"], 1), "snn_over_dense": round(e / dense["energy_nj"], 3),
+                         "meets_0.5x": e <= 0.5 * dense["energy_nj"]})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--profile", default="loihi2")
+    ap.add_argument("--tokens", type=int, default=8)
+    ap.add_argument("--prompt-tokens", type=int, default=64)
+    ap.add_argument("--batch", type=int, nargs="+", default=[1, 8, 64])
+    ap.add_argument("--onchip-mib", type=float, nargs="+", default=[1.0, 8.0], help="plus the whole model")
+    ap.add_argument("--out", default="results/system_energy")
+    add_results_args(ap)
+    args = ap.parse_args()
+    results_run(args.allow_dirty)
+    models, tok = build_paths(args.model, ("snn",), 8, 0.5, progress=True)
+    prompt = code_windows(stdlib_files("test"), tok, args.prompt_tokens, 1)
+    systems = tuple((b, c) for b in args.batch for c in [*(m * MIB for m in args.onchip_mib), None])
+    raw = token_reports(models["snn"], prompt, args.tokens, [args.profile], systems, args.model)
+    rows = system_medians(raw)
+    snn = next(r for r in rows if r["path"] == "snn")
+    dense1 = next(r for r in rows if r["path"] == "dense" and r["batch"] == 1
+                  and r["onchip_bytes"] == args.onchip_mib[0] * MIB)
+    moon = snn["energy_nj"] / dense1["energy_nj"]
+    cond = conditions(snn, dense1)
+    with output_set(Path(args.out)) as stage:
+        save_table(stage, "system_energy", rows, vars(args), f"{args.model}: system energy per generated token "
+                   f"(median of {args.tokens} tokens), {args.profile} SNN vs dense int8", {"moonshot_ratio": moon})
+        save_table(stage, "conditions", cond, vars(args), "SNN / dense (batch 1, "
+                   f"{args.onchip_mib[0]:g} MiB on chip) as the chip's static power and operation energy scale")
+        plot(rows, stage / "system_energy.png", args.model)
+    for r in rows:
+        print(f"{r['path']:5} {r['profile']:13} b={r['batch']:<3} onchip={r['onchip_bytes']:.3g} "
+              f"E={r['energy_nj']:.4g} nJ  dram={r['dram_nj']:.3g} static={r['static_nj']:.3g} chips={r['chips']}")
+    print(f"moonshot: SNN / dense(batch 1, {args.onchip_mib[0]:g} MiB) = {moon:.3f} (goal <= 0.5)")
+
+
+def plot(rows: list[dict], path: Path, model: str) -> None:
+    """Stacked bars: operations, DRAM, static and inter-chip energy per token for each configuration."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r['path']} b={r['batch']}\n{r['onchip_bytes'] / MIB:.3g} MiB" for r in rows]
+    fig, ax = plt.subplots(figsize=(max(6, len(rows) * 0.9), 4))
+    bottom = [0.0] * len(rows)
+    for f in ("ops_nj", "dram_nj", "static_nj", "interchip_nj"):
+        vals = [(r[f] or 0.0) / 1e3 for r in rows]
+        ax.bar(labels, vals, bottom=bottom, label=f.replace("_nj", ""))
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_ylabel("µJ per generated token")
+    ax.set_yscale("log")
+    ax.set_title(f"{model}: system energy per token")
+    ax.legend(fontsize=7)
+    ax.tick_params(axis="x", labelsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

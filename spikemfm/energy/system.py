@@ -1,0 +1,142 @@
+"""The system around the operations: DRAM traffic, batch, on-chip capacity, chip count, static power, latency.
+
+The operation energies of :mod:`spikemfm.energy.model` assume every weight is read once from on-chip SRAM. This
+module adds what a system pays beyond them, from the profile's ``[terms]`` (a term it lacks is reported
+missing, never 0):
+
+**Dense accelerator** at batch b with on-chip capacity C bytes (``onchip_bytes``; the profile's own when None).
+Weights are resident layer by layer, in execution order, while they fit in C; every other layer's weights stream
+from DRAM once per batch. Activations of the largest layer × b, and the KV cache, spill when they exceed what the
+resident weights leave free (written and read back once)::
+
+    dram_bits   = 8 · (Σ_streamed weight_bytes + b · kv_bytes + b · spill_bytes)        per batch
+    E_dram      = dram_bits · dram_pj_per_bit / b                                      per inference
+    t_batch     = max(b · MACs / peak_macs_per_s, dram_bits / 8 / dram_bytes_per_s)
+    E_static    = static_w · t_batch / b
+
+**Neuromorphic system**: the weights (at ``bits_per_synapse``) and the neurons stay resident in the cores::
+
+    chips       = ⌈max(synapses · bits_per_synapse / synapse_bits_per_chip, neurons / neurons_per_chip)⌉
+    t_step      = max(step_floor_us, synops_per_step / (chips · cores_per_chip) · synop_ns)
+    latency     = (steps + depth − 1) · t_step       (one algorithmic step per layer of pipeline)
+    E_static    = chips · static_w_per_chip · latency
+    E_interchip = messages · (chips − 1) / chips · interchip_pj     (uniform placement, assumed)
+
+Every row reports ``energy_nj`` = operations + memory + static (+ inter-chip), ``dram_nj``, ``static_nj``,
+``latency_ms`` and ``chips``; ``missing`` names the terms a profile could not supply.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from spikemfm.energy.workload import LayerWork
+from spikemfm.hardware.profiles import Profile
+
+DENSE_TERMS = ("dram_pj_per_bit", "dram_gbps", "peak_gmacs", "static_w", "onchip_bytes")
+CHIP_TERMS = ("neurons_per_chip", "synapse_bits_per_chip", "bits_per_synapse", "cores_per_chip", "synop_ns",
+              "step_floor_us", "static_w_per_chip", "interchip_pj")
+
+
+@dataclass
+class SystemRow:
+    """One system estimate (per inference or per token, as ``unit`` says)."""
+
+    model: str
+    profile: str
+    path: str
+    batch: int
+    onchip_bytes: float | None
+    unit: str
+    ops_nj: float | None
+    dram_nj: float | None = 0.0
+    static_nj: float | None = 0.0
+    interchip_nj: float | None = 0.0
+    latency_ms: float | None = None
+    chips: int | None = None
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def energy_nj(self) -> float | None:
+        parts = (self.ops_nj, self.dram_nj, self.static_nj, self.interchip_nj)
+        return None if self.missing or any(p is None for p in parts) else sum(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        r = lambda v: None if v is None else float(f"{v:.5g}")  # noqa: E731
+        return {"model": self.model, "profile": self.profile, "path": self.path, "batch": self.batch,
+                "onchip_bytes": self.onchip_bytes, "unit": self.unit, "energy_nj": r(self.energy_nj),
+                "ops_nj": r(self.ops_nj), "dram_nj": r(self.dram_nj), "static_nj": r(self.static_nj),
+                "interchip_nj": r(self.interchip_nj), "latency_ms": r(self.latency_ms), "chips": self.chips,
+                "missing": ", ".join(self.missing) or ""}
+
+
+def terms(p: Profile, names: tuple[str, ...]) -> tuple[dict[str, float], list[str]]:
+    """(the values of ``names`` the profile has, the names it lacks)."""
+    got = {n: p.terms[n].value for n in names if n in p.terms and p.terms[n].value is not None}
+    return got, [n for n in names if n not in got]
+
+
+def dense_system(works: list[LayerWork], p: Profile, ops_nj: float | None, batch: int,
+                 onchip_bytes: float | None = None, kv_bytes: float = 0.0, model: str = "", unit: str = "inference",
+                 bits: int = 8) -> SystemRow:
+    """A dense accelerator at ``batch`` (weights at ``bits``) with ``onchip_bytes`` of buffer, per inference."""
+    t, missing = terms(p, DENSE_TERMS)
+    cap = onchip_bytes if onchip_bytes is not None else t.get("onchip_bytes")
+    if cap is None:
+        return SystemRow(model, p.name, "dense", batch, None, unit, ops_nj, None, None, 0.0, None, 1, missing)
+    used, streamed = 0.0, 0.0
+    for w in works:
+        if w.kind not in ("synapse", "spike_product", "encoding") or not w.weights:
+            continue
+        size = w.weights * bits / 8
+        if used + size <= cap:
+            used += size
+        else:
+            streamed += size
+    acts = max((w.act_elements * bits / 8 for w in works), default=0.0) * batch
+    free = max(0.0, cap - used)
+    spill = acts if acts > free else 0.0
+    kv = kv_bytes * batch if kv_bytes * batch > max(0.0, free - min(acts, free)) else 0.0
+    dram_bits = 8 * (streamed + kv + 2 * spill)
+    macs = sum(w.dense_macs for w in works)
+    need = [n for n in ("dram_pj_per_bit", "dram_gbps", "peak_gmacs", "static_w") if n in missing]
+    if need:
+        return SystemRow(model, p.name, "dense", batch, cap, unit, ops_nj, None, None, 0.0, None, 1, need)
+    t_batch = max(batch * macs / (t["peak_gmacs"] * 1e9), dram_bits / 8 / (t["dram_gbps"] * 1e9))
+    return SystemRow(model, p.name, "dense", batch, cap, unit, ops_nj,
+                     dram_nj=dram_bits * t["dram_pj_per_bit"] / batch / 1e3,
+                     static_nj=t["static_w"] * t_batch / batch * 1e9, latency_ms=t_batch * 1e3, chips=1)
+
+
+def chip_system(works: list[LayerWork], p: Profile, ops_nj: float | None, steps: float, depth: int,
+                model: str = "", unit: str = "inference", extra_state_bits: float = 0.0) -> SystemRow:
+    """A neuromorphic system holding the converted model (and ``extra_state_bits``, e.g. a KV cache) on chip."""
+    t, missing = terms(p, CHIP_TERMS)
+    if missing:
+        return SystemRow(model, p.name, "snn", 1, None, unit, ops_nj, 0.0, None, None, None, None, missing)
+    synapses = sum(w.weights for w in works if w.kind == "synapse")
+    neurons = sum(w.neurons for w in works if w.kind == "neuron")
+    bits = synapses * t["bits_per_synapse"] + extra_state_bits
+    chips = max(1, math.ceil(max(bits / t["synapse_bits_per_chip"], neurons / t["neurons_per_chip"])))
+    synops = sum(w.event_sops or w.sops for w in works if w.kind in ("synapse", "spike_product"))
+    per_core = synops / max(steps, 1.0) / (chips * t["cores_per_chip"])
+    t_step = max(t["step_floor_us"] * 1e-6, per_core * t["synop_ns"] * 1e-9)
+    latency = (steps + depth - 1) * t_step
+    messages = sum(w.messages or w.spikes for w in works if w.kind == "neuron")
+    return SystemRow(model, p.name, "snn", 1, chips * t["synapse_bits_per_chip"] / 8, unit, ops_nj,
+                     dram_nj=0.0, static_nj=chips * t["static_w_per_chip"] * latency * 1e9,
+                     interchip_nj=messages * (chips - 1) / chips * t["interchip_pj"] / 1e3,
+                     latency_ms=latency * 1e3, chips=chips)
+
+
+def neuron_depth(netlist: Any) -> int:
+    """Neuron layers on the netlist's longest path (records in execution order, each after its inputs): the
+    algorithmic steps a signal needs to cross the network on a chip that moves spikes one layer per step."""
+    from spikemfm.ir.netlist import NeuronLayer
+
+    depth: dict[str, int] = {}
+    for r in netlist:
+        d = max((depth.get(i, 0) for i in r.inputs), default=0)
+        depth[r.name] = d + (1 if isinstance(r, NeuronLayer) else 0)
+    return max(depth.values(), default=0)
