@@ -23,15 +23,20 @@ from spikemfm.lm.energy import system_medians, token_reports
 MIB = 1 << 20
 
 
-def conditions(snn: dict, dense: dict) -> list[dict]:
-    """The SNN / dense ratio as the chip's static power and its operation energy (the spike rate's share) vary."""
+def conditions(snn: dict, dense: dict, floor_us: float) -> list[dict]:
+    """SNN / dense as the chip's static power per chip and its time per synaptic operation scale: static energy
+    is chips × power × latency, latency = (steps + depth − 1) × max(floor, t_step), so both matter; the chip
+    count does not (more chips shorten t_step and add power in proportion)."""
     rows = []
-    for static_scale in (1.0, 0.5, 0.2, 0.1):
-        for ops_scale in (1.0, 0.5, 0.25):
-            e = (snn["ops_nj"] + snn["interchip_nj"]) * ops_scale + snn["static_nj"] * static_scale
-            rows.append({"static_power_x": static_scale, "ops_and_messages_x": ops_scale, "snn_nj": round(e, 1),
-                         "dense_nj": round(dense["energy_nj"], 1), "snn_over_dense": round(e / dense["energy_nj"], 3),
-                         "meets_0.5x": e <= 0.5 * dense["energy_nj"]})
+    pipeline = snn["latency_ms"] * 1e3 / snn["t_step_us"]  # steps + depth − 1
+    for power_x in (1.0, 0.1, 0.01):
+        for time_x in (1.0, 0.1, 0.01):
+            latency_us = pipeline * max(floor_us, snn["t_step_us"] * time_x)
+            static = snn["static_nj"] * power_x * latency_us / (snn["latency_ms"] * 1e3)
+            e = snn["ops_nj"] + snn["interchip_nj"] + static
+            rows.append({"static_power_x": power_x, "synop_time_x": time_x, "latency_ms": round(latency_us / 1e3, 3),
+                         "snn_nj": round(e, 1), "dense_nj": round(dense["energy_nj"], 1),
+                         "snn_over_dense": round(e / dense["energy_nj"], 3), "meets_0.5x": e <= 0.5 * dense["energy_nj"]})
     return rows
 
 
@@ -54,17 +59,19 @@ def main() -> None:
     rows = system_medians(raw)
     snn = next(r for r in rows if r["path"] == "snn")
     dense1 = next(r for r in rows if r["path"] == "dense" and r["batch"] == 1
-                  and r["onchip_bytes"] == args.onchip_mib[0] * MIB)
+                  and r["onchip"] == f"{args.onchip_mib[0]:g} MiB")
     moon = snn["energy_nj"] / dense1["energy_nj"]
-    cond = conditions(snn, dense1)
+    from spikemfm.energy import load_profile
+
+    cond = conditions(snn, dense1, load_profile(args.profile).terms["step_floor_us"].value)
     with output_set(Path(args.out)) as stage:
         save_table(stage, "system_energy", rows, vars(args), f"{args.model}: system energy per generated token "
                    f"(median of {args.tokens} tokens), {args.profile} SNN vs dense int8", {"moonshot_ratio": moon})
         save_table(stage, "conditions", cond, vars(args), "SNN / dense (batch 1, "
-                   f"{args.onchip_mib[0]:g} MiB on chip) as the chip's static power and operation energy scale")
+                   f"{args.onchip_mib[0]:g} MiB on chip) as the chip's static power and time per synaptic op scale")
         plot(rows, stage / "system_energy.png", args.model)
     for r in rows:
-        print(f"{r['path']:5} {r['profile']:13} b={r['batch']:<3} onchip={r['onchip_bytes']:.3g} "
+        print(f"{r['path']:5} {r['profile']:13} b={r['batch']:<3} {r['onchip']:17} "
               f"E={r['energy_nj']:.4g} nJ  dram={r['dram_nj']:.3g} static={r['static_nj']:.3g} chips={r['chips']}")
     print(f"moonshot: SNN / dense(batch 1, {args.onchip_mib[0]:g} MiB) = {moon:.3f} (goal <= 0.5)")
 
@@ -76,7 +83,7 @@ def plot(rows: list[dict], path: Path, model: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{r['path']} b={r['batch']}\n{r['onchip_bytes'] / MIB:.3g} MiB" for r in rows]
+    labels = [f"{r['path']} b={r['batch']}\n{r['onchip']}" for r in rows]
     fig, ax = plt.subplots(figsize=(max(6, len(rows) * 0.9), 4))
     bottom = [0.0] * len(rows)
     for f in ("ops_nj", "dram_nj", "static_nj", "interchip_nj"):

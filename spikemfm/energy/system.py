@@ -17,8 +17,13 @@ resident weights leave free (written and read back once)::
 **Neuromorphic system**: the weights (at ``bits_per_synapse``) and the neurons stay resident in the cores::
 
     chips       = ⌈max(synapses · bits_per_synapse / synapse_bits_per_chip, neurons / neurons_per_chip)⌉
-    t_step      = max(step_floor_us, synops_per_step / (chips · cores_per_chip) · synop_ns)
+    t_step      = max(step_floor_us, max_l synops_l per pass / cores_l · synop_ns)
+                  cores_l = chips · cores_per_chip · synapses_l / synapses   (cores hold layers by synapse memory)
     latency     = (steps + depth − 1) · t_step       (one algorithmic step per layer of pipeline)
+
+One token at batch 1 keeps only one layer's cores busy per algorithmic step, so a layer's step takes its
+synaptic operations divided by *its* cores; more chips shorten the step but add static power in proportion, so
+static energy per token does not fall with the chip count (spike products' work is not placed on cores here).
     E_static    = chips · static_w_per_chip · latency
     E_interchip = messages · (chips − 1) / chips · interchip_pj     (uniform placement, assumed)
 
@@ -56,6 +61,7 @@ class SystemRow:
     latency_ms: float | None = None
     chips: int | None = None
     missing: list[str] = field(default_factory=list)
+    t_step_us: float | None = None
 
     @property
     def energy_nj(self) -> float | None:
@@ -68,6 +74,7 @@ class SystemRow:
                 "onchip_bytes": self.onchip_bytes, "unit": self.unit, "energy_nj": r(self.energy_nj),
                 "ops_nj": r(self.ops_nj), "dram_nj": r(self.dram_nj), "static_nj": r(self.static_nj),
                 "interchip_nj": r(self.interchip_nj), "latency_ms": r(self.latency_ms), "chips": self.chips,
+                "t_step_us": r(self.t_step_us),
                 "missing": ", ".join(self.missing) or ""}
 
 
@@ -119,15 +126,24 @@ def chip_system(works: list[LayerWork], p: Profile, ops_nj: float | None, steps:
     neurons = sum(w.neurons for w in works if w.kind == "neuron")
     bits = synapses * t["bits_per_synapse"] + extra_state_bits
     chips = max(1, math.ceil(max(bits / t["synapse_bits_per_chip"], neurons / t["neurons_per_chip"])))
-    synops = sum(w.event_sops or w.sops for w in works if w.kind in ("synapse", "spike_product"))
-    per_core = synops / max(steps, 1.0) / (chips * t["cores_per_chip"])
-    t_step = max(t["step_floor_us"] * 1e-6, per_core * t["synop_ns"] * 1e-9)
+    t_step = max(t["step_floor_us"] * 1e-6, layer_step_s(works, synapses, chips * t["cores_per_chip"], steps,
+                                                          t["synop_ns"]))
     latency = (steps + depth - 1) * t_step
     messages = sum(w.messages or w.spikes for w in works if w.kind == "neuron")
     return SystemRow(model, p.name, "snn", 1, chips * t["synapse_bits_per_chip"] / 8, unit, ops_nj,
                      dram_nj=0.0, static_nj=chips * t["static_w_per_chip"] * latency * 1e9,
                      interchip_nj=messages * (chips - 1) / chips * t["interchip_pj"] / 1e3,
-                     latency_ms=latency * 1e3, chips=chips)
+                     latency_ms=latency * 1e3, chips=chips, t_step_us=t_step * 1e6)
+
+
+def layer_step_s(works: list[LayerWork], synapses: float, cores: float, steps: float, synop_ns: float) -> float:
+    """The slowest synaptic layer's time per algorithmic step (s): its operations per pass over its cores."""
+    worst = 0.0
+    for w in works:
+        if w.kind == "synapse" and w.weights:
+            cores_l = cores * w.weights / synapses
+            worst = max(worst, (w.event_sops or w.sops) / max(steps, 1.0) / cores_l * synop_ns * 1e-9)
+    return worst
 
 
 def neuron_depth(netlist: Any) -> int:

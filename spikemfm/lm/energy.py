@@ -42,7 +42,7 @@ def token_reports(snn: Any, prompt: torch.Tensor, new_tokens: int, profiles: lis
             if not systems:
                 rows.append({**head, **rep.summary()})
                 continue
-            rows += [{**head, **r.as_dict()} for r in system_rows(sim, rep, cache.nbytes(), systems, model)]
+            rows += [{**head, **r} for r in system_rows(sim, rep, cache.nbytes(), systems, model)]
         logits = p.logits
     return rows
 
@@ -57,11 +57,13 @@ def system_rows(sim: SimResult, rep: Any, kv_bytes: float, systems, model: str) 
     dense_p = load_profile(rep.dense_profile or rep.profile)
     snn_nj, int8_nj = rep.snn_total / 1e3, rep.dense_total["int8"] / 1e3
     depth = neuron_depth(sim.netlist)
-    out = [chip_system(works, load_profile(rep.profile), snn_nj, rep.steps, depth, model, "token", 8 * kv_bytes)]
+    snn = chip_system(works, load_profile(rep.profile), snn_nj, rep.steps, depth, model, "token", 8 * kv_bytes)
+    out = [{**snn.as_dict(), "onchip": "resident (chips)", "depth": depth}]
     whole = sum(w.weights for w in works if w.kind in ("synapse", "spike_product")) + kv_bytes
     for batch, onchip in systems:
         cap = onchip if onchip is not None else batch * (whole + max(w.act_elements for w in works))
-        out.append(dense_system(works, dense_p, int8_nj, batch, cap, kv_bytes, model, "token"))
+        row = dense_system(works, dense_p, int8_nj, batch, cap, kv_bytes, model, "token").as_dict()
+        out.append({**row, "onchip": "whole model" if onchip is None else f"{onchip / (1 << 20):g} MiB"})
     return out
 
 
@@ -88,17 +90,18 @@ def per_token(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-FIELDS = ("energy_nj", "ops_nj", "dram_nj", "static_nj", "interchip_nj", "latency_ms")
+FIELDS = ("energy_nj", "ops_nj", "dram_nj", "static_nj", "interchip_nj", "latency_ms", "t_step_us")
 
 
 def system_medians(rows: list[dict]) -> list[dict]:
     """One row per (path, profile, batch, on-chip): the median of each energy field over the tokens."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["path"], r["profile"], r["batch"], r["onchip_bytes"]), []).append(r)
+        groups.setdefault((r["path"], r["profile"], r["batch"], r["onchip"]), []).append(r)
     out = []
     for (path, prof, batch, onchip), rs in groups.items():
-        row = {"model": rs[0]["model"], "profile": prof, "path": path, "batch": batch, "onchip_bytes": onchip,
+        row = {"model": rs[0]["model"], "profile": prof, "path": path, "batch": batch, "onchip": onchip,
+               "onchip_bytes": statistics.median(r["onchip_bytes"] for r in rs),
                "unit": "nJ per generated token", "tokens": len(rs), "chips": rs[0]["chips"],
                "all_settled": all(r["settled"] for r in rs), "missing": rs[0]["missing"]}
         for f in FIELDS:
