@@ -346,15 +346,15 @@ def run_simulate(model_file: str | Path, n_inputs: int, timesteps: int, out: str
 
 
 def run_energy_saved(model_file: str | Path, profiles: list[Any], n_inputs: int, timesteps: int,
-                     adaptive: bool = False) -> list[Any]:
-    """Energy reports, one per profile, of a saved model simulated on ``n_inputs`` real test inputs (``adaptive``:
-    each input stops at its first quiet step, T the cap)."""
+                     adaptive: bool = False) -> tuple[list[Any], Any]:
+    """(energy reports, one per profile, the simulation they price) of a saved model simulated on ``n_inputs``
+    real test inputs (``adaptive``: each input stops at its first quiet step, T the cap)."""
     from spikemfm.energy import counts_updates, estimate_energy
     from spikemfm.snn import simulate
 
     snn, x, _ = saved_test_inputs(model_file, n_inputs)
     sim = simulate(snn, x, timesteps, adaptive=adaptive, count_updates=counts_updates(profiles))
-    return [estimate_energy(sim, p) for p in profiles]
+    return [estimate_energy(sim, p) for p in profiles], sim
 
 
 def torch_qann(snn, x: Any):

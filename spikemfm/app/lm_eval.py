@@ -125,8 +125,6 @@ def run_lm_energy(model: str, profiles: list[Any], tokens: int, out: str | Path,
     check_out_dir(out)
     if tokens < 1 or prompt_tokens < 1:
         raise ConfigError(f"--inputs={tokens} (tokens decoded) and the prompt's {prompt_tokens} tokens must be >= 1")
-    if any(b < 1 for b, _ in systems) or any(c is not None and c < 0 for _, c in systems):
-        raise ConfigError(f"--batch / --onchip-mib {systems}: batches must be >= 1 and buffers >= 0")
     cfg = LMEvalConfig(paths=("snn",), bits=bits)
     if model.endswith(".pt") or Path(model).is_file():
         models, tok = open_models(model, cfg, progress)

@@ -19,6 +19,7 @@ def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
     from spikemfm.models.tiny_clip import load_tiny_clip
     from spikemfm.app.tiny_clip import calibration_images, convert_tiny_clip, prompts
     from spikemfm.snn import simulate
+    from spikemfm.energy.system import system_rows
 
     check_out_dir(args.out)
     if args.images < 1 or args.timesteps < 1:
@@ -27,14 +28,12 @@ def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
         raise ConfigError("--profile: give at least one energy profile (a name or a TOML path)")
     profiles = [load_profile(p) for p in args.profile]  # fail fast on a bad profile
     described = {}  # the model file the tables describe, by its SHA-256
+    systems = system_grid(args)
     if args.model is not None and is_causal(args.model):
-        return run_lm(args, profiles)
-    if args.batch:
-        raise ConfigError("--batch / --onchip-mib: the system model (DRAM, chips, static power) is built for causal "
-                          "LMs so far (energy per generated token); drop them for an encoder")
+        return run_lm(args, profiles, systems)
     if args.model is not None:
         with model_file_for(args.model, source(args), not args.no_progress) as path:
-            reports = run_energy_saved(path, profiles, args.images, args.timesteps, args.adaptive)
+            reports, sim = run_energy_saved(path, profiles, args.images, args.timesteps, args.adaptive)
             described["model_sha256"] = file_sha256(path)
         what = f"{args.model}, T={args.timesteps}"
     else:
@@ -58,8 +57,13 @@ def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
     print_rows(f"energy per inference, {what}", short)
     out = args.out
     cfg = {**{k: v for k, v in vars(args).items() if k != "func"}, **described}
+    rows = [r for rep in reports for r in system_rows(sim, rep, systems, args.model or what)] if systems else []
+    if rows:
+        print_system(f"system energy per inference, {what}", rows)
     with output_set(out) as stage:
         save_table(stage, "energy_summary", summary, cfg, "energy per inference (nJ)")
+        if rows:
+            save_table(stage, "energy_system", rows, cfg, "system energy per inference (nJ): DRAM, static, chips")
         for r in reports:  # file names from the profile's sanitised name: a name cannot point outside --out
             stem = safe_stem(r.profile)
             save_table(stage, f"energy_layers_{stem}", r.layer_rows(), cfg, f"per-layer energy (pJ), {r.profile}")
@@ -83,20 +87,30 @@ def is_causal(model: str) -> bool:
     return False
 
 
-def run_lm(args: argparse.Namespace, profiles: list) -> int:
+def system_grid(args: argparse.Namespace) -> tuple[tuple[int, float | None], ...]:
+    """(batch, on-chip bytes or None = the whole model) pairs of --batch × (--onchip-mib + the whole model)."""
+    if args.batch and (min(args.batch) < 1 or min(args.onchip_mib) < 0):
+        raise ConfigError(f"--batch {args.batch} / --onchip-mib {args.onchip_mib}: batches must be >= 1 and "
+                          "buffers >= 0")
+    return tuple((b, None if c is None else c * (1 << 20)) for b in args.batch or [] for c in
+                 [*args.onchip_mib, None])
+
+
+def print_system(title: str, rows: list[dict]) -> None:
+    """The system rows in 80 columns (every column is in the files)."""
+    print_rows(title, [{"path": r["path"], "profile": r["profile"], "batch": r["batch"],
+                        "on chip": r["onchip"], "nJ": r["energy_nj"], "chips": r["chips"]} for r in rows])
+
+
+def run_lm(args: argparse.Namespace, profiles: list, systems: tuple) -> int:
     """A causal LM: energy per generated token (``--inputs`` tokens decoded greedily)."""
     from spikemfm.app.lm_eval import run_lm_energy
     from spikemfm.convert import parse_max_spikes
 
-    systems = tuple((b, None if c is None else c * (1 << 20)) for b in args.batch or [] for c in
-                    [*args.onchip_mib, None])
     summary = run_lm_energy(args.model, profiles, args.images, args.out, args.bits, parse_max_spikes(args.max_spikes),
                             progress=not args.no_progress, systems=systems)
     if systems:
-        print_rows(f"system energy per generated token, {args.model}",
-                   [{"path": r["path"], "profile": r["profile"], "batch": r["batch"],
-                     "on-chip MiB": f"{r['onchip_bytes'] / (1 << 20):.3g}", "nJ": r["energy_nj"],
-                     "chips": r["chips"]} for r in summary])
+        print_system(f"system energy per generated token, {args.model}", summary)
     else:
         print_rows(f"energy per generated token, {args.model}",
                    [{"profile": r["profile"], "steps": r["steps"], "SNN nJ": r["snn_nJ"], "int8 nJ": r["int8_nJ"],
@@ -119,8 +133,8 @@ def add(sub: argparse._SubParsersAction) -> None:
                     help="real test inputs (images or sentences) simulated")
     en.add_argument("--adaptive", action="store_true", help="adaptive T: each input stops at its first step in "
                     "which no neuron moved (its output is then exactly the QANN's); -T is the cap")
-    en.add_argument("--batch", type=int, nargs="+", help="causal LMs: system energy per token at these batch sizes "
-                    "(DRAM traffic, chips, static power, latency; spikemfm.energy.system)")
+    en.add_argument("--batch", type=int, nargs="+", help="system energy at these batch sizes: DRAM traffic, chips, "
+                    "static power, latency (spikemfm.energy.system); per generated token for causal LMs")
     en.add_argument("--onchip-mib", type=float, nargs="+", default=[1.0, 8.0],
                     help="with --batch: dense on-chip buffer sizes (MiB), plus the whole model")
     en.add_argument("--out", default="results/energy_cli")

@@ -84,6 +84,11 @@ def terms(p: Profile, names: tuple[str, ...]) -> tuple[dict[str, float], list[st
     return got, [n for n in names if n not in got]
 
 
+def weighted(works: list[LayerWork]) -> list[LayerWork]:
+    """The layers whose weights a dense accelerator holds or streams, in execution order."""
+    return [w for w in works if w.kind in ("synapse", "spike_product", "encoding") and w.weights]
+
+
 def dense_system(works: list[LayerWork], p: Profile, ops_nj: float | None, batch: int,
                  onchip_bytes: float | None = None, kv_bytes: float = 0.0, model: str = "", unit: str = "inference",
                  bits: int = 8) -> SystemRow:
@@ -93,9 +98,7 @@ def dense_system(works: list[LayerWork], p: Profile, ops_nj: float | None, batch
     if cap is None:
         return SystemRow(model, p.name, "dense", batch, None, unit, ops_nj, None, None, 0.0, None, 1, missing)
     used, streamed = 0.0, 0.0
-    for w in works:
-        if w.kind not in ("synapse", "spike_product", "encoding") or not w.weights:
-            continue
+    for w in weighted(works):
         size = w.weights * bits / 8
         if used + size <= cap:
             used += size
@@ -156,3 +159,25 @@ def neuron_depth(netlist: Any) -> int:
         d = max((depth.get(i, 0) for i in r.inputs), default=0)
         depth[r.name] = d + (1 if isinstance(r, NeuronLayer) else 0)
     return max(depth.values(), default=0)
+
+
+def system_rows(sim: Any, rep: Any, systems: tuple[tuple[int, float | None], ...], model: str = "",
+                unit: str = "inference", kv_bytes: float = 0.0) -> list[dict[str, Any]]:
+    """The simulated SNN on the report's chips, and the dense int8 model on the report's dense reference for each
+    (batch, on-chip bytes or None = the whole model) pair, as table rows (``kv_bytes``: a decoder's cache)."""
+    from spikemfm.energy.workload import layer_work
+    from spikemfm.hardware.profiles import load_profile
+    from spikemfm.ir.netlist import build_netlist
+
+    works = layer_work(sim)
+    dense_p = load_profile(rep.dense_profile or rep.profile)
+    snn_nj, int8_nj = rep.snn_total / 1e3, rep.dense_total["int8"] / 1e3
+    depth = neuron_depth(sim.netlist if sim.netlist is not None else build_netlist(sim.graph))
+    snn = chip_system(works, load_profile(rep.profile), snn_nj, rep.steps, depth, model, unit, 8 * kv_bytes)
+    out = [{**snn.as_dict(), "onchip": "resident (chips)", "depth": depth}]
+    whole = sum(w.weights for w in weighted(works)) + kv_bytes  # int8: one byte per weight
+    for batch, onchip in systems:
+        cap = onchip if onchip is not None else batch * (whole + max(w.act_elements for w in works))
+        row = dense_system(works, dense_p, int8_nj, batch, cap, kv_bytes, model, unit).as_dict()
+        out.append({**row, "onchip": "whole model" if onchip is None else f"{onchip / (1 << 20):g} MiB"})
+    return out

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from spikemfm.energy import estimate_energy
+from spikemfm.energy.system import system_rows
 from spikemfm.ir.decoder import KVCache
 from spikemfm.ir.netlist import build_netlist
 from spikemfm.snn.decode import DecodePass, chunked_pass, snn_pass
@@ -42,29 +43,9 @@ def token_reports(snn: Any, prompt: torch.Tensor, new_tokens: int, profiles: lis
             if not systems:
                 rows.append({**head, **rep.summary()})
                 continue
-            rows += [{**head, **r} for r in system_rows(sim, rep, cache.nbytes(), systems, model)]
+            rows += [{**head, **r} for r in system_rows(sim, rep, systems, model, "token", cache.nbytes())]
         logits = p.logits
     return rows
-
-
-def system_rows(sim: SimResult, rep: Any, kv_bytes: float, systems, model: str) -> list[Any]:
-    """The SNN on the report's chip and the dense int8 model on its dense reference, per (batch, on-chip)."""
-    from spikemfm.energy import load_profile
-    from spikemfm.energy.system import chip_system, dense_system, neuron_depth
-    from spikemfm.energy.workload import layer_work
-
-    works = layer_work(sim)
-    dense_p = load_profile(rep.dense_profile or rep.profile)
-    snn_nj, int8_nj = rep.snn_total / 1e3, rep.dense_total["int8"] / 1e3
-    depth = neuron_depth(sim.netlist)
-    snn = chip_system(works, load_profile(rep.profile), snn_nj, rep.steps, depth, model, "token", 8 * kv_bytes)
-    out = [{**snn.as_dict(), "onchip": "resident (chips)", "depth": depth}]
-    whole = sum(w.weights for w in works if w.kind in ("synapse", "spike_product")) + kv_bytes
-    for batch, onchip in systems:
-        cap = onchip if onchip is not None else batch * (whole + max(w.act_elements for w in works))
-        row = dense_system(works, dense_p, int8_nj, batch, cap, kv_bytes, model, "token").as_dict()
-        out.append({**row, "onchip": "whole model" if onchip is None else f"{onchip / (1 << 20):g} MiB"})
-    return out
 
 
 def pass_sim(snn: Any, p: DecodePass, length: int) -> SimResult:

@@ -62,3 +62,20 @@ def test_chips_hold_the_synapses_and_static_is_chips_power_latency():
 def test_missing_terms_are_reported_not_zero():
     row = chip_system(WORKS, load_profile("horowitz45"), 1.0, steps=1, depth=1)
     assert row.energy_nj is None and "neurons_per_chip" in row.missing
+
+
+def test_energy_cli_system_rows_for_an_encoder(tmp_path):
+    import json
+
+    from spikemfm.cli import main
+
+    out = tmp_path / "e"
+    assert main(["energy", "--profile", "loihi2", "--images", "2", "-T", "2", "--batch", "1", "8",
+                 "--onchip-mib", "0", "--out", str(out)]) == 0
+    rows = json.loads((out / "energy_system.json").read_text())["rows"]
+    assert [r["path"] for r in rows] == ["snn", "dense", "dense", "dense", "dense"]
+    nothing1, whole1, nothing8 = rows[1], rows[2], rows[3]
+    assert nothing1["dram_nj"] > 0 and whole1["dram_nj"] == 0
+    assert nothing8["dram_nj"] < nothing1["dram_nj"]
+    assert rows[0]["chips"] == 1 and rows[0]["static_nj"] > 0
+    assert main(["energy", "--batch", "0", "--out", str(tmp_path / "bad")]) == 2
