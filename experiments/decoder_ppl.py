@@ -25,6 +25,8 @@ def main() -> None:
     ap.add_argument("--eval-windows", type=int, default=8)
     ap.add_argument("--bits", type=int, nargs="+", default=[8, 6])
     ap.add_argument("--alphas", type=float, nargs="+", default=[-1.0, 0.5, 0.8], help="negative: no smoothing")
+    ap.add_argument("--gated-bits", type=int, help="bits of the gated MLP product feeding the down projection (mixed "
+                    "precision: the layer the validation ablation in docs/decoders.md found costliest); default: --bits")
     ap.add_argument("--out", default="results/decoder_ppl")
     add_results_args(ap)
     args = ap.parse_args()
@@ -40,13 +42,15 @@ def main() -> None:
     rows.append({"split": "validation", "path": "fp32", "bits": "-", "alpha": "-", "perplexity": round(fp_val, 3)})
     for bits in args.bits:
         for alpha in args.alphas:
-            cfg = spikemfm.QuantConfig(bits=bits, smooth=None if alpha < 0 else alpha)
+            mixed = () if args.gated_bits is None else (("*.mlp.gated", args.gated_bits),)
+            cfg = spikemfm.QuantConfig(bits=bits, smooth=None if alpha < 0 else alpha, act_overrides=mixed)
             q = spikemfm.quantize(model, cfg, batches)
             ppl = perplexity(q, val, f"{bits}-bit alpha={alpha} validation")
             if bits not in best or ppl < best[bits][0]:
                 best[bits] = (ppl, alpha, q)
             del q
-            rows.append({"split": "validation", "path": "qann", "bits": bits, "alpha": alpha if alpha >= 0 else "off",
+            rows.append({"split": "validation", "path": "qann", "bits": bits, "gated_bits": args.gated_bits or bits,
+                         "alpha": alpha if alpha >= 0 else "off",
                          "perplexity": round(ppl, 3), "vs_fp32": round(ppl / fp_val - 1, 4)})
     fp_test = perplexity(model, test, "fp32 test")
     rows.append({"split": "test", "path": "fp32", "bits": "-", "alpha": "-", "perplexity": round(fp_test, 3)})
@@ -56,6 +60,7 @@ def main() -> None:
         snn = spikemfm.convert(q, spikemfm.ConvertConfig(max_spikes_per_step=None))
         same = bool(torch.equal(logits_of(snn, test[:1]), q(test[:1])))  # chunked: bounded memory
         rows.append({"split": "test", "path": "qann (chosen on validation)", "bits": bits,
+                     "gated_bits": args.gated_bits or bits,
                      "alpha": alpha if alpha >= 0 else "off", "perplexity": round(ppl, 3),
                      "vs_fp32": round(ppl / fp_test - 1, 4), "snn_equals_qann_window0": same})
         del q, snn
