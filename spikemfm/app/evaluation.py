@@ -227,9 +227,9 @@ def layer_rows(agg: Any) -> list[dict[str, Any]]:
 def _model_file(model: str, source: dict[str, Any], out: Path, world: distributed.World, progress: bool) -> Path:
     """The saved model to evaluate: ``model`` itself when it is a file, else the named model converted once (by
     rank 0) into ``OUT/.partial/model`` — kept, so that a resumed run reuses it when the options are the same."""
-    from spikemfm.app.jobs import ConvertJob, run_convert
+    from spikemfm.app.jobs import ConvertJob, is_model_file, run_convert
 
-    if model.endswith(".pt") or Path(model).is_file():
+    if is_model_file(model):
         return Path(model)
     folder = out / ".partial" / "model"
     wanted = json.dumps({"model": model, **{k: v for k, v in source.items() if v is not None}}, sort_keys=True)

@@ -241,12 +241,17 @@ def _cosine_vs_module(tower: Any, graph: Any, out: Any, x: Any) -> float:
     return float(F.cosine_similarity(out, ref.to(out.dtype), dim=-1).mean())
 
 
+def is_model_file(model: str) -> bool:
+    """Whether ``model`` names a saved model file (``*.pt`` or an existing file) rather than a model name."""
+    return model.endswith(".pt") or Path(model).is_file()
+
+
 @contextlib.contextmanager
 def model_file_for(model: str, source: dict[str, Any], progress: bool = False) -> Iterator[Path]:
     """A saved model for ``model``: the file itself when it names one, else the model name converted (with the
     :class:`ConvertJob` fields in ``source``: tower, checkpoint, bits, max_spikes, model_args, data, ...) into a
     temporary folder that lives as long as the ``with`` block."""
-    if model.endswith(".pt") or Path(model).is_file():
+    if is_model_file(model):
         yield Path(model)
         return
     with tempfile.TemporaryDirectory(prefix="spikemfm-model-") as tmp:
@@ -314,10 +319,10 @@ def saved_tokenizer(job: ConvertJob) -> Any:
     raise ModelLoadError(f"model {job.model!r} has no text tokenizer")
 
 
-def saved_test_inputs(model_file: str | Path, n_inputs: int) -> tuple[Any, Any, ConvertJob]:
+def saved_test_inputs(model_file: str | Path, n_inputs: int, saved: tuple | None = None) -> tuple[Any, Any, ConvertJob]:
     """(SpikingModel, one batch of ``n_inputs`` real test inputs for it, its job) of a saved model, from the data
-    it was converted with (its evaluation half)."""
-    snn, tokenizer, job, spec = load_saved(model_file)
+    it was converted with (its evaluation half); ``saved``: what :func:`load_saved` already returned for it."""
+    snn, tokenizer, job, spec = saved if saved is not None else load_saved(model_file)
     batches, note = real_batches(snn.graph, spec, tokenizer, "test", n_inputs, n_inputs, DataSource(job.data))
     x = batches[0]
     got = int((x if isinstance(x, torch.Tensor) else x["input_ids"]).shape[0])
@@ -346,13 +351,14 @@ def run_simulate(model_file: str | Path, n_inputs: int, timesteps: int, out: str
 
 
 def run_energy_saved(model_file: str | Path, profiles: list[Any], n_inputs: int, timesteps: int,
-                     adaptive: bool = False) -> tuple[list[Any], Any]:
+                     adaptive: bool = False, saved: tuple | None = None) -> tuple[list[Any], Any]:
     """(energy reports, one per profile, the simulation they price) of a saved model simulated on ``n_inputs``
-    real test inputs (``adaptive``: each input stops at its first quiet step, T the cap)."""
+    real test inputs (``adaptive``: each input stops at its first quiet step, T the cap; ``saved``: the file
+    already loaded by :func:`load_saved`)."""
     from spikemfm.energy import counts_updates, estimate_energy
     from spikemfm.snn import simulate
 
-    snn, x, _ = saved_test_inputs(model_file, n_inputs)
+    snn, x, _ = saved_test_inputs(model_file, n_inputs, saved)
     sim = simulate(snn, x, timesteps, adaptive=adaptive, count_updates=counts_updates(profiles))
     return [estimate_energy(sim, p) for p in profiles], sim
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from spikemfm.errors import ConfigError
-from spikemfm.lm.build import PATHS
+from spikemfm.lm.build import PATHS, SMOOTH
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class LMEvalConfig:
     problems: int | None = None
     paths: tuple[str, ...] = PATHS
     bits: int = 8
-    smooth: float | None = 0.5
+    smooth: float | None = SMOOTH
     max_new_tokens: int = 256
     window: int = 256
     windows: int = 8
@@ -48,18 +48,26 @@ class LMEvalConfig:
             raise ConfigError(f"--problems={self.problems}: must be >= 1")
 
 
+def saved_lm(model_file: str) -> tuple[Any, Any]:
+    """(SpikingModel, tokenizer) of a causal LM saved by ``spikemfm convert``; one clear error for an encoder."""
+    from spikemfm.app.jobs import load_saved
+
+    snn, tok, _, _ = load_saved(model_file)
+    if not snn.graph.causal_lm:
+        raise ConfigError(f"{model_file}: {snn.graph.name} is not a causal language model (an encoder cannot "
+                          "generate); convert smollm2-135m or hf-lm:<name or folder>")
+    return snn, tok
+
+
 def open_models(model: str, cfg: LMEvalConfig, progress: bool) -> tuple[dict[str, Any], Any]:
     """({path: model}, tokenizer) of a saved SNN file (path ``snn`` only) or a model name."""
+    from spikemfm.app.jobs import is_model_file
     from spikemfm.lm.build import build_paths
 
-    if model.endswith(".pt") or Path(model).is_file():
-        from spikemfm.app.jobs import load_saved
-
+    if is_model_file(model):
         if set(cfg.paths) != {"snn"}:
             raise ConfigError(f"{model} is a converted SNN: give --paths snn, or a model name for fp32 / qann")
-        snn, tok, _, _ = load_saved(model)
-        if not snn.graph.causal_lm:
-            raise ConfigError(f"{model}: {snn.graph.name} is not a causal language model")
+        snn, tok = saved_lm(model)
         return {"snn": snn}, tok
     return build_paths(model, cfg.paths, cfg.bits, cfg.smooth, progress=progress)
 
@@ -114,8 +122,10 @@ def _humaneval(models, tok, problems, cfg: LMEvalConfig, progress: bool):
 
 def run_lm_energy(model: str, profiles: list[Any], tokens: int, out: str | Path, bits: int = 8,
                   max_spikes: int | None = None, prompt_tokens: int = 64, progress: bool = True,
-                  systems: tuple[tuple[int, float | None], ...] = ()) -> list[dict]:
-    """Energy per generated token of a causal LM's SNN (a name, converted here, or a saved file) on each profile:
+                  systems: tuple[tuple[int, float | None], ...] = (), loaded: tuple[Any, Any] | None = None
+                  ) -> list[dict]:
+    """Energy per generated token of a causal LM's SNN (a name, converted here, or a saved file; ``loaded``: its
+    (SpikingModel, tokenizer) when the caller has read the file already) on each profile:
     ``tokens`` greedy tokens after a ``prompt_tokens``-token prompt from the standard library's test split.
     Writes ``energy_summary.*`` (per profile: medians over tokens) and ``energy_tokens.*`` (every token)."""
     from spikemfm.core.io import check_out_dir, output_set, save_table
@@ -126,12 +136,14 @@ def run_lm_energy(model: str, profiles: list[Any], tokens: int, out: str | Path,
     if tokens < 1 or prompt_tokens < 1:
         raise ConfigError(f"--inputs={tokens} (tokens decoded) and the prompt's {prompt_tokens} tokens must be >= 1")
     cfg = LMEvalConfig(paths=("snn",), bits=bits)
-    if model.endswith(".pt") or Path(model).is_file():
-        models, tok = open_models(model, cfg, progress)
+    if loaded is not None:
+        models, tok = {"snn": loaded[0]}, loaded[1]
     else:
+        from spikemfm.app.jobs import is_model_file
         from spikemfm.lm.build import build_paths
 
-        models, tok = build_paths(model, ("snn",), bits, cfg.smooth, max_spikes=max_spikes, progress=progress)
+        models, tok = open_models(model, cfg, progress) if is_model_file(model) else \
+            build_paths(model, ("snn",), bits, cfg.smooth, max_spikes=max_spikes, progress=progress)
     prompt = code_windows(stdlib_files("test"), tok, prompt_tokens, 1)
     rows = token_reports(models["snn"], prompt, tokens, profiles, systems, model)
     summary = system_medians(rows) if systems else per_token(rows)

@@ -20,6 +20,7 @@ def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
     from spikemfm.app.tiny_clip import calibration_images, convert_tiny_clip, prompts
     from spikemfm.snn import simulate
     from spikemfm.energy.system import system_rows
+    from spikemfm.models.causal import is_causal_name
 
     check_out_dir(args.out)
     if args.images < 1 or args.timesteps < 1:
@@ -29,11 +30,12 @@ def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
     profiles = [load_profile(p) for p in args.profile]  # fail fast on a bad profile
     described = {}  # the model file the tables describe, by its SHA-256
     systems = system_grid(args)
-    if args.model is not None and is_causal(args.model):
-        return run_lm(args, profiles, systems)
+    saved = read_saved(args.model)  # a model file is read once, whichever path it takes
+    if args.model is not None and (is_causal_name(args.model) or (saved is not None and saved[0].graph.causal_lm)):
+        return run_lm(args, profiles, systems, None if saved is None else saved[:2])
     if args.model is not None:
         with model_file_for(args.model, source(args), not args.no_progress) as path:
-            reports, sim = run_energy_saved(path, profiles, args.images, args.timesteps, args.adaptive)
+            reports, sim = run_energy_saved(path, profiles, args.images, args.timesteps, args.adaptive, saved)
             described["model_sha256"] = file_sha256(path)
         what = f"{args.model}, T={args.timesteps}"
     else:
@@ -72,19 +74,11 @@ def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
     return 0
 
 
-def is_causal(model: str) -> bool:
-    """A causal LM's name, or a saved SNN of one (read only far enough to know)."""
-    from pathlib import Path
+def read_saved(model: str | None) -> tuple | None:
+    """:func:`~spikemfm.app.jobs.load_saved` of a model file; None for a model name (or no model)."""
+    from spikemfm.app.jobs import is_model_file, load_saved
 
-    from spikemfm.models.causal import is_causal_name
-
-    if is_causal_name(model):
-        return True
-    if model.endswith(".pt") or Path(model).is_file():
-        from spikemfm.snn.serialize import load_converted
-
-        return bool(load_converted(model)[0].graph.causal_lm)
-    return False
+    return load_saved(model) if model is not None and is_model_file(model) else None
 
 
 def system_grid(args: argparse.Namespace) -> tuple[tuple[int, float | None], ...]:
@@ -102,13 +96,13 @@ def print_system(title: str, rows: list[dict]) -> None:
                         "on chip": r["onchip"], "nJ": r["energy_nj"], "chips": r["chips"]} for r in rows])
 
 
-def run_lm(args: argparse.Namespace, profiles: list, systems: tuple) -> int:
+def run_lm(args: argparse.Namespace, profiles: list, systems: tuple, loaded: tuple | None = None) -> int:
     """A causal LM: energy per generated token (``--inputs`` tokens decoded greedily)."""
     from spikemfm.app.lm_eval import run_lm_energy
     from spikemfm.convert import parse_max_spikes
 
     summary = run_lm_energy(args.model, profiles, args.images, args.out, args.bits, parse_max_spikes(args.max_spikes),
-                            progress=not args.no_progress, systems=systems)
+                            progress=not args.no_progress, systems=systems, loaded=loaded)
     if systems:
         print_system(f"system energy per generated token, {args.model}", summary)
     else:

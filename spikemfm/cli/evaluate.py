@@ -5,6 +5,7 @@ import argparse
 
 from spikemfm.cli.common import MODEL_HELP, add_source, print_rows, source
 from spikemfm.errors import ConfigError
+from spikemfm.lm.build import SMOOTH
 
 
 def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
@@ -79,7 +80,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     lm = ev.add_argument_group("causal LMs (--data-set humaneval or code:PATH)")
     lm.add_argument("--problems", type=int, help="HumanEval: the first K problems (default all 164)")
     lm.add_argument("--paths", nargs="+", default=["fp32", "qann", "snn"], help="which of fp32 qann snn")
-    lm.add_argument("--smooth", type=float, default=0.5, help="SmoothQuant alpha of the QANN (negative: off)")
+    lm.add_argument("--smooth", type=float, default=SMOOTH, help="SmoothQuant alpha of the QANN (negative: off)")
     lm.add_argument("--max-new-tokens", type=int, default=256, help="the longest completion")
     lm.add_argument("--window", type=int, default=256, help="code:PATH: tokens per perplexity window")
     lm.add_argument("--windows", type=int, default=8, help="code:PATH: windows scored")

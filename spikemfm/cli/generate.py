@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from spikemfm.errors import ConfigError
+from spikemfm.lm.build import SMOOTH
 
 
 def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
@@ -38,20 +39,14 @@ def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
 def open_lm(args: argparse.Namespace):
     """(model, tokenizer): a ``model.snn.pt`` written by ``spikemfm convert`` (its SNN), or a name built on
     ``--path``."""
-    from pathlib import Path
-
+    from spikemfm.app.jobs import is_model_file
+    from spikemfm.app.lm_eval import saved_lm
     from spikemfm.lm.build import build_lm
 
-    if args.model.endswith(".pt") or Path(args.model).is_file():
-        from spikemfm.app.jobs import load_saved
-
+    if is_model_file(args.model):
         if args.path != "snn":
             raise ConfigError(f"{args.model} is a converted SNN: --path {args.path} needs a model name instead")
-        snn, tok, _, _ = load_saved(args.model)
-        if not snn.graph.causal_lm:
-            raise ConfigError(f"{args.model}: {snn.graph.name} is not a causal language model (an encoder cannot "
-                              "generate); convert smollm2-135m or hf-lm:<name or folder>")
-        return snn, tok
+        return saved_lm(args.model)
     return build_lm(args.model, args.path, args.bits, None if args.smooth < 0 else args.smooth, progress=True)
 
 
@@ -64,5 +59,5 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--path", choices=("fp32", "qann", "snn"), default="snn")
     p.add_argument("--bits", type=int, default=8)
-    p.add_argument("--smooth", type=float, default=0.5, help="SmoothQuant alpha (negative: off)")
+    p.add_argument("--smooth", type=float, default=SMOOTH, help="SmoothQuant alpha (negative: off)")
     p.set_defaults(func=run)

@@ -14,11 +14,11 @@ from typing import Any
 import torch
 
 from spikemfm.errors import ConfigError
+from spikemfm.lm.build import SMOOTH
 
 WINDOW = 128
 MAX_CALIB_WINDOWS = 16
 CHECK_TOKENS = 32
-SMOOTH = 0.5  # SmoothQuant alpha of spikemfm.lm.build_lm; results/decoder_ppl chose it on the validation split
 
 
 def convert_lm(job: Any, progress: bool = True) -> dict[str, Any]:
