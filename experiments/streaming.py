@@ -23,45 +23,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-import spikemfm
-from spikemfm.app import input_spec
-from spikemfm.app.streaming import stream_report, video_inputs
-from spikemfm.app.tiny_clip import calibration_images, classifier_from_embeddings, prompts
-from spikemfm.convert import QuantConfig, quantize
-from spikemfm.convert.qann import as_graph
+from spikemfm.app.streaming import stream_model, stream_report, video_inputs
 from spikemfm.data import VIDEOS
 from spikemfm.energy import available_profiles
 from spikemfm.core.io import output_set, save_figure, save_table
-from spikemfm.models.tiny_clip import load_tiny_clip
 from spikemfm.core.provenance import add_results_args, results_run
 
 SPIKES = {"graded": None, "binary": 1}
-
-
-def _tiny_clip(bits: int, video: str):
-    model = load_tiny_clip()
-    with torch.no_grad():
-        clf = classifier_from_embeddings(model.text.encode(prompts())).double()
-    qann = quantize(model.visual, QuantConfig(bits=bits), calibration_images(256))
-    return qann, (lambda out: (F.normalize(out.double(), dim=-1) @ clf.T).argmax(-1)), _spec(model.visual, qann)
-
-
-def _vit(bits: int, video: str):
-    torch.manual_seed(0)
-    model = spikemfm.load("timm:vit_tiny_patch16_224", img_size=96, depth=6, num_classes=10).eval()
-    spec = input_spec(model, as_graph(model))
-    others = [v for v in VIDEOS if v != video]  # calibrated on the other videos' frames
-    calib = [torch.cat([video_inputs(v, spec, 24, stride=2)[0][:, 0] for v in others])]
-    qann = quantize(model, QuantConfig(bits=bits), calib)
-    return qann, (lambda out: out.argmax(-1)), spec
-
-
-def _spec(module, qann):
-    return input_spec(module, qann.graph)
 
 
 def _configs(args) -> list[tuple[int, str, int | str]]:
@@ -85,7 +55,7 @@ def run(args) -> tuple[list[dict], list[dict]]:
     jobs = [(v, m) for v in args.videos for m in args.models]
     for video, model in tqdm(jobs, desc="video x model"):
         for bits, mode, spf in _configs(args):
-            qann, classify, spec = (_tiny_clip if model == "tiny-clip" else _vit)(bits, video)
+            qann, classify, spec = stream_model(model, bits, video)
             frames, _ = video_inputs(video, spec, args.frames)
             rows, s = stream_report(qann, frames, SPIKES[mode], spf, args.profiles, args.max_steps, classify)
             cfg = {"video": video, "model": model, "bits": bits, "spike_mode": mode, "steps_per_frame": spf}

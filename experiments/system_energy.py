@@ -18,7 +18,8 @@ from spikemfm.core.io import output_set, save_table
 from spikemfm.core.provenance import add_results_args, results_run
 from spikemfm.data.code import code_windows, stdlib_files
 from spikemfm.lm.build import build_paths
-from spikemfm.lm.energy import system_medians, token_reports
+from spikemfm.energy.system import system_medians
+from spikemfm.lm.energy import token_reports
 
 MIB = 1 << 20
 

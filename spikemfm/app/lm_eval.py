@@ -130,7 +130,8 @@ def run_lm_energy(model: str, profiles: list[Any], tokens: int, out: str | Path,
     Writes ``energy_summary.*`` (per profile: medians over tokens) and ``energy_tokens.*`` (every token)."""
     from spikemfm.core.io import check_out_dir, output_set, save_table
     from spikemfm.data.code import code_windows, stdlib_files
-    from spikemfm.lm.energy import per_token, system_medians, token_reports
+    from spikemfm.energy.system import system_medians
+    from spikemfm.lm.energy import per_token, token_reports
 
     check_out_dir(out)
     if tokens < 1 or prompt_tokens < 1:

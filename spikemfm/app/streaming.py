@@ -45,6 +45,45 @@ def video_inputs(video: str, spec, frames: int, stride: int = 1, batch: int = 1)
     return x.reshape(batch, frames, *x.shape[1:]).transpose(0, 1).contiguous(), notes
 
 
+STREAM_MODELS = ("tiny-clip", "vit96", "vit-b16")
+
+
+def stream_model(name: str, bits: int, video: str) -> tuple[Any, Callable, Any]:
+    """(QANN, classify, input spec) of a tower to stream ``video`` through, at ``bits``:
+
+    - ``tiny-clip``: the bundled tiny CLIP's image tower (28×28 grey), calibrated on Fashion-MNIST training
+      images; ``classify`` is its zero-shot top-1 over the class prompts.
+    - ``vit96``: timm ``vit_tiny_patch16_224`` at 96×96 RGB, depth 6, random-init (no ViT weights offline);
+    - ``vit-b16``: timm ``vit_base_patch16_224`` at 224×224, random-init (its shapes set the system's cost).
+    The ViTs are calibrated on frames of the *other* videos; ``classify`` is the argmax of their head."""
+    import spikemfm
+    from spikemfm.app import input_spec
+    from spikemfm.convert import QuantConfig, quantize
+    from spikemfm.convert.qann import as_graph
+    from spikemfm.data import VIDEOS
+
+    if name not in STREAM_MODELS:
+        raise ConfigError(f"stream model {name!r}: choose one of {', '.join(STREAM_MODELS)}")
+    if name == "tiny-clip":
+        from spikemfm.app.tiny_clip import calibration_images, classifier_from_embeddings, prompts
+        from spikemfm.models.tiny_clip import load_tiny_clip
+
+        model = load_tiny_clip()
+        with torch.no_grad():
+            clf = classifier_from_embeddings(model.text.encode(prompts())).double()
+        qann = quantize(model.visual, QuantConfig(bits=bits), calibration_images(256))
+        return qann, (lambda out: (F.normalize(out.double(), dim=-1) @ clf.T).argmax(-1)), \
+            input_spec(model.visual, qann.graph)
+    torch.manual_seed(0)
+    kw = dict(img_size=96, depth=6) if name == "vit96" else {}
+    model = spikemfm.load(f"timm:vit_{'tiny' if name == 'vit96' else 'base'}_patch16_224", num_classes=10,
+                          **kw).eval()
+    spec = input_spec(model, as_graph(model))
+    frames = 24 if name == "vit96" else 8
+    calib = [torch.cat([video_inputs(v, spec, frames, stride=2)[0][:, 0] for v in VIDEOS if v != video])]
+    return quantize(model, QuantConfig(bits=bits), calib), (lambda out: out.argmax(-1)), spec
+
+
 def _tracking(out: torch.Tensor, ref: torch.Tensor, classify: Callable | None) -> dict:
     scale = float(ref.abs().max().clamp_min(1e-12))
     row = {"rel_error": float((out - ref).abs().max()) / scale,

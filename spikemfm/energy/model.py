@@ -159,6 +159,7 @@ class EnergyReport:
     dense_missing: dict[str, list[str]] = field(default_factory=dict)
     spike_rate: float = 0.0
     break_even_rate: dict[str, float | None] = field(default_factory=dict)
+    snn_rate_part: float = 0.0  # pJ of snn_total that scales with the spike rate (synaptic ops, routing)
 
     @property
     def missing(self) -> list[str]:
@@ -235,6 +236,7 @@ def estimate_energy(sim: SimResult, profile: Profile | str | Path) -> EnergyRepo
         if w.kind == "neuron":
             spikes, steps = spikes + w.spikes, steps + w.neuron_steps
     rep.snn_total, rep.snn_missing = snn_all.total, sorted(snn_all.missing)
+    rep.snn_rate_part = rate_all.total
     rep.dense_total = {b: a.total for b, a in dense_all.items()}
     rep.dense_missing = {b: sorted(a.missing) for b, a in dense_all.items()}
     rep.spike_rate = spikes / steps if steps else 0.0

@@ -69,24 +69,3 @@ def per_token(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row["complete"] = mine[0]["complete"]
         out.append(row)
     return out
-
-
-FIELDS = ("energy_nj", "ops_nj", "dram_nj", "static_nj", "interchip_nj", "latency_ms", "t_step_us")
-
-
-def system_medians(rows: list[dict]) -> list[dict]:
-    """One row per (path, profile, batch, on-chip): the median of each energy field over the tokens."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["path"], r["profile"], r["batch"], r["onchip"]), []).append(r)
-    out = []
-    for (path, prof, batch, onchip), rs in groups.items():
-        row = {"model": rs[0]["model"], "profile": prof, "path": path, "batch": batch, "onchip": onchip,
-               "onchip_bytes": statistics.median(r["onchip_bytes"] for r in rs),
-               "unit": "nJ per generated token", "tokens": len(rs), "chips": rs[0]["chips"],
-               "all_settled": all(r["settled"] for r in rs), "missing": rs[0]["missing"]}
-        for f in FIELDS:
-            vals = [r[f] for r in rs if r[f] is not None]
-            row[f] = statistics.median(vals) if len(vals) == len(rs) else None
-        out.append(row)
-    return out

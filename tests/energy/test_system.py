@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from spikemfm.energy.system import chip_system, dense_system
+from spikemfm.energy.system import BE_CAP, break_even, chip_system, dense_system
 from spikemfm.energy.workload import LayerWork
 from spikemfm.hardware.profiles import load_profile
 
@@ -79,3 +79,27 @@ def test_energy_cli_system_rows_for_an_encoder(tmp_path):
     assert nothing8["dram_nj"] < nothing1["dram_nj"]
     assert rows[0]["chips"] == 1 and rows[0]["static_nj"] > 0
     assert main(["energy", "--batch", "0", "--out", str(tmp_path / "bad")]) == 2
+
+
+def test_break_even_activity_by_hand():
+    """No synaptic work: the step is the floor, so E(s) = fixed + s · rate + static and s* is linear algebra."""
+    neuron = LayerWork("n", "neuron", "", neurons=10, spikes=100.0, messages=40.0)
+    row = chip_system([layer("a", 10, 10), neuron], CHIP, ops_nj=50.0, steps=2, depth=3, rate_nj=20.0)
+    static = 1 * v("static_w_per_chip", CHIP) * (2 + 3 - 1) * v("step_floor_us", CHIP) * 1e-6 * 1e9
+    assert row.chips == 1 and row.interchip_nj == 0  # one chip: no inter-chip messages
+    assert row.activity.energy_nj(1.0) == pytest.approx(row.energy_nj)
+    assert row.activity.energy_nj(0.0) == pytest.approx(30.0 + static)
+    dense = 30.0 + static + 20.0 * 0.25  # the SNN at a quarter of its activity
+    assert break_even(row.activity, dense) == pytest.approx(0.25)
+    assert break_even(row.activity, 30.0 + static) is None  # a silent network already costs that
+    assert break_even(row.activity, 1e12) == BE_CAP
+
+
+def test_a_stream_pays_static_power_for_the_frame_period():
+    frame = 1 / 30
+    snn = chip_system([layer("a", 10, 10)], CHIP, 0.0, steps=2, depth=1, frame_s=frame)
+    assert snn.latency_ms < frame * 1e3 and snn.as_dict()["realtime"] is True
+    assert snn.static_nj == pytest.approx(v("static_w_per_chip", CHIP) * frame * 1e9)
+    dense = dense_system(WORKS, DENSE, 0.0, batch=4, onchip_bytes=4e6, frame_s=frame)
+    assert dense.static_nj == pytest.approx(v("static_w") * frame / 4 * 1e9)  # 4 streams share the frame
+    assert dense.as_dict()["frame_ms"] == pytest.approx(frame * 1e3, rel=1e-3)
