@@ -41,6 +41,17 @@ def conditions(snn: dict, dense: dict, floor_us: float) -> list[dict]:
     return rows
 
 
+def dram_sensitivity(snn: dict, dense: dict, assumed: float) -> list[dict]:
+    """SNN / dense as the dense side's DRAM energy per bit varies around the profile's assumed value (the DRAM
+    term of a row is linear in it; no primary LPDDR5 figure could be checked offline — see the profile)."""
+    rows = []
+    for pj in (2.5, 5.0, 10.0, 20.0, 40.0):
+        e = dense["energy_nj"] + dense["dram_nj"] * (pj / assumed - 1)
+        rows.append({"dram_pj_per_bit": pj, "dense_nj": round(e, 1), "snn_nj": round(snn["energy_nj"], 1),
+                     "snn_over_dense": round(snn["energy_nj"] / e, 3)})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="smollm2-135m")
@@ -65,11 +76,15 @@ def main() -> None:
     from spikemfm.energy import load_profile
 
     cond = conditions(snn, dense1, load_profile(args.profile).terms["step_floor_us"].value)
+    dense_p = load_profile(load_profile(args.profile).dense_reference or args.profile)
+    dram = dram_sensitivity(snn, dense1, dense_p.terms["dram_pj_per_bit"].value)
     with output_set(Path(args.out)) as stage:
         save_table(stage, "system_energy", rows, vars(args), f"{args.model}: system energy per generated token "
                    f"(median of {args.tokens} tokens), {args.profile} SNN vs dense int8", {"moonshot_ratio": moon})
         save_table(stage, "conditions", cond, vars(args), "SNN / dense (batch 1, "
                    f"{args.onchip_mib[0]:g} MiB on chip) as the chip's static power and time per synaptic op scale")
+        save_table(stage, "dram_sensitivity", dram, vars(args), "SNN / dense (batch 1, "
+                   f"{args.onchip_mib[0]:g} MiB on chip) as the DRAM energy per bit varies")
         plot(rows, stage / "system_energy.png", args.model)
     for r in rows:
         print(f"{r['path']:5} {r['profile']:13} b={r['batch']:<3} {r['onchip']:17} "
