@@ -123,7 +123,10 @@ class SNNRunner(Runner):
 
 
 def runner_for(model: Any, timesteps: Any = "settle") -> Runner:
-    """The cached-pass runner of a float causal LM, a QANN or an SNN of one."""
+    """The cached-pass runner of a float causal LM, a QANN or an SNN of one, or ``model.runner()`` for another
+    converter's model that provides its own (e.g. :class:`spikemfm.baselines.spikingjelly_qwen2.SpikingjellyLM`)."""
+    if callable(getattr(model, "runner", None)):
+        return model.runner()
     if isinstance(model, SpikingModel):
         _need_causal(model.graph)
         return SNNRunner(model, timesteps)
@@ -152,6 +155,12 @@ def _check(model: Any, input_ids: Any, max_new_tokens: Any, assistant: Any) -> t
         raise ConfigError(f"generate: max_new_tokens={max_new_tokens!r} must be a positive integer")
     if assistant is not None:
         raise ConfigError("generate: an assistant (speculative decoding) is not available yet; call without one")
+    if callable(getattr(model, "runner", None)):  # another converter's model: ids checked against its vocabulary
+        ids = torch.as_tensor(input_ids)
+        if ids.dim() != 2 or ids.dtype != torch.long or ids.numel() == 0 or int(ids.min()) < 0 \
+                or int(ids.max()) >= model.vocab_size:
+            raise ConfigError(f"generate: input_ids must be a non-empty (B, L) long tensor of ids < {model.vocab_size}")
+        return ids
     graph = _graph_of(model)
     if graph is None:
         from spikemfm.ir.extract import extract
