@@ -45,6 +45,16 @@ class KVCache:
                 torch.cat([self.values[path], v.to(self.values[path])], -2)
         self.length += tokens
 
+    def truncate(self, length: int) -> None:
+        """Keeps the first ``length`` positions (a speculative round's rejected drafts are dropped): the state equals
+        a fresh prefill of those positions, since every cached level depends only on the positions before it."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"KVCache.truncate({length}): the cache holds {self.length} positions")
+        for d in (self.keys, self.values):
+            for path in d:
+                d[path] = d[path][..., :length, :].contiguous()
+        self.length = length
+
     def nbytes(self) -> int:
         """Bytes the cached levels take as stored."""
         return sum(t.numel() * t.element_size() for d in (self.keys, self.values) for t in d.values())

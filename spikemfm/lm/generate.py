@@ -34,6 +34,14 @@ class Generation:
     spikes: list[float] = field(default_factory=list)
     settled: list[bool] = field(default_factory=list)
     kv_cache_bytes: int = 0
+    drafted: list[int] = field(default_factory=list)  # speculative rounds: tokens the assistant proposed
+    accepted: list[int] = field(default_factory=list)  # ... of which the target kept
+    draft_steps: list[int] = field(default_factory=list)  # the assistant's steps per pass
+
+    @property
+    def acceptance(self) -> float | None:
+        """Share of drafted tokens the target accepted (None without an assistant)."""
+        return sum(self.accepted) / sum(self.drafted) if sum(self.drafted) else None
 
     @property
     def new_tokens(self) -> torch.Tensor:
@@ -63,6 +71,10 @@ class Runner:
     def cache_bytes(self) -> int:
         return 0
 
+    def rollback(self, length: int) -> None:
+        """Drops every cached position from ``length`` on (speculative decoding's rejected drafts)."""
+        raise ConfigError(f"{type(self).__name__}: this runner cannot roll its cache back (no speculative decoding)")
+
 
 @functools.lru_cache(maxsize=1)
 def cache_arg() -> str:
@@ -87,6 +99,9 @@ class FloatRunner(Runner):
         self.past = getattr(out, "cache", None) or out.past_key_values
         return out.logits, 1, 0.0, True
 
+    def rollback(self, length):
+        self.past.crop(length)
+
 
 class QANNRunner(Runner):
     """The QANN with a cache of integer K / V levels."""
@@ -106,6 +121,9 @@ class QANNRunner(Runner):
     def cache_bytes(self):
         return self.cache.nbytes()
 
+    def rollback(self, length):
+        self.cache.truncate(length)
+
 
 class SNNRunner(Runner):
     """The SNN, each pass stepped until its neurons settle (or ``timesteps`` steps)."""
@@ -120,6 +138,9 @@ class SNNRunner(Runner):
 
     def cache_bytes(self):
         return self.cache.nbytes()
+
+    def rollback(self, length):
+        self.cache.truncate(length)
 
 
 def runner_for(model: Any, timesteps: Any = "settle") -> Runner:
@@ -150,11 +171,9 @@ def _graph_of(model: Any):
     return model.graph if isinstance(model, (QuantizedModel, SpikingModel)) else None
 
 
-def _check(model: Any, input_ids: Any, max_new_tokens: Any, assistant: Any) -> torch.Tensor:
+def _check(model: Any, input_ids: Any, max_new_tokens: Any) -> torch.Tensor:
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ConfigError(f"generate: max_new_tokens={max_new_tokens!r} must be a positive integer")
-    if assistant is not None:
-        raise ConfigError("generate: an assistant (speculative decoding) is not available yet; call without one")
     if callable(getattr(model, "runner", None)):  # another converter's model: ids checked against its vocabulary
         ids = torch.as_tensor(input_ids)
         if ids.dim() != 2 or ids.dtype != torch.long or ids.numel() == 0 or int(ids.min()) < 0 \
@@ -181,7 +200,9 @@ def generate(model: Any, input_ids: Any, max_new_tokens: int, *, assistant: Any 
 
     Args:
         model: a Hugging Face causal LM (float), its :class:`QuantizedModel` or its :class:`SpikingModel`.
-        assistant, num_assistant_tokens: speculative decoding (not yet available: an assistant is refused).
+        assistant, num_assistant_tokens: speculative decoding (:mod:`spikemfm.lm.speculative`, batch 1): the
+            assistant (any model ``model`` may be, same tokenizer) drafts that many tokens per round and the model
+            verifies them in one pass; with a quantized or spiking target the output equals plain greedy's.
         timesteps: the SNN's steps per pass: ``"settle"`` (until quiet: exact) or a fixed count.
         eos_token_id: stop once every sequence has produced it (later positions of finished rows repeat it).
         on_token: called with each new token column (B,) as it is produced (streaming).
@@ -191,27 +212,52 @@ def generate(model: Any, input_ids: Any, max_new_tokens: int, *, assistant: Any 
     if isinstance(num_assistant_tokens, bool) or not isinstance(num_assistant_tokens, int) or num_assistant_tokens < 1:
         raise ConfigError(f"generate: num_assistant_tokens={num_assistant_tokens!r} must be a positive integer")
     runner = runner_for(model, timesteps)
-    ids = _check(model, input_ids, max_new_tokens, assistant)
+    ids = _check(model, input_ids, max_new_tokens)
     gen = Generation(ids, ids.shape[1], runner.path)
-    done = torch.zeros(ids.shape[0], dtype=torch.bool)
-    nxt = ids
-    for _ in range(max_new_tokens):
-        logits, steps, spikes, settled = runner.run(nxt)
-        gen.pass_tokens.append(nxt.shape[1])
-        gen.steps.append(steps)
-        gen.spikes.append(spikes)
-        gen.settled.append(settled)
-        tok = logits[:, -1].argmax(-1)
-        if eos_token_id is not None:
-            tok = torch.where(done, torch.full_like(tok, eos_token_id), tok)
-            done |= tok == eos_token_id
-        gen.tokens = torch.cat([gen.tokens, tok[:, None]], 1)
-        if on_token is not None:
-            on_token(tok)
-        if eos_token_id is not None and bool(done.all()):
-            break
-        if stop_when is not None and stop_when(gen.tokens):
-            break
-        nxt = tok[:, None]
+    emit = Emitter(gen, eos_token_id, on_token, stop_when)
+    if assistant is not None:
+        from spikemfm.lm.speculative import speculate
+
+        if ids.shape[0] != 1:
+            raise ConfigError(f"generate: speculative decoding takes one prompt (batch 1), got {ids.shape[0]}")
+        _check(assistant, ids, max_new_tokens)
+        speculate(runner, runner_for(assistant, timesteps), gen, max_new_tokens, num_assistant_tokens, emit)
+    else:
+        nxt = ids
+        for _ in range(max_new_tokens):
+            logits, steps, spikes, settled = runner.run(nxt)
+            record(gen, nxt.shape[1], steps, spikes, settled)
+            tok = logits[:, -1].argmax(-1)
+            if emit(tok):
+                break
+            nxt = tok[:, None]
     gen.kv_cache_bytes = runner.cache_bytes()
     return gen
+
+
+def record(gen: Generation, tokens: int, steps: int, spikes: float, settled: bool) -> None:
+    """One target pass over ``tokens`` positions into the generation's statistics."""
+    gen.pass_tokens.append(tokens)
+    gen.steps.append(steps)
+    gen.spikes.append(spikes)
+    gen.settled.append(settled)
+
+
+class Emitter:
+    """Appends new tokens to a generation: EOS padding of finished rows, streaming, stop conditions."""
+
+    def __init__(self, gen: Generation, eos: int | None, on_token: Callable | None, stop_when: Callable | None):
+        self.gen, self.eos, self.on_token, self.stop_when = gen, eos, on_token, stop_when
+        self.done = torch.zeros(gen.tokens.shape[0], dtype=torch.bool)
+
+    def __call__(self, tok: torch.Tensor) -> bool:
+        """Appends ``tok`` (B,); True when generation must stop."""
+        if self.eos is not None:
+            tok = torch.where(self.done, torch.full_like(tok, self.eos), tok)
+            self.done |= tok == self.eos
+        self.gen.tokens = torch.cat([self.gen.tokens, tok[:, None]], 1)
+        if self.on_token is not None:
+            self.on_token(tok)
+        if self.eos is not None and bool(self.done.all()):
+            return True
+        return self.stop_when is not None and bool(self.stop_when(self.gen.tokens))
