@@ -69,3 +69,61 @@ def per_token(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row["complete"] = mine[0]["complete"]
         out.append(row)
     return out
+
+
+class PricedRunner:
+    """An SNN's cached passes (a :class:`~spikemfm.lm.generate.Runner`), each priced after the prefill: per
+    profile the SNN's operation energy (nJ), and on ``chip`` the system estimate of
+    :func:`~spikemfm.energy.system.chip_system` (operations + static power × latency; nJ and ms). ``totals``
+    accumulate over the priced passes; ``steps`` counts their algorithmic steps plus the pipeline depth − 1 each
+    (the time a pass occupies a chip that moves spikes one layer per step). Give it to
+    :func:`spikemfm.lm.generate` through :class:`Priced` (a model that brings its own runner)."""
+
+    path = "snn"
+
+    def __init__(self, snn: Any, profiles: list[Any], chip: Any) -> None:
+        from spikemfm.energy.system import neuron_depth
+
+        self.snn, self.profiles, self.chip, self.cache = snn, profiles, chip, KVCache()
+        self.depth = neuron_depth(snn.netlist)
+        self.prefilled = False
+        self.totals: dict[str, float] = {"passes": 0, "steps": 0.0, "system_nj": 0.0, "latency_ms": 0.0,
+                                         **{f"{p.name}_nj": 0.0 for p in profiles}}
+
+    def run(self, ids: torch.Tensor) -> tuple[torch.Tensor, int, float, bool]:
+        if not self.prefilled:  # the prompt: not part of the per-token cost
+            self.prefilled = True
+            return chunked_pass(self.snn, ids, self.cache)
+        p = snn_pass(self.snn, ids, self.cache)
+        self.price(p)
+        return p.logits, p.steps, p.spikes, p.settled
+
+    def price(self, p: DecodePass) -> None:
+        sim = pass_sim(self.snn, p, self.cache.length)
+        t = self.totals
+        t["passes"] += 1
+        t["steps"] += p.steps + self.depth - 1
+        for prof in self.profiles:
+            t[f"{prof.name}_nj"] += estimate_energy(sim, prof).snn_total / 1e3
+        snn_row = system_rows(sim, estimate_energy(sim, self.chip), (), kv_bytes=self.cache.nbytes())[0]
+        t["system_nj"] += snn_row["energy_nj"] or 0.0
+        t["latency_ms"] += snn_row["latency_ms"] or 0.0
+
+    def cache_bytes(self) -> int:
+        return self.cache.nbytes()
+
+    def rollback(self, length: int) -> None:
+        self.cache.truncate(length)
+
+
+class Priced:
+    """An SNN whose generation is priced pass by pass (``runner()`` → a fresh :class:`PricedRunner`, kept in
+    ``last`` to read its totals)."""
+
+    def __init__(self, snn: Any, profiles: list[Any], chip: Any) -> None:
+        self.snn, self.profiles, self.chip, self.last = snn, profiles, chip, None
+        self.vocab_size = int(snn.graph.readout.proj.weight.shape[0])
+
+    def runner(self) -> PricedRunner:
+        self.last = PricedRunner(self.snn, self.profiles, self.chip)
+        return self.last

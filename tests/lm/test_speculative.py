@@ -145,3 +145,23 @@ def test_formula_and_refusals(llama_set):
     other = spikemfm.quantize(tiny_lm("gpt2"), spikemfm.QuantConfig(bits=8),
                               [torch.randint(0, VOCAB, (2, 8))])
     assert torch.equal(generate(q8, prompt(3, 5), 4, assistant=other).tokens, generate(q8, prompt(3, 5), 4).tokens)
+
+
+def test_priced_passes_for_energy_per_accepted_token(llama_set):
+    from spikemfm.energy import load_profile
+    from spikemfm.lm.energy import Priced
+
+    q8, _ = llama_set
+    snn = spikemfm.convert(q8, spikemfm.ConvertConfig(max_spikes_per_step=None))
+    profiles, chip = [load_profile("horowitz45")], load_profile("loihi2")
+    ids = prompt(5, 6)
+    plain_t = Priced(snn, profiles, chip)
+    plain = generate(plain_t, ids, 6)
+    spec_t, spec_d = Priced(snn, profiles, chip), Priced(snn, profiles, chip)  # the target as its own draft
+    spec = generate(spec_t, ids, 6, assistant=spec_d, num_assistant_tokens=2)
+    assert torch.equal(spec.tokens, plain.tokens) and spec.accepted == spec.drafted == [2, 1]
+    p, t = plain_t.last.totals, spec_t.last.totals
+    assert p["passes"] == 5 and t["passes"] == len(spec.accepted)  # decode passes after the prefill
+    assert p["horowitz45_nj"] > 0 and p["system_nj"] > 0 and p["latency_ms"] > 0
+    # verification passes cover several positions: fewer passes, at least the same synaptic work in total
+    assert t["horowitz45_nj"] >= 0.9 * p["horowitz45_nj"] and spec_d.last.totals["passes"] > 0
