@@ -19,6 +19,7 @@ def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
     if args.max_new_tokens < 1:
         raise ConfigError(f"--max-new-tokens={args.max_new_tokens}: must be >= 1")
     model, tok = open_lm(args)
+    draft = open_draft(args, model)
     ids = torch.tensor([tok(args.prompt).input_ids], dtype=torch.long)
     shown: list[int] = []
 
@@ -28,12 +29,34 @@ def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
         sys.stdout.write(tok.decode(shown)[len(before):])
         sys.stdout.flush()
     sys.stdout.write(args.prompt)
-    g = generate(model, ids, args.max_new_tokens, eos_token_id=tok.eos_token_id, on_token=stream)
+    g = generate(model, ids, args.max_new_tokens, eos_token_id=tok.eos_token_id, on_token=stream,
+                 assistant=draft, num_assistant_tokens=args.num_assistant_tokens)
     print()
     steps = sum(g.steps[1:]) / max(1, len(g.steps) - 1)
-    print(f"[{g.path}] {g.new_tokens.shape[1]} tokens, {g.target_passes} passes, {steps:.1f} steps per decoded "
-          f"token, exact={g.exact}, KV cache {g.kv_cache_bytes} bytes", file=sys.stderr)
+    spec = "" if g.acceptance is None else f", draft acceptance {g.acceptance:.2f}"
+    print(f"[{g.path}] {g.new_tokens.shape[1]} tokens, {g.target_passes} passes, {steps:.1f} steps per target "
+          f"pass, exact={g.exact}, KV cache {g.kv_cache_bytes} bytes{spec}", file=sys.stderr)
     return 0
+
+
+def open_draft(args: argparse.Namespace, model):
+    """The speculative draft asked for (``--draft-layers`` / ``--draft-bits``), or None."""
+    from spikemfm.app.jobs import is_model_file
+    from spikemfm.lm.build import build_lm
+    from spikemfm.lm.speculative import first_layers
+
+    if args.draft_layers is not None and args.draft_bits is not None:
+        raise ConfigError("--draft-layers and --draft-bits: give one draft")
+    if args.draft_layers is not None:
+        if args.path == "fp32":
+            raise ConfigError("--draft-layers: a self-speculative draft is cut from the QANN or SNN (--path qann|snn)")
+        return first_layers(model, args.draft_layers)
+    if args.draft_bits is not None:
+        if is_model_file(args.model):
+            raise ConfigError(f"--draft-bits: {args.model} is a saved SNN; give the model's name to quantize a draft")
+        return build_lm(args.model, args.path if args.path != "fp32" else "qann", args.draft_bits,
+                        None if args.smooth < 0 else args.smooth, progress=True)[0]
+    return None
 
 
 def open_lm(args: argparse.Namespace):
@@ -60,4 +83,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--path", choices=("fp32", "qann", "snn"), default="snn")
     p.add_argument("--bits", type=int, default=8)
     p.add_argument("--smooth", type=float, default=SMOOTH, help="SmoothQuant alpha (negative: off)")
+    p.add_argument("--draft-layers", type=int, help="speculative decoding with the model's first K blocks as draft")
+    p.add_argument("--draft-bits", type=int, help="speculative decoding with the same model at these bits as draft")
+    p.add_argument("--num-assistant-tokens", type=int, default=4, help="tokens the draft proposes per round")
     p.set_defaults(func=run)

@@ -49,6 +49,18 @@ def test_generate_from_the_saved_file(converted, capsys):
     assert out.out.startswith("def add(a, b):") and "exact=True" in out.err
 
 
+def test_generate_speculative_equals_plain(converted, lm_folder, capsys):
+    args = ["generate", str(converted / "model.snn.pt"), "--prompt", "def add(a, b):", "--max-new-tokens", "5"]
+    assert main(args) == 0
+    plain = capsys.readouterr()
+    assert main([*args, "--draft-layers", "1", "--num-assistant-tokens", "2"]) == 0
+    spec = capsys.readouterr()
+    assert spec.out == plain.out and "draft acceptance" in spec.err and "exact=True" in spec.err
+    assert main([*args, "--draft-bits", "4"]) == 2  # a saved SNN cannot be re-quantized: one clear error
+    assert "--draft-bits" in capsys.readouterr().err
+    assert main(["generate", lm_folder, "--path", "fp32", "--prompt", "x", "--draft-layers", "1"]) == 2
+
+
 def test_evaluate_humaneval_all_paths(lm_folder, tmp_path, capsys):
     out = tmp_path / "he"
     assert main(["evaluate", lm_folder, "--data-set", "humaneval", "--problems", "2", "--max-new-tokens", "4",
