@@ -37,6 +37,7 @@ class Generation:
     drafted: list[int] = field(default_factory=list)  # speculative rounds: tokens the assistant proposed
     accepted: list[int] = field(default_factory=list)  # ... of which the target kept
     draft_steps: list[int] = field(default_factory=list)  # the assistant's steps per pass
+    margins: list[float] = field(default_factory=list)  # per new token: top-1 minus top-2 probability (confidence)
 
     @property
     def acceptance(self) -> float | None:
@@ -228,11 +229,18 @@ def generate(model: Any, input_ids: Any, max_new_tokens: int, *, assistant: Any 
             logits, steps, spikes, settled = runner.run(nxt)
             record(gen, nxt.shape[1], steps, spikes, settled)
             tok = logits[:, -1].argmax(-1)
+            gen.margins.append(margin(logits[:, -1]))
             if emit(tok):
                 break
             nxt = tok[:, None]
     gen.kv_cache_bytes = runner.cache_bytes()
     return gen
+
+
+def margin(logits: torch.Tensor) -> float:
+    """Top-1 minus top-2 softmax probability of next-token logits (..., vocab), averaged over rows."""
+    top = torch.softmax(logits.double(), -1).topk(2, -1).values
+    return float((top[..., 0] - top[..., 1]).mean())
 
 
 def record(gen: Generation, tokens: int, steps: int, spikes: float, settled: bool) -> None:

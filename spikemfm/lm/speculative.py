@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from spikemfm.errors import ConfigError
-from spikemfm.lm.generate import Emitter, Generation, Runner, record
+from spikemfm.lm.generate import Emitter, Generation, Runner, margin, record
 
 
 def speculate(target: Runner, draft: Runner, gen: Generation, n: int, gamma: int, emit: Emitter) -> None:
@@ -30,6 +30,7 @@ def speculate(target: Runner, draft: Runner, gen: Generation, n: int, gamma: int
     logits, steps, spikes, settled = target.run(gen.tokens)
     record(gen, gen.tokens.shape[1], steps, spikes, settled)
     vocab = logits.shape[-1]
+    gen.margins.append(margin(logits[:, -1]))
     if emit(logits[:, -1].argmax(-1)):
         return
     emitted, cached = 1, 0  # tokens produced; positions the draft holds
@@ -50,8 +51,9 @@ def speculate(target: Runner, draft: Runner, gen: Generation, n: int, gamma: int
         if cached > keep:
             draft.rollback(keep)
             cached = keep
-        for tok in [*drafts[:k], pred[k:k + 1]]:
+        for j, tok in enumerate([*drafts[:k], pred[k:k + 1]]):
             emitted += 1
+            gen.margins.append(margin(logits[:, j]))
             if emit(tok.reshape(1)):
                 return
 

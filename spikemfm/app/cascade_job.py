@@ -1,0 +1,91 @@
+"""``spikemfm cascade`` and ``experiments/cascade.py``: a small spiking model answers HumanEval first, its
+self-test (the prompt's doctest examples in the sandbox, and its confidence) decides whether the large one
+answers instead (:mod:`spikemfm.lm.cascade`). τ is chosen on the validation problems (every ``val_every``-th),
+reported on the others beside always-small and always-large."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from spikemfm.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class CascadeConfig:
+    """Which models, problems and energy figures a cascade run uses."""
+
+    model: str = "smollm2-135m"
+    small_bits: int = 4
+    large_bits: int = 8
+    problems: int | None = 20
+    val_every: int = 2
+    max_new_tokens: int = 128
+    profile: str = "loihi2"
+    energy_tokens: int = 4
+
+    def __post_init__(self) -> None:
+        for name in ("small_bits", "large_bits", "val_every", "max_new_tokens", "energy_tokens"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"CascadeConfig.{name}={v!r}: a positive integer")
+        if self.val_every < 2:
+            raise ConfigError(f"CascadeConfig.val_every={self.val_every}: at least 2 (a validation and a test share)")
+        if self.small_bits >= self.large_bits:
+            raise ConfigError(f"small_bits={self.small_bits} >= large_bits={self.large_bits}: the small model "
+                              "must be the cheaper one")
+
+
+def token_energy(snn: Any, tok: Any, prompt: str, cfg: CascadeConfig) -> float:
+    """nJ per decoded token of ``snn`` on the profile (a chip: its system estimate, static power included; a dense
+    or operation profile: the operations), from ``energy_tokens`` greedy tokens after ``prompt``."""
+    import torch
+
+    from spikemfm.energy import load_profile
+    from spikemfm.energy.system import CHIP_TERMS, terms
+    from spikemfm.lm.energy import Priced
+    from spikemfm.lm.generate import generate
+
+    p = load_profile(cfg.profile)
+    priced = Priced(snn, [p], p)
+    generate(priced, torch.tensor([tok(prompt).input_ids]), cfg.energy_tokens + 1)
+    t = priced.last.totals
+    chip = not terms(p, CHIP_TERMS)[1]
+    return (t["system_nj"] if chip else t[f"{p.name}_nj"]) / t["passes"]
+
+
+def run_cascade(cfg: CascadeConfig, out: str | Path, progress: Callable[[str], None] | None = print
+                ) -> list[dict[str, Any]]:
+    """Builds both SNNs, answers every problem with both, chooses τ on validation, writes ``cascade.*`` (policies
+    on the test problems, plus the validation rows) and ``answers.*``."""
+    from spikemfm.core.io import check_out_dir, output_set, save_table
+    from spikemfm.lm.build import build_lm
+    from spikemfm.lm.cascade import TAUS, attempt_both, choose_tau, outcome
+    from spikemfm.lm.humaneval import load_problems
+
+    check_out_dir(out)
+    problems = load_problems(cfg.problems)
+    small, tok = build_lm(cfg.model, "snn", cfg.small_bits)
+    large, _ = build_lm(cfg.model, "snn", cfg.large_bits)
+    e_small = token_energy(small, tok, problems[0]["prompt"], cfg)
+    e_large = token_energy(large, tok, problems[0]["prompt"], cfg)
+    pairs = attempt_both(small, large, tok, problems, cfg.max_new_tokens, progress=progress)
+    val = [p for i, p in enumerate(pairs) if i % cfg.val_every == 0]
+    test = [p for i, p in enumerate(pairs) if i % cfg.val_every != 0]
+    tau = choose_tau(val, e_small, e_large)
+    rows = [{"split": "validation", **outcome(val, t, e_small, e_large)} for t in TAUS]
+    rows += [{"split": "test", **outcome(test, policy, e_small, e_large)} for policy in ("small", "large", tau)]
+    big = rows[-2]["energy_per_problem"]
+    for r in rows:
+        r["energy_vs_large"] = round(r["energy_per_problem"] / big, 4) if big else None
+        r["energy_per_problem"] = round(r["energy_per_problem"], 1)
+    config = {**asdict(cfg), "tau": tau, "e_small_nj_per_token": e_small, "e_large_nj_per_token": e_large}
+    answers = [{"task_id": s.task_id, "split": "validation" if i % cfg.val_every == 0 else "test",
+                **{f"small_{k}": v for k, v in asdict(s).items() if k != "task_id"},
+                **{f"large_{k}": v for k, v in asdict(b).items() if k not in ("task_id", "self_test")}}
+               for i, (s, b) in enumerate(pairs)]
+    with output_set(Path(out)) as stage:
+        save_table(stage, "cascade", rows, config, f"{cfg.model}: {cfg.small_bits}-bit -> {cfg.large_bits}-bit "
+                   f"spiking cascade on HumanEval (tau={tau:g} chosen on validation), energy per problem (nJ)")
+        save_table(stage, "answers", answers, config, "every problem's answers, self-test and margins")
+    return rows
