@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from spikemfm.errors import ConfigError
-from spikemfm.lm.generate import Runner
+from spikemfm.lm.runners import Runner
 
 
 def llama_to_qwen2(llama: nn.Module) -> nn.Module:

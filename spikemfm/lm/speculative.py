@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from spikemfm.errors import ConfigError
-from spikemfm.lm.generate import Emitter, Generation, Runner, margin, record
+from spikemfm.lm.runners import Emitter, Generation, Runner, margin, record
 
 
 def speculate(target: Runner, draft: Runner, gen: Generation, n: int, gamma: int, emit: Emitter) -> None:

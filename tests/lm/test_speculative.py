@@ -12,7 +12,7 @@ from spikemfm.convert.qann import QANNOps
 from spikemfm.errors import ConfigError
 from spikemfm.ir import decoder
 from spikemfm.lm import generate
-from spikemfm.lm.generate import QANNRunner, Runner
+from spikemfm.lm.runners import QANNRunner, Runner
 from spikemfm.lm.speculative import expected_tokens_per_pass, first_layers
 
 from .conftest import VOCAB, tiny_lm
