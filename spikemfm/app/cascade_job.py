@@ -23,6 +23,7 @@ class CascadeConfig:
     max_new_tokens: int = 128
     profile: str = "loihi2"
     energy_tokens: int = 4
+    answer_path: str = "qann"  # the SNN's tokens and logits equal its QANN's (every pass settles): same answers
 
     def __post_init__(self) -> None:
         for name in ("small_bits", "large_bits", "val_every", "max_new_tokens", "energy_tokens"):
@@ -31,6 +32,8 @@ class CascadeConfig:
                 raise ConfigError(f"CascadeConfig.{name}={v!r}: a positive integer")
         if self.val_every < 2:
             raise ConfigError(f"CascadeConfig.val_every={self.val_every}: at least 2 (a validation and a test share)")
+        if self.answer_path not in ("qann", "snn"):
+            raise ConfigError(f"CascadeConfig.answer_path={self.answer_path!r}: 'qann' or 'snn'")
         if self.small_bits >= self.large_bits:
             raise ConfigError(f"small_bits={self.small_bits} >= large_bits={self.large_bits}: the small model "
                               "must be the cheaper one")
@@ -54,21 +57,23 @@ def token_energy(snn: Any, tok: Any, prompt: str, cfg: CascadeConfig) -> float:
     return (t["system_nj"] if chip else t[f"{p.name}_nj"]) / t["passes"]
 
 
-def run_cascade(cfg: CascadeConfig, out: str | Path, progress: Callable[[str], None] | None = print
-                ) -> list[dict[str, Any]]:
-    """Builds both SNNs, answers every problem with both, chooses τ on validation, writes ``cascade.*`` (policies
-    on the test problems, plus the validation rows) and ``answers.*``."""
+def run_cascade(cfg: CascadeConfig, out: str | Path, progress: Callable[[str], None] | None = print,
+                plot: Callable[[list[dict], Path], None] | None = None) -> list[dict[str, Any]]:
+    """Builds both models (QANN and SNN), answers every problem with both on ``answer_path``, prices a token of each
+    SNN, chooses τ on validation, writes ``cascade.*`` (validation rows, then the policies on the test problems)
+    and ``answers.*`` (and ``plot(rows, path)``'s figure) as one output set."""
     from spikemfm.core.io import check_out_dir, output_set, save_table
-    from spikemfm.lm.build import build_lm
+    from spikemfm.lm.build import build_paths
     from spikemfm.lm.cascade import TAUS, attempt_both, choose_tau, outcome
     from spikemfm.lm.humaneval import load_problems
 
     check_out_dir(out)
     problems = load_problems(cfg.problems)
-    small, tok = build_lm(cfg.model, "snn", cfg.small_bits)
-    large, _ = build_lm(cfg.model, "snn", cfg.large_bits)
-    e_small = token_energy(small, tok, problems[0]["prompt"], cfg)
-    e_large = token_energy(large, tok, problems[0]["prompt"], cfg)
+    models, tok = {}, None
+    for size, bits in (("small", cfg.small_bits), ("large", cfg.large_bits)):
+        built, tok = build_paths(cfg.model, ("qann", "snn"), bits)
+        models[size] = (built[cfg.answer_path], token_energy(built["snn"], tok, problems[0]["prompt"], cfg))
+    (small, e_small), (large, e_large) = models["small"], models["large"]
     pairs = attempt_both(small, large, tok, problems, cfg.max_new_tokens, progress=progress)
     val = [p for i, p in enumerate(pairs) if i % cfg.val_every == 0]
     test = [p for i, p in enumerate(pairs) if i % cfg.val_every != 0]
@@ -88,4 +93,6 @@ def run_cascade(cfg: CascadeConfig, out: str | Path, progress: Callable[[str], N
         save_table(stage, "cascade", rows, config, f"{cfg.model}: {cfg.small_bits}-bit -> {cfg.large_bits}-bit "
                    f"spiking cascade on HumanEval (tau={tau:g} chosen on validation), energy per problem (nJ)")
         save_table(stage, "answers", answers, config, "every problem's answers, self-test and margins")
+        if plot is not None:  # inside the set: the figure commits with its tables
+            plot(rows, stage / "cascade.png")
     return rows

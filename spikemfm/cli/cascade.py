@@ -12,7 +12,7 @@ def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
     from spikemfm.app.cascade_job import CascadeConfig, run_cascade
 
     cfg = CascadeConfig(args.model, args.small_bits, args.large_bits, args.problems, args.val_every,
-                        args.max_new_tokens, args.profile, args.energy_tokens)
+                        args.max_new_tokens, args.profile, args.energy_tokens, args.answer_path)
     rows = run_cascade(cfg, args.out, progress=None if args.no_progress else print)
     print_rows(f"cascade on the test problems ({args.profile}, energy per problem in nJ)",
                [{"policy": r["policy"], "passed": f"{r['passed']}/{r['problems']}",
@@ -33,6 +33,8 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--profile", default="loihi2", help="energy per token: a chip's system estimate, else operations")
     p.add_argument("--energy-tokens", type=int, default=4)
+    p.add_argument("--answer-path", choices=("qann", "snn"), default="qann",
+                   help="which path answers (the SNN's tokens equal the QANN's; energy is always the SNN's)")
     p.add_argument("--out", default="results/cascade_run")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
