@@ -117,7 +117,9 @@ class SJRunner(Runner):
     def __init__(self, snn: nn.Module) -> None:
         self.snn, self.cache, self.mask = snn, None, None
 
-    def run(self, ids: torch.Tensor) -> tuple[torch.Tensor, int, float, bool]:
+    def run(self, ids: torch.Tensor, x0: torch.Tensor | None = None) -> tuple[torch.Tensor, int, float, bool]:
+        if x0 is not None:
+            raise ConfigError("spikingjelly's converted Qwen2 takes token ids only (no input embeddings)")
         reset(self.snn)
         new = torch.ones_like(ids)
         self.mask = new if self.mask is None else torch.cat([self.mask, new], 1)

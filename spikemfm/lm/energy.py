@@ -19,7 +19,7 @@ from spikemfm.energy import estimate_energy
 from spikemfm.energy.system import system_rows
 from spikemfm.ir.decoder import KVCache
 from spikemfm.ir.netlist import build_netlist
-from spikemfm.snn.decode import DecodePass, chunked_pass, snn_pass
+from spikemfm.snn.decode import CHUNK, DecodePass, chunked_pass, snn_pass
 from spikemfm.snn.simulate import SimResult
 
 
@@ -81,22 +81,27 @@ class PricedRunner:
 
     path = "snn"
 
-    def __init__(self, snn: Any, profiles: list[Any], chip: Any) -> None:
+    def __init__(self, snn: Any, profiles: list[Any], chip: Any, price_prefill: bool = False) -> None:
         from spikemfm.energy.system import neuron_depth
 
         self.snn, self.profiles, self.chip, self.cache = snn, profiles, chip, KVCache()
         self.depth = neuron_depth(snn.netlist)
-        self.prefilled = False
+        self.prefilled = not price_prefill
         self.totals: dict[str, float] = {"passes": 0, "steps": 0.0, "system_nj": 0.0, "latency_ms": 0.0,
                                          **{f"{p.name}_nj": 0.0 for p in profiles}}
 
-    def run(self, ids: torch.Tensor) -> tuple[torch.Tensor, int, float, bool]:
-        if not self.prefilled:  # the prompt: not part of the per-token cost
+    def run(self, ids: torch.Tensor, x0: torch.Tensor | None = None) -> tuple[torch.Tensor, int, float, bool]:
+        if not self.prefilled:  # the prompt: not part of the per-token cost (unless price_prefill)
             self.prefilled = True
-            return chunked_pass(self.snn, ids, self.cache)
-        p = snn_pass(self.snn, ids, self.cache)
-        self.price(p)
-        return p.logits, p.steps, p.spikes, p.settled
+            return chunked_pass(self.snn, ids, self.cache, x0=x0)
+        parts, steps, spikes, settled = [], 0, 0.0, True
+        embeds = [None] * len(ids.split(CHUNK, 1)) if x0 is None else list(x0.split(CHUNK, 1))
+        for part, e in zip(ids.split(CHUNK, 1), embeds):  # a priced prefill runs CHUNK positions per pass
+            p = snn_pass(self.snn, part, self.cache, x0=e)
+            self.price(p)
+            parts.append(p.logits)
+            steps, spikes, settled = steps + p.steps, spikes + p.spikes, settled and p.settled
+        return torch.cat(parts, 1), steps, spikes, settled
 
     def price(self, p: DecodePass) -> None:
         sim = pass_sim(self.snn, p, self.cache.length)
@@ -120,10 +125,10 @@ class Priced:
     """An SNN whose generation is priced pass by pass (``runner()`` → a fresh :class:`PricedRunner`, kept in
     ``last`` to read its totals)."""
 
-    def __init__(self, snn: Any, profiles: list[Any], chip: Any) -> None:
-        self.snn, self.profiles, self.chip, self.last = snn, profiles, chip, None
+    def __init__(self, snn: Any, profiles: list[Any], chip: Any, price_prefill: bool = False) -> None:
+        self.snn, self.profiles, self.chip, self.last, self.price_prefill = snn, profiles, chip, None, price_prefill
         self.vocab_size = int(snn.graph.readout.proj.weight.shape[0])
 
     def runner(self) -> PricedRunner:
-        self.last = PricedRunner(self.snn, self.profiles, self.chip)
+        self.last = PricedRunner(self.snn, self.profiles, self.chip, self.price_prefill)
         return self.last

@@ -60,8 +60,9 @@ class Runner:
 
     path = ""
 
-    def run(self, ids: torch.Tensor) -> tuple[torch.Tensor, int, float, bool]:
-        """(logits, steps, spikes, settled) of a pass on the new positions ``ids``."""
+    def run(self, ids: torch.Tensor, x0: torch.Tensor | None = None) -> tuple[torch.Tensor, int, float, bool]:
+        """(logits, steps, spikes, settled) of a pass on the new positions ``ids`` (``x0``: their input embeddings
+        instead of the token table's, e.g. visual tokens)."""
         raise NotImplementedError
 
     def cache_bytes(self) -> int:
@@ -90,8 +91,9 @@ class FloatRunner(Runner):
     def __init__(self, model: nn.Module) -> None:
         self.model, self.past = model, None
 
-    def run(self, ids):
-        out = self.model(input_ids=ids, **{cache_arg(): self.past}, use_cache=True)
+    def run(self, ids, x0=None):
+        inputs = {"input_ids": ids} if x0 is None else {"inputs_embeds": x0.to(self.model.dtype)}
+        out = self.model(**inputs, **{cache_arg(): self.past}, use_cache=True)
         self.past = getattr(out, "cache", None) or out.past_key_values
         return out.logits, 1, 0.0, True
 
@@ -107,10 +109,11 @@ class QANNRunner(Runner):
     def __init__(self, qann: QuantizedModel) -> None:
         self.qann, self.cache = qann, decoder.KVCache()
 
-    def run(self, ids):
+    def run(self, ids, x0=None):
         dtype = self.qann.config.dtype
         step = self.cache.step()
-        logits = decoder.forward_cached(self.qann.graph, ids, QANNOps(self.qann.qparams, dtype), dtype, step)
+        logits = decoder.forward_cached(self.qann.graph, ids, QANNOps(self.qann.qparams, dtype), dtype, step,
+                                        None if x0 is None else x0.to(dtype))
         self.cache.commit(step, ids.shape[1])
         return logits, 1, 0.0, True
 
@@ -129,8 +132,8 @@ class SNNRunner(Runner):
     def __init__(self, snn: SpikingModel, timesteps: Any) -> None:
         self.snn, self.timesteps, self.cache = snn, timesteps, decoder.KVCache()
 
-    def run(self, ids):
-        return chunked_pass(self.snn, ids, self.cache, self.timesteps)
+    def run(self, ids, x0=None):
+        return chunked_pass(self.snn, ids, self.cache, self.timesteps, x0=x0)
 
     def cache_bytes(self):
         return self.cache.nbytes()

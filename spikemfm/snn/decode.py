@@ -43,8 +43,10 @@ def check_timesteps(timesteps: Any) -> int | None:
     return timesteps
 
 
-def snn_pass(snn: Any, ids: torch.Tensor, cache: decoder.KVCache, timesteps: Any = "settle") -> DecodePass:
-    """Runs the spiking stack on ``ids`` (B, N) after ``cache``'s prefix and appends their K / V counts."""
+def snn_pass(snn: Any, ids: torch.Tensor, cache: decoder.KVCache, timesteps: Any = "settle",
+             x0: torch.Tensor | None = None) -> DecodePass:
+    """Runs the spiking stack on ``ids`` (B, N) after ``cache``'s prefix and appends their K / V counts;
+    ``x0`` (B, N, D): input embeddings to use instead of the token table's (e.g. visual tokens)."""
     fixed = check_timesteps(timesteps)
     limit = SETTLE_LIMIT if fixed is None else fixed
     rec = Recorder(ids.shape[0], limit)
@@ -52,7 +54,7 @@ def snn_pass(snn: Any, ids: torch.Tensor, cache: decoder.KVCache, timesteps: Any
     ops = step_ops(snn, rec, fused=ids.device.type == "cpu")
     dtype = snn.quant_config.dtype
     step = cache.step()
-    x0 = decoder.embed_at(snn.graph.embed, ids, cache.length, dtype)
+    x0 = decoder.embed_at(snn.graph.embed, ids, cache.length, dtype) if x0 is None else x0.to(dtype)
     out, settled, t = None, False, 0
     with torch.no_grad():
         for t in range(limit):
@@ -71,13 +73,14 @@ CHUNK = 32  # positions per pass when a long input is run through the SNN: bound
 
 
 def chunked_pass(snn: Any, ids: torch.Tensor, cache: decoder.KVCache, timesteps: Any = "settle",
-                 chunk: int = CHUNK) -> tuple[torch.Tensor, int, float, bool]:
+                 chunk: int = CHUNK, x0: torch.Tensor | None = None) -> tuple[torch.Tensor, int, float, bool]:
     """(logits (B, N, vocab), steps, spikes, settled) of ``ids`` after ``cache``, run ``chunk`` positions per
     pass: each chunk attends to the K / V levels the earlier ones cached, so (settled) the logits equal one pass
     over all positions — prefill + cached decode ≡ recompute — while the neurons' state holds ``chunk`` positions."""
     parts, steps, spikes, settled = [], 0, 0.0, True
-    for part in ids.split(chunk, dim=1):
-        p = snn_pass(snn, part, cache, timesteps)
+    embeds = [None] * len(ids.split(chunk, dim=1)) if x0 is None else list(x0.split(chunk, dim=1))
+    for part, e in zip(ids.split(chunk, dim=1), embeds):
+        p = snn_pass(snn, part, cache, timesteps, e)
         parts.append(p.logits)
         steps, spikes, settled = steps + p.steps, spikes + p.spikes, settled and p.settled
     return torch.cat(parts, 1), steps, spikes, settled

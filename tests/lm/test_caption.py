@@ -1,0 +1,62 @@
+"""Image → text: class names found as whole words, visual tokens at the LM's embedding scale, a projector that
+learns (validation loss falls), and a spiking description equal to the QANN's, token for token."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import spikemfm
+from spikemfm.errors import ConfigError
+from spikemfm.lm.caption import Projector, TrainConfig, describe, named_class, token_rms, train_projector
+from spikemfm.lm.runners import QANNRunner, SNNRunner
+from spikemfm.models.tiny_clip import PROMPT_CLASSNAMES
+
+
+def test_named_class_whole_words():
+    assert named_class(" t-shirt, not a shirt", PROMPT_CLASSNAMES) == 0
+    assert named_class(" shirt", PROMPT_CLASSNAMES) == 6
+    assert named_class(" an Ankle boot", PROMPT_CLASSNAMES) == 9
+    assert named_class(" a cat", PROMPT_CLASSNAMES) is None
+
+
+def test_visual_tokens_have_the_embedding_rms():
+    p = Projector(8, 16, 3, rms=0.7)
+    v = p(torch.randn(5, 8))
+    assert v.shape == (5, 3, 16)
+    assert torch.allclose(v.pow(2).mean(-1).sqrt(), torch.full((5, 3), 0.7), atol=1e-5)
+    with pytest.raises(ConfigError):
+        Projector(8, 16, 0, 1.0)
+    with pytest.raises(ConfigError):
+        TrainConfig(lr=0)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from spikemfm.models import load_tokenizer
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = load_tokenizer("smollm2-135m")
+    torch.manual_seed(0)
+    lm = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                                      eos_token_id=tok.eos_token_id, tie_word_embeddings=True)).eval()
+    return lm, tok
+
+
+def test_projector_learns_and_spiking_description_equals_qann(tiny):
+    lm, tok = tiny
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(64, 8, generator=g)
+    caps = [" bag" if f[0] > 0 else " coat" for f in feats]
+    cfg = TrainConfig(k=2, steps=30, batch=16, lr=5e-2, every=10)
+    proj, hist = train_projector(lm, tok, feats[:48], caps[:48], feats[48:], caps[48:], cfg)
+    assert hist[-1]["val_loss"] < hist[0]["val_loss"] and abs(token_rms(lm) - proj.rms) < 1e-9
+    calib = [torch.randint(0, len(tok), (2, 16), generator=g) for _ in range(2)]
+    qann = spikemfm.quantize(lm, spikemfm.QuantConfig(bits=8), calib)
+    snn = spikemfm.convert(qann, spikemfm.ConvertConfig(max_spikes_per_step=None))
+    with torch.no_grad():
+        vis = proj(feats[48:50])
+    for i in range(2):
+        q = describe(qann, QANNRunner(qann), vis[i:i + 1], tok, 3)
+        s = describe(snn, SNNRunner(snn, "settle"), vis[i:i + 1], tok, 3)
+        assert torch.equal(q.tokens, s.tokens) and s.exact and q.pass_tokens[0] == 2 + len(tok("A photo of a").input_ids)
