@@ -86,13 +86,13 @@ class PricedRunner:
 
         self.snn, self.profiles, self.chip, self.cache = snn, profiles, chip, KVCache()
         self.depth = neuron_depth(snn.netlist)
-        self.prefilled = not price_prefill
+        self.prefilled, self.price_prefill = False, price_prefill
         self.totals: dict[str, float] = {"passes": 0, "steps": 0.0, "system_nj": 0.0, "latency_ms": 0.0,
                                          **{f"{p.name}_nj": 0.0 for p in profiles}}
 
     def run(self, ids: torch.Tensor, x0: torch.Tensor | None = None) -> tuple[torch.Tensor, int, float, bool]:
-        if not self.prefilled:  # the prompt: not part of the per-token cost (unless price_prefill)
-            self.prefilled = True
+        first, self.prefilled = not self.prefilled, True
+        if first and not self.price_prefill:  # the prompt: not part of the per-token cost
             return chunked_pass(self.snn, ids, self.cache, x0=x0)
         parts, steps, spikes, settled = [], 0, 0.0, True
         embeds = [None] * len(ids.split(CHUNK, 1)) if x0 is None else list(x0.split(CHUNK, 1))
