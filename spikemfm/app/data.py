@@ -57,21 +57,28 @@ def fit_images(x: torch.Tensor, spec: InputSpec) -> tuple[torch.Tensor, list[str
 
 
 def _folder_images(folder: Path, split: str, n: int) -> torch.Tensor:
-    from PIL import Image
-
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     files = files[0::2] if split == "train" else files[1::2]
     if not files:
         raise DataError(f"data {folder}: no {split} images (need at least 2 images {IMAGE_SUFFIXES}; calibration "
                         "takes the even-numbered files, evaluation the odd-numbered ones)")
+    return read_images(files[:n])
+
+
+def read_images(files: list[Path]) -> torch.Tensor:
+    """RGB pixels in [0, 1] (N, 3, S, S), every image resized to the largest side S; one clear error per bad file."""
+    from PIL import Image
+
     images = []
-    for f in files[:n]:
+    for f in files:
         try:
             with Image.open(f) as im:
                 rgb = np.array(im.convert("RGB"), dtype=np.float32)  # (H, W, 3)
             images.append(torch.from_numpy(rgb).permute(2, 0, 1) / 255.0)
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
             raise DataError(f"data {f}: unreadable image ({exc})") from exc
+    if not images:
+        raise DataError("no images given")
     side = max(max(im.shape[-2:]) for im in images)  # one batch: bring every image to the largest side first
     return torch.stack([F.interpolate(im[None], size=(side, side), mode="bilinear", align_corners=False)[0]
                         for im in images])

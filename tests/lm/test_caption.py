@@ -38,7 +38,7 @@ def tiny():
     tok = load_tokenizer("smollm2-135m")
     torch.manual_seed(0)
     lm = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
                                       eos_token_id=tok.eos_token_id, tie_word_embeddings=True)).eval()
     return lm, tok
 
@@ -60,3 +60,36 @@ def test_projector_learns_and_spiking_description_equals_qann(tiny):
         q = describe(qann, QANNRunner(qann), vis[i:i + 1], tok, 3)
         s = describe(snn, SNNRunner(snn, "settle"), vis[i:i + 1], tok, 3)
         assert torch.equal(q.tokens, s.tokens) and s.exact and q.pass_tokens[0] == 2 + len(tok("A photo of a").input_ids)
+
+
+def test_caption_cli_trains_on_a_folder_saves_and_reuses_the_projector(tiny, tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from spikemfm.cli import main
+
+    lm, tok = tiny
+    folder = tmp_path / "lm"
+    lm.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(9):
+        Image.fromarray((rng.random((20, 20)) * 255).astype("uint8")).save(imgs / f"{i}.png")
+        lines.append(f"{i}.png\t{'a bag' if i % 2 else 'a coat'}")
+    (imgs / "captions.tsv").write_text("\n".join(lines) + "\n")
+    proj = tmp_path / "p.pt"
+    common = ["--model", f"hf-lm:{folder}", "--k", "2", "--max-new-tokens", "2", "--no-progress"]
+    assert main(["caption", str(imgs / "0.png"), "--train-folder", str(imgs), "--steps", "2", "--save-projector",
+                 str(proj), "--path", "qann", *common]) == 0
+    first = capsys.readouterr().out
+    assert proj.is_file() and first.startswith(str(imgs / "0.png"))
+    assert main(["caption", str(imgs / "0.png"), "--projector", str(proj), "--path", "snn", *common]) == 0
+    assert capsys.readouterr().out == first  # the SNN describes it as the QANN did
+    (tmp_path / "bad.pt").write_text("no")
+    assert main(["caption", str(imgs / "0.png"), "--projector", str(tmp_path / "bad.pt"), *common]) == 2
+    assert "--projector" in capsys.readouterr().err
+    (imgs / "captions.tsv").write_text("missing.png\ta hat\n")
+    assert main(["caption", str(imgs / "0.png"), "--train-folder", str(imgs), *common]) == 2
