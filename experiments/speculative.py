@@ -34,13 +34,13 @@ from spikemfm.lm.speculative import expected_tokens_per_pass, first_layers
 PROFILES = ("horowitz45", "loihi2")
 
 
-def acceptance(target, draft, prompts: torch.Tensor, tokens: int, gamma: int) -> dict:
-    """α, tokens per verification pass and whether every output equals plain greedy, over the prompts."""
+def acceptance(target, draft, prompts: torch.Tensor, tokens: int, gamma: int, plains: list) -> dict:
+    """α, tokens per verification pass and whether every output equals plain greedy (``plains``: the target's
+    plain generations of the prompts), over the prompts."""
     drafted: list[int] = []
     accepted: list[int] = []
     same = True
-    for p in prompts:
-        plain = generate(target, p[None], tokens)
+    for p, plain in zip(prompts, plains):
         spec = generate(target, p[None], tokens, assistant=draft, num_assistant_tokens=gamma)
         same &= torch.equal(plain.tokens, spec.tokens)
         drafted, accepted = drafted + spec.drafted, accepted + spec.accepted
@@ -64,11 +64,11 @@ def drafts(models: dict, kind: str, k: int | None):
 
 def choose(models: dict, val: torch.Tensor, args, depth) -> list[dict]:
     """Every (draft, k, γ) on the validation prompts; the best per draft kind by predicted step speed-up."""
-    rows = []
+    rows, plains = [], [generate(models["q8"], p[None], args.tokens) for p in val]
     for kind, ks in (("bits4", [None]), ("layers", args.layers)):
         for k in ks:
-            for gamma in args.gammas:
-                r = acceptance(models["q8"], drafts(models, kind, k), val, args.tokens, gamma)
+            for gamma in (args.gammas[:1] if kind == "bits4" else args.gammas):  # the 4-bit draft: one γ
+                r = acceptance(models["q8"], drafts(models, kind, k), val, args.tokens, gamma, plains)
                 d_depth = depth["q4"] if kind == "bits4" else neuron_depth(first_layers(models["s8"], k).netlist)
                 r.update({"split": "validation", "draft": kind if k is None else f"layers{k}", "kind": kind, "k": k,
                           "gamma": gamma, "predicted_step_speedup": round(steps_speedup(
@@ -102,12 +102,12 @@ def snn_run(models: dict, kind: str | None, k: int | None, gamma: int, prompt: t
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="smollm2-135m")
-    ap.add_argument("--prompts", type=int, default=4)
+    ap.add_argument("--prompts", type=int, default=2)
     ap.add_argument("--prompt-tokens", type=int, default=48)
-    ap.add_argument("--tokens", type=int, default=24)
-    ap.add_argument("--snn-tokens", type=int, default=12)
+    ap.add_argument("--tokens", type=int, default=16)
+    ap.add_argument("--snn-tokens", type=int, default=8)
     ap.add_argument("--gammas", type=int, nargs="+", default=[2, 4])
-    ap.add_argument("--layers", type=int, nargs="+", default=[6, 12, 18])
+    ap.add_argument("--layers", type=int, nargs="+", default=[10, 20])
     ap.add_argument("--calib-windows", type=int, default=8)
     ap.add_argument("--out", default="results/speculative")
     add_results_args(ap)
@@ -125,9 +125,10 @@ def main() -> None:
     test = code_windows(stdlib_files("test"), tok, args.prompt_tokens, args.prompts)
     rows = choose(models, val, args, depth)
     plain = snn_run(models, None, None, 1, test[:1], args.snn_tokens)
+    plains = [generate(models["q8"], p[None], args.tokens) for p in test]
     for kind in ("bits4", "layers"):
         best = max((r for r in rows if r["kind"] == kind), key=lambda r: r["predicted_step_speedup"])
-        r = acceptance(models["q8"], drafts(models, kind, best["k"]), test, args.tokens, best["gamma"])
+        r = acceptance(models["q8"], drafts(models, kind, best["k"]), test, args.tokens, best["gamma"], plains)
         s = snn_run(models, kind, best["k"], best["gamma"], test[:1], args.snn_tokens)
         r.update({"split": "test", "draft": best["draft"], "kind": kind, "k": best["k"], "gamma": best["gamma"],
                   "snn_equals_plain": s["tokens"] == plain["tokens"] and s["exact"],
