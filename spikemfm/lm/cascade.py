@@ -19,11 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-import torch
-
 from spikemfm.errors import ConfigError
-from spikemfm.lm.generate import generate
-from spikemfm.lm.humaneval import program, truncate
+from spikemfm.lm.humaneval import complete, program
 from spikemfm.lm.sandbox import SandboxConfig, run_program
 
 TAUS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.01)  # 0: examples only; 1.01: always escalate
@@ -78,14 +75,7 @@ class Answer:
 def answer(model: Any, tokenizer: Any, problem: dict[str, Any], max_new_tokens: int, sandbox: SandboxConfig
            ) -> Answer:
     """Greedy completion with its margins, the self-test and the hidden tests (each in the sandbox)."""
-    ids = torch.tensor([tokenizer(problem["prompt"]).input_ids], dtype=torch.long)
-    start = ids.shape[1]
-
-    def stopped(tokens: torch.Tensor) -> bool:
-        return truncate(tokenizer.decode(tokens[0, start:])) != tokenizer.decode(tokens[0, start:])
-
-    gen = generate(model, ids, max_new_tokens, eos_token_id=tokenizer.eos_token_id, stop_when=stopped)
-    completion = truncate(tokenizer.decode(gen.new_tokens[0], skip_special_tokens=True))
+    completion, gen = complete(model, tokenizer, problem["prompt"], max_new_tokens)
     test = examples_program(problem, completion)
     status = "none" if test is None else run_program(test, sandbox).status
     margin = sum(gen.margins) / len(gen.margins) if gen.margins else 0.0

@@ -19,7 +19,7 @@ from spikemfm.energy import estimate_energy
 from spikemfm.energy.system import system_rows
 from spikemfm.ir.decoder import KVCache
 from spikemfm.ir.netlist import build_netlist
-from spikemfm.snn.decode import CHUNK, DecodePass, chunked_pass, snn_pass
+from spikemfm.snn.decode import DecodePass, chunked_pass, snn_pass
 from spikemfm.snn.simulate import SimResult
 
 
@@ -92,25 +92,19 @@ class PricedRunner:
 
     def run(self, ids: torch.Tensor, x0: torch.Tensor | None = None) -> tuple[torch.Tensor, int, float, bool]:
         first, self.prefilled = not self.prefilled, True
-        if first and not self.price_prefill:  # the prompt: not part of the per-token cost
-            return chunked_pass(self.snn, ids, self.cache, x0=x0)
-        parts, steps, spikes, settled = [], 0, 0.0, True
-        embeds = [None] * len(ids.split(CHUNK, 1)) if x0 is None else list(x0.split(CHUNK, 1))
-        for part, e in zip(ids.split(CHUNK, 1), embeds):  # a priced prefill runs CHUNK positions per pass
-            p = snn_pass(self.snn, part, self.cache, x0=e)
-            self.price(p)
-            parts.append(p.logits)
-            steps, spikes, settled = steps + p.steps, spikes + p.spikes, settled and p.settled
-        return torch.cat(parts, 1), steps, spikes, settled
+        priced = not first or self.price_prefill  # the prompt is not part of the per-token cost unless asked
+        return chunked_pass(self.snn, ids, self.cache, x0=x0, on_pass=self.price if priced else None)
 
     def price(self, p: DecodePass) -> None:
         sim = pass_sim(self.snn, p, self.cache.length)
         t = self.totals
         t["passes"] += 1
         t["steps"] += p.steps + self.depth - 1
-        for prof in self.profiles:
-            t[f"{prof.name}_nj"] += estimate_energy(sim, prof).snn_total / 1e3
-        snn_row = system_rows(sim, estimate_energy(sim, self.chip), (), kv_bytes=self.cache.nbytes())[0]
+        reports = {prof.name: estimate_energy(sim, prof) for prof in self.profiles}
+        for name, rep in reports.items():
+            t[f"{name}_nj"] += rep.snn_total / 1e3
+        chip = reports.get(self.chip.name) or estimate_energy(sim, self.chip)  # priced once when also a profile
+        snn_row = system_rows(sim, chip, (), kv_bytes=self.cache.nbytes())[0]
         t["system_nj"] += snn_row["energy_nj"] or 0.0
         t["latency_ms"] += snn_row["latency_ms"] or 0.0
 

@@ -10,7 +10,7 @@ counts are the levels to cache — or until :data:`SETTLE_LIMIT` steps; an int r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -73,14 +73,18 @@ CHUNK = 32  # positions per pass when a long input is run through the SNN: bound
 
 
 def chunked_pass(snn: Any, ids: torch.Tensor, cache: decoder.KVCache, timesteps: Any = "settle",
-                 chunk: int = CHUNK, x0: torch.Tensor | None = None) -> tuple[torch.Tensor, int, float, bool]:
+                 chunk: int = CHUNK, x0: torch.Tensor | None = None,
+                 on_pass: Callable[[DecodePass], None] | None = None) -> tuple[torch.Tensor, int, float, bool]:
     """(logits (B, N, vocab), steps, spikes, settled) of ``ids`` after ``cache``, run ``chunk`` positions per
     pass: each chunk attends to the K / V levels the earlier ones cached, so (settled) the logits equal one pass
-    over all positions — prefill + cached decode ≡ recompute — while the neurons' state holds ``chunk`` positions."""
+    over all positions — prefill + cached decode ≡ recompute — while the neurons' state holds ``chunk`` positions.
+    ``on_pass`` sees each pass once its K / V levels are cached (e.g. to price it)."""
     parts, steps, spikes, settled = [], 0, 0.0, True
     embeds = [None] * len(ids.split(chunk, dim=1)) if x0 is None else list(x0.split(chunk, dim=1))
     for part, e in zip(ids.split(chunk, dim=1), embeds):
         p = snn_pass(snn, part, cache, timesteps, e)
+        if on_pass is not None:
+            on_pass(p)
         parts.append(p.logits)
         steps, spikes, settled = steps + p.steps, spikes + p.spikes, settled and p.settled
     return torch.cat(parts, 1), steps, spikes, settled
