@@ -8,7 +8,9 @@ for FP32 (float tower and LM), QANN (8-bit tower and 8-bit LM, SmoothQuant α = 
 (both spiking, graded, every pass settled: its description must equal the QANN's — checked on ``--snn-images``
 images). Energy per description on Loihi 2 for ``--energy-images`` images: the tower's SNN operations and the
 LM's priced passes (prefill of the k visual tokens and the prompt included; operations and the system model).
-Rows per k ∈ ``--k``. Writes results/caption/{json,csv,md,png}.
+Rows per visual-token count k ∈ ``--k`` and tower resolution r ∈ ``--resolutions`` (images area-averaged to
+r × r, the trained tower's position embeddings resampled to (r / 4)² patches — :func:`tower_at`; a projector
+trained per row). Writes results/caption/{json,csv,md,png}.
 """
 from __future__ import annotations
 
@@ -26,14 +28,15 @@ from spikemfm.lm.build import build_paths
 from spikemfm.lm.caption import TrainConfig, describe, named_class, train_projector
 from spikemfm.lm.energy import Priced
 from spikemfm.lm.runners import FloatRunner, QANNRunner, SNNRunner
-from spikemfm.models.tiny_clip import PROMPT_CLASSNAMES, load_tiny_clip
+from spikemfm.models.tiny_clip import PROMPT_CLASSNAMES, downsample, load_tiny_clip, tower_at
 from spikemfm.app.tiny_clip import calibration_images
 
 
-def towers(n_calib: int = 256):
-    """(float tower, 8-bit QANN tower, its graded SNN)."""
-    visual = load_tiny_clip().visual.eval()
-    qann = spikemfm.quantize(visual, spikemfm.QuantConfig(bits=8), calibration_images(n_calib))
+def towers(size: int, n_calib: int = 256):
+    """(float tower, 8-bit QANN tower, its graded SNN) seeing ``size`` × ``size`` images."""
+    visual = tower_at(load_tiny_clip().visual, size)
+    qann = spikemfm.quantize(visual, spikemfm.QuantConfig(bits=8), [downsample(b, size)
+                                                                    for b in calibration_images(n_calib)])
     return visual, qann, spikemfm.convert(qann, spikemfm.ConvertConfig(max_spikes_per_step=None))
 
 
@@ -47,12 +50,12 @@ def accuracy(texts: list[str], labels: torch.Tensor) -> float:
     return sum(named_class(t, PROMPT_CLASSNAMES) == int(y) for t, y in zip(texts, labels)) / len(labels)
 
 
-def run_k(k: int, lm: dict, tok, tw, data: dict, args) -> dict:
+def run_k(k: int, size: int, lm: dict, tok, tw, data: dict, args) -> dict:
     visual, qtower, stower = tw
     proj, hist = train_projector(lm["fp32"], tok, data["feats"], data["caps"], data["val_feats"], data["val_caps"],
                                  TrainConfig(k=k, steps=args.steps), progress=lambda m: print(" ", m, flush=True))
     x, y = data["test"]
-    row = {"k": k, "val_loss": min(h["val_loss"] for h in hist), "test_images": len(y)}
+    row = {"k": k, "resolution": size, "patches": (size // 4) ** 2, "val_loss": min(h["val_loss"] for h in hist), "test_images": len(y)}
     with torch.no_grad():
         f_vis, q_vis = proj(visual(x)), proj(qtower(x))
     text = lambda g: tok.decode(g.new_tokens[0], skip_special_tokens=True)  # noqa: E731
@@ -68,7 +71,7 @@ def run_k(k: int, lm: dict, tok, tw, data: dict, args) -> dict:
         same += tower_equal and g.exact and torch.equal(g.tokens, qa[i].tokens)
     row["snn_equals_qann"] = f"{same}/{args.snn_images}"
     row.update(energy(k, proj, stower, lm, tok, x[:args.energy_images]))
-    print(f"k={k}: FP32 {row['fp32_accuracy']:.3f}  QANN {row['qann_accuracy']:.3f}  SNN == QANN {same}/"
+    print(f"k={k} r={size}: FP32 {row['fp32_accuracy']:.3f}  QANN {row['qann_accuracy']:.3f}  SNN == QANN {same}/"
           f"{args.snn_images}  Loihi 2 {row['loihi2_system_nj']:.4g} nJ per description", flush=True)
     return row
 
@@ -98,7 +101,7 @@ def plot(rows: list[dict], path: Path) -> None:
     for key, label in (("fp32_accuracy", "FP32"), ("qann_accuracy", "QANN (= SNN)")):
         ax.plot([r["loihi2_system_nj"] / 1e6 for r in rows], [r[key] for r in rows], "o-", label=label)
     for r in rows:
-        ax.annotate(f"k={r['k']}", (r["loihi2_system_nj"] / 1e6, r["qann_accuracy"]), fontsize=7)
+        ax.annotate(f"k={r['k']} r={r['resolution']}", (r["loihi2_system_nj"] / 1e6, r["qann_accuracy"]), fontsize=7)
     ax.set_xlabel("Loihi 2 energy per description (mJ, system model)")
     ax.set_ylabel("share naming the right class (test)")
     ax.set_title("tiny-CLIP tower -> projector -> SmolLM2, Fashion-MNIST", fontsize=9)
@@ -111,6 +114,7 @@ def plot(rows: list[dict], path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--k", type=int, nargs="+", default=[1, 4])
+    ap.add_argument("--resolutions", type=int, nargs="+", default=[28, 16], help="tower input sizes (multiples of 4)")
     ap.add_argument("--train", type=int, default=4000)
     ap.add_argument("--val", type=int, default=128)
     ap.add_argument("--test", type=int, default=100)
@@ -123,13 +127,16 @@ def main() -> None:
     args = ap.parse_args()
     results_run(args.allow_dirty)
     paths, tok = build_paths(args.model, ("fp32", "qann", "snn"), 8)
-    tw = towers()
     (xt, yt), (xv, yv) = split_train(args.train, args.val)
-    with torch.no_grad():
-        data = {"feats": tw[0](xt), "caps": [" " + PROMPT_CLASSNAMES[int(c)] for c in yt], "val_feats": tw[0](xv),
-                "val_caps": [" " + PROMPT_CLASSNAMES[int(c)] for c in yv],
-                "test": load_fashion_mnist("test").subset(args.test, seed=0).tensors()}
-    rows = [run_k(k, paths, tok, tw, data, args) for k in args.k]
+    xs, ys = load_fashion_mnist("test").subset(args.test, seed=0).tensors()
+    rows = []
+    for size in args.resolutions:
+        tw = towers(size)
+        with torch.no_grad():
+            data = {"feats": tw[0](downsample(xt, size)), "caps": [" " + PROMPT_CLASSNAMES[int(c)] for c in yt],
+                    "val_feats": tw[0](downsample(xv, size)), "val_caps": [" " + PROMPT_CLASSNAMES[int(c)] for c in yv],
+                    "test": (downsample(xs, size), ys)}
+        rows += [run_k(k, size, paths, tok, tw, data, args) for k in args.k]
     with output_set(Path(args.out)) as stage:
         save_table(stage, "caption", rows, vars(args), f"{args.model} + tiny-CLIP tower: descriptions naming the "
                    "right Fashion-MNIST class (test), energy per description on Loihi 2 (nJ)")

@@ -3,7 +3,8 @@ formula, simulated speed-up over plain spiking decoding, and energy per accepted
 
 Target: the 8-bit QANN / graded SNN (SmoothQuant α = 0.5, calibration split). Drafts sharing its tokenizer:
 ``bits4`` — the same model quantized at 4 bits; ``layers<k>`` — self-speculative, the target's first k blocks
-and its own head. Protocol: every draft's k and γ are chosen on the **validation** split (prompts of
+and its own head; ``distilled`` — a small draft distilled from the target on the calibration files
+(``--draft-model hf-lm:<folder>``, written by experiments/train_draft.py), quantized at 8 bits. Protocol: every draft's k and γ are chosen on the **validation** split (prompts of
 ``--prompt-tokens`` tokens cut from the standard library's validation files, ``--tokens`` greedy tokens each,
 by simulated time-step speed-up), then each draft kind's chosen configuration reads the **test** split once.
 Acceptance is measured on the QANN (its tokens equal the SNN's: every pass settles); the simulated speed-up and
@@ -58,18 +59,27 @@ def steps_speedup(alpha: float, gamma: int, target_depth: int, draft_depth: int,
     return expected_tokens_per_pass(alpha, gamma) * (steps + target_depth - 1) / per_round
 
 
-def drafts(models: dict, kind: str, k: int | None):
-    return models["q4"] if kind == "bits4" else first_layers(models["q8"], k)
+def drafts(models: dict, kind: str, k: int | None, path: str = "q"):
+    """The draft of one kind on the QANN (``path`` q) or SNN (s) path."""
+    if kind == "layers":
+        return first_layers(models[f"{path}8"], k)
+    return models[f"{path}4"] if kind == "bits4" else models[f"d{path}8"]
+
+
+def kinds(models: dict, args) -> list[tuple[str, list]]:
+    """(draft kind, its k values) of this run."""
+    out = [("bits4", [None]), ("layers", args.layers)]
+    return out + [("distilled", [None])] if "dq8" in models else out
 
 
 def choose(models: dict, val: torch.Tensor, args, depth) -> list[dict]:
     """Every (draft, k, γ) on the validation prompts; the best per draft kind by predicted step speed-up."""
     rows, plains = [], [generate(models["q8"], p[None], args.tokens) for p in val]
-    for kind, ks in (("bits4", [None]), ("layers", args.layers)):
+    for kind, ks in kinds(models, args):
         for k in ks:
             for gamma in (args.gammas[:1] if kind == "bits4" else args.gammas):  # the 4-bit draft: one γ
                 r = acceptance(models["q8"], drafts(models, kind, k), val, args.tokens, gamma, plains)
-                d_depth = depth["q4"] if kind == "bits4" else neuron_depth(first_layers(models["s8"], k).netlist)
+                d_depth = neuron_depth(drafts(models, kind, k, "s").netlist)
                 r.update({"split": "validation", "draft": kind if k is None else f"layers{k}", "kind": kind, "k": k,
                           "gamma": gamma, "predicted_step_speedup": round(steps_speedup(
                               r["alpha"], gamma, depth["q8"], d_depth), 3)})
@@ -87,8 +97,7 @@ def snn_run(models: dict, kind: str | None, k: int | None, gamma: int, prompt: t
         gen = generate(target, prompt, n)
         draft_totals = None
     else:
-        snn_draft = models["s4"] if kind == "bits4" else first_layers(models["s8"], k)
-        draft = Priced(snn_draft, profiles, chip)
+        draft = Priced(drafts(models, kind, k, "s"), profiles, chip)
         gen = generate(target, prompt, n, assistant=draft, num_assistant_tokens=gamma)
         draft_totals = draft.last.totals
     decoded = gen.new_tokens.shape[1] - 1  # the first new token comes from the prefill on every path
@@ -109,6 +118,8 @@ def main() -> None:
     ap.add_argument("--gammas", type=int, nargs="+", default=[2, 4])
     ap.add_argument("--layers", type=int, nargs="+", default=[10, 20])
     ap.add_argument("--calib-windows", type=int, default=8)
+    ap.add_argument("--draft-model", help="a distilled draft with the model's tokenizer (hf-lm:<folder> of "
+                    "experiments/train_draft.py)")
     ap.add_argument("--out", default="results/speculative")
     add_results_args(ap)
     args = ap.parse_args()
@@ -120,13 +131,17 @@ def main() -> None:
     models = {f"q{b}": spikemfm.quantize(model, spikemfm.QuantConfig(bits=b, smooth=SMOOTH), batches) for b in (8, 4)}
     for b in (8, 4):
         models[f"s{b}"] = spikemfm.convert(models[f"q{b}"], spikemfm.ConvertConfig(max_spikes_per_step=None))
-    depth = {k: neuron_depth(models[f"s{k[1]}"].netlist) for k in ("q8", "q4")}
+    if args.draft_model:
+        models["dq8"] = spikemfm.quantize(spikemfm.load(args.draft_model), spikemfm.QuantConfig(bits=8, smooth=SMOOTH),
+                                          batches)
+        models["ds8"] = spikemfm.convert(models["dq8"], spikemfm.ConvertConfig(max_spikes_per_step=None))
+    depth = {"q8": neuron_depth(models["s8"].netlist)}
     val = code_windows(stdlib_files("validation"), tok, args.prompt_tokens, args.prompts)
     test = code_windows(stdlib_files("test"), tok, args.prompt_tokens, args.prompts)
     rows = choose(models, val, args, depth)
     plain = snn_run(models, None, None, 1, test[:1], args.snn_tokens)
     plains = [generate(models["q8"], p[None], args.tokens) for p in test]
-    for kind in ("bits4", "layers"):
+    for kind, _ in kinds(models, args):
         best = max((r for r in rows if r["kind"] == kind), key=lambda r: r["predicted_step_speedup"])
         r = acceptance(models["q8"], drafts(models, kind, best["k"]), test, args.tokens, best["gamma"], plains)
         s = snn_run(models, kind, best["k"], best["gamma"], test[:1], args.snn_tokens)

@@ -9,13 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
-import spikemfm
 from spikemfm.core.io import output_set, save_figure, save_table
 from spikemfm.core.provenance import add_results_args, results_run
-from spikemfm.data.code import code_windows, stdlib_files
-from spikemfm.lm.distill import DraftConfig, save_draft, train_draft
+from spikemfm.lm.distill import DraftConfig, distill
 
 
 def main() -> None:
@@ -32,15 +28,7 @@ def main() -> None:
     args = ap.parse_args()
     results_run(args.allow_dirty)
     cfg = DraftConfig(layers=args.layers, windows=args.windows, length=args.length, epochs=args.epochs, lr=args.lr)
-    teacher = spikemfm.load(args.model).eval()
-    tok = spikemfm.models.load_tokenizer(args.model)
-    pool = code_windows(stdlib_files("calibration"), tok, cfg.length)
-    train = pool[torch.randperm(pool.shape[0], generator=torch.Generator().manual_seed(cfg.seed))[:cfg.windows]]
-    val = code_windows(stdlib_files("validation"), tok, cfg.length, cfg.val_windows)
-    print(f"{train.shape[0]} training windows of {cfg.length} tokens (of {pool.shape[0]}), {val.shape[0]} held out",
-          flush=True)
-    draft, history = train_draft(teacher, train, val, cfg, log=lambda m: print(m, flush=True))
-    save_draft(draft, tok, args.model_out, cfg)
+    _, history = distill(args.model, cfg, args.model_out, log=lambda m: print(m, flush=True))
     rows = [{**h, "layers": cfg.layers} for h in history]
     with output_set(Path(args.out)) as stage:
         save_table(stage, "draft", rows, vars(args), f"{args.model}: draft of {cfg.layers} block(s) distilled on "

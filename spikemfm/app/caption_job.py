@@ -18,7 +18,8 @@ PATHS = ("fp32", "qann", "snn")
 
 @dataclass(frozen=True)
 class CaptionConfig:
-    """The LM, path, number of visual tokens and projector training budget."""
+    """The LM, path, number of visual tokens, the tower's input resolution (a multiple of its 4-pixel patch) and
+    the projector's training budget."""
 
     model: str = "smollm2-135m"
     path: str = "snn"
@@ -27,22 +28,26 @@ class CaptionConfig:
     train_images: int = 4000
     bits: int = 8
     max_new_tokens: int = 6
+    resolution: int = 28
 
     def __post_init__(self) -> None:
         if self.path not in PATHS:
             raise ConfigError(f"--path {self.path!r}: choose one of {PATHS}")
+        if isinstance(self.resolution, bool) or self.resolution < 4 or self.resolution % 4:
+            raise ConfigError(f"--resolution={self.resolution}: give a multiple of the tower's 4-pixel patch")
         for n in ("k", "steps", "train_images", "bits", "max_new_tokens"):
             if isinstance(getattr(self, n), bool) or getattr(self, n) < 1:
                 raise ConfigError(f"--{n.replace('_', '-')}={getattr(self, n)}: must be >= 1")
 
 
-def save_projector(proj: Any, path: str | Path) -> None:
+def save_projector(proj: Any, path: str | Path, resolution: int = 28) -> None:
     torch.save({"kind": "spikemfm-projector", "in_dim": proj.proj.in_features, "width": proj.width, "k": proj.k,
-                "rms": proj.rms, "state": proj.state_dict()}, path)
+                "rms": proj.rms, "resolution": resolution, "state": proj.state_dict()}, path)
 
 
 def load_projector(path: str | Path) -> Any:
-    """A projector saved by :func:`save_projector`; one clear error for anything else."""
+    """A projector saved by :func:`save_projector` (its tower resolution in ``resolution``); one clear error for
+    anything else."""
     from spikemfm.lm.caption import Projector
 
     import pickle
@@ -51,6 +56,7 @@ def load_projector(path: str | Path) -> Any:
         d = torch.load(path, map_location="cpu", weights_only=True)
         proj = Projector(d["in_dim"], d["width"], d["k"], d["rms"])
         proj.load_state_dict(d["state"])
+        proj.resolution = int(d.get("resolution", 28))
     except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
         raise DataError(f"--projector {path}: not a projector saved by spikemfm caption --save-projector ({exc})")
     return proj.eval()
@@ -74,15 +80,17 @@ def folder_pairs(folder: Path) -> tuple[list[Path], list[str]]:
 
 
 def towers(cfg: CaptionConfig) -> tuple[Any, Any]:
-    """(float image tower, the tower on the config's path: float, QANN or SNN) of the bundled tiny CLIP."""
+    """(float image tower, the tower on the config's path: float, QANN or SNN) of the bundled tiny CLIP, seeing
+    images at the config's resolution."""
     import spikemfm
     from spikemfm.app.tiny_clip import calibration_images
-    from spikemfm.models.tiny_clip import load_tiny_clip
+    from spikemfm.models.tiny_clip import downsample, load_tiny_clip, tower_at
 
-    visual = load_tiny_clip().visual.eval()
+    visual = tower_at(load_tiny_clip().visual, cfg.resolution)
     if cfg.path == "fp32":
         return visual, visual
-    qann = spikemfm.quantize(visual, spikemfm.QuantConfig(bits=cfg.bits), calibration_images(256))
+    calib = [downsample(b, cfg.resolution) for b in calibration_images(256)]
+    qann = spikemfm.quantize(visual, spikemfm.QuantConfig(bits=cfg.bits), calib)
     return visual, qann if cfg.path == "qann" else spikemfm.convert(qann, spikemfm.ConvertConfig(None))
 
 
@@ -103,13 +111,14 @@ def train(cfg: CaptionConfig, lm: Any, tok: Any, visual: Any, spec: Any, folder:
     from spikemfm.app.data import fit_images, read_images
     from spikemfm.data import load_fashion_mnist
     from spikemfm.lm.caption import TrainConfig, train_projector
-    from spikemfm.models.tiny_clip import PROMPT_CLASSNAMES
+    from spikemfm.models.tiny_clip import PROMPT_CLASSNAMES, downsample
 
     if folder is not None:
         files, caps = folder_pairs(folder)
         x = fit_images(read_images(files), spec)[0]
     else:
         x, y = load_fashion_mnist("train").subset(cfg.train_images, seed=1).tensors()
+        x = downsample(x, cfg.resolution)
         caps = [" " + PROMPT_CLASSNAMES[int(c)] for c in y]
     val = [i for i in range(len(caps)) if i % 8 == 7] or [len(caps) - 1]
     fit = [i for i in range(len(caps)) if i not in set(val)]
@@ -143,7 +152,10 @@ def run_caption(images: list[str], cfg: CaptionConfig, projector: str | None = N
     if proj is None:
         proj = train(cfg, lms["fp32"], tok, visual, spec, None if train_folder is None else Path(train_folder), progress)
         if save_to is not None:
-            save_projector(proj, save_to)
+            save_projector(proj, save_to, cfg.resolution)
+    elif proj.resolution != cfg.resolution:
+        raise ConfigError(f"--projector {projector}: trained on the tower at resolution {proj.resolution}; give "
+                          f"--resolution {proj.resolution}")
     elif proj.width != lms["fp32"].config.hidden_size:
         raise ConfigError(f"--projector {projector}: made for an LM of width {proj.width}, {cfg.model} has "
                           f"{lms['fp32'].config.hidden_size}")
@@ -155,5 +167,5 @@ def run_caption(images: list[str], cfg: CaptionConfig, projector: str | None = N
         lm = lms[cfg.path]
         g = describe(lm, runner_for(lm), vis[i:i + 1], tok, cfg.max_new_tokens)
         rows.append({"image": str(f), "description": tok.decode(g.new_tokens[0], skip_special_tokens=True).strip(),
-                     "path": cfg.path, "exact": g.exact, **{k: v for k, v in asdict(cfg).items() if k == "k"}})
+                     "path": cfg.path, "exact": g.exact, **{k: v for k, v in asdict(cfg).items() if k in ("k", "resolution")}})
     return rows

@@ -8,7 +8,8 @@ def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
     """Parses the options into a :class:`CaptionConfig`, prints one description per image."""
     from spikemfm.app.caption_job import CaptionConfig, run_caption
 
-    cfg = CaptionConfig(args.model, args.path, args.k, args.steps, args.train_images, args.bits, args.max_new_tokens)
+    cfg = CaptionConfig(args.model, args.path, args.k, args.steps, args.train_images, args.bits, args.max_new_tokens,
+                        args.resolution)
     rows = run_caption(args.images, cfg, args.projector, args.train_folder, args.save_projector,
                        progress=None if args.no_progress else print)
     for r in rows:
@@ -30,6 +31,8 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=120, help="projector training steps")
     p.add_argument("--train-images", type=int, default=4000, help="Fashion-MNIST training images (default data)")
     p.add_argument("--bits", type=int, default=8)
+    p.add_argument("--resolution", type=int, default=28, help="the tower's input size (multiple of 4; fewer "
+                   "patches below 28)")
     p.add_argument("--max-new-tokens", type=int, default=6)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)

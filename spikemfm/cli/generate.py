@@ -40,13 +40,18 @@ def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
 
 
 def open_draft(args: argparse.Namespace, model):
-    """The speculative draft asked for (``--draft-layers`` / ``--draft-bits``), or None."""
+    """The speculative draft asked for (``--draft-layers`` / ``--draft-bits`` / ``--draft-model``), or None."""
     from spikemfm.app.jobs import is_model_file
     from spikemfm.lm.build import build_lm
     from spikemfm.lm.speculative import first_layers
 
-    if args.draft_layers is not None and args.draft_bits is not None:
-        raise ConfigError("--draft-layers and --draft-bits: give one draft")
+    given = [o for o, v in (("--draft-layers", args.draft_layers), ("--draft-bits", args.draft_bits),
+                             ("--draft-model", args.draft_model)) if v is not None]
+    if len(given) > 1:
+        raise ConfigError(f"{' and '.join(given)}: give one draft")
+    if args.draft_model is not None:  # its own quantization at the target's bits, on the target's path
+        return build_lm(args.draft_model, args.path if args.path != "fp32" else "qann", args.bits,
+                        None if args.smooth < 0 else args.smooth, progress=True)[0]
     if args.draft_layers is not None:
         if args.path == "fp32":
             raise ConfigError("--draft-layers: a self-speculative draft is cut from the QANN or SNN (--path qann|snn)")
@@ -85,5 +90,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--smooth", type=float, default=SMOOTH, help="SmoothQuant alpha (negative: off)")
     p.add_argument("--draft-layers", type=int, help="speculative decoding with the model's first K blocks as draft")
     p.add_argument("--draft-bits", type=int, help="speculative decoding with the same model at these bits as draft")
+    p.add_argument("--draft-model", help="speculative decoding with a small LM sharing the tokenizer as draft "
+                   "(hf-lm:<folder>, e.g. one written by spikemfm distill)")
     p.add_argument("--num-assistant-tokens", type=int, default=4, help="tokens the draft proposes per round")
     p.set_defaults(func=run)

@@ -56,6 +56,31 @@ class DraftConfig:
             raise ConfigError(f"DraftConfig.warmup = {self.warmup}: must be ≥ 0")
 
 
+def distill_windows(tokenizer: Any, cfg: DraftConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, held out): ``cfg.windows`` windows drawn (seeded) from every calibration file's windows, and the
+    first ``cfg.val_windows`` validation windows."""
+    from spikemfm.data.code import code_windows, stdlib_files
+
+    pool = code_windows(stdlib_files("calibration"), tokenizer, cfg.length)
+    order = torch.randperm(pool.shape[0], generator=torch.Generator().manual_seed(cfg.seed))
+    val = code_windows(stdlib_files("validation"), tokenizer, cfg.length, cfg.val_windows)
+    return pool[order[:cfg.windows]], val
+
+
+def distill(name: str, cfg: DraftConfig, out: str | Path,
+            log: Callable[[str], None] = print) -> tuple[Path, list[dict[str, Any]]]:
+    """Distils a draft of the causal LM ``name`` (``smollm2-135m``, ``hf-lm:<name or folder>``) on the standard
+    library's calibration files and saves it with the tokenizer to ``out``: (folder, history)."""
+    import spikemfm
+
+    teacher = spikemfm.load(name).eval()
+    tok = spikemfm.models.load_tokenizer(name)
+    train, val = distill_windows(tok, cfg)
+    log(f"{train.shape[0]} training windows of {cfg.length} tokens, {val.shape[0]} held out")
+    draft, history = train_draft(teacher, train, val, cfg, log)
+    return save_draft(draft, tok, out, cfg), history
+
+
 def blocks(model: nn.Module) -> nn.ModuleList:
     """The decoder blocks of a LLaMA / Qwen2 / Mistral-style causal LM (``model.model.layers``)."""
     layers = getattr(getattr(model, "model", None), "layers", None)

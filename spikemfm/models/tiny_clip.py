@@ -158,3 +158,34 @@ def load_tiny_clip(asset_dir: Path = ASSET_DIR, verify: bool = True) -> TinyCLIP
 def architecture_dict(cfg: ImageTowerConfig) -> dict:
     """The architecture as stored in metadata."""
     return asdict(cfg)
+
+
+def tower_at(visual: nn.Module, size: int) -> nn.Module:
+    """The trained image tower seeing ``size`` × ``size`` images (a multiple of its patch size): the same weights,
+    (size / patch)² patches, learned position embeddings resampled bicubically (timm's
+    ``resample_abs_pos_embed``, as when a ViT is fine-tuned at another resolution). Fewer patches: a tower with
+    proportionally fewer tokens to compute, for the resolution axis of image → text studies."""
+    from timm.layers import resample_abs_pos_embed
+
+    patch = int(visual.patch_embed.patch_size[0])
+    if size < patch or size % patch:
+        raise ModelLoadError(f"tower resolution {size}: give a multiple of the patch size {patch} (e.g. 12, 16, 20, 28)")
+    old = visual.patch_embed.grid_size
+    cfg = ImageTowerConfig(img_size=size, patch_size=patch, in_chans=visual.patch_embed.proj.in_channels,
+                           embed_dim=visual.embed_dim, depth=len(visual.blocks),
+                           num_heads=visual.blocks[0].attn.num_heads,
+                           mlp_ratio=visual.blocks[0].mlp.fc1.out_features / visual.embed_dim,
+                           proj_dim=visual.head.out_features)
+    tower = build_image_tower(cfg)
+    state = dict(visual.state_dict())
+    state["pos_embed"] = resample_abs_pos_embed(state["pos_embed"], [size // patch] * 2, list(old))
+    tower.load_state_dict(state)
+    tower.pretrained_cfg = {**getattr(visual, "pretrained_cfg", {}), "input_size": (cfg.in_chans, size, size)}
+    return tower.eval()
+
+
+def downsample(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Images (B, C, H, W) as a ``size`` × ``size`` sensor sees them (area averaging); unchanged at their size."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    return nn.functional.interpolate(images, size=(size, size), mode="area")

@@ -83,13 +83,40 @@ def test_caption_cli_trains_on_a_folder_saves_and_reuses_the_projector(tiny, tmp
     proj = tmp_path / "p.pt"
     common = ["--model", f"hf-lm:{folder}", "--k", "2", "--max-new-tokens", "2", "--no-progress"]
     assert main(["caption", str(imgs / "0.png"), "--train-folder", str(imgs), "--steps", "2", "--save-projector",
-                 str(proj), "--path", "qann", *common]) == 0
+                 str(proj), "--path", "qann", "--resolution", "16", *common]) == 0
     first = capsys.readouterr().out
     assert proj.is_file() and first.startswith(str(imgs / "0.png"))
-    assert main(["caption", str(imgs / "0.png"), "--projector", str(proj), "--path", "snn", *common]) == 0
+    assert main(["caption", str(imgs / "0.png"), "--projector", str(proj), "--path", "snn", "--resolution", "16",
+                 *common]) == 0
     assert capsys.readouterr().out == first  # the SNN describes it as the QANN did
+    assert main(["caption", str(imgs / "0.png"), "--projector", str(proj), *common]) == 2  # trained at 16, not 28
+    assert "--resolution 16" in capsys.readouterr().err
+    assert main(["caption", str(imgs / "0.png"), "--resolution", "18", *common]) == 2
+    assert "multiple of the tower's 4-pixel patch" in capsys.readouterr().err
     (tmp_path / "bad.pt").write_text("no")
     assert main(["caption", str(imgs / "0.png"), "--projector", str(tmp_path / "bad.pt"), *common]) == 2
     assert "--projector" in capsys.readouterr().err
     (imgs / "captions.tsv").write_text("missing.png\ta hat\n")
     assert main(["caption", str(imgs / "0.png"), "--train-folder", str(imgs), *common]) == 2
+
+
+def test_tower_at_another_resolution():
+    from spikemfm.app.tiny_clip import calibration_images
+    from spikemfm.errors import ModelLoadError
+    from spikemfm.models.tiny_clip import downsample, load_tiny_clip, tower_at
+
+    visual = load_tiny_clip().visual
+    x = calibration_images(8, batch_size=8)[0]
+    with torch.no_grad():
+        assert torch.equal(tower_at(visual, 28)(x), visual(x))  # its own resolution: the same tower
+    small = tower_at(visual, 12)
+    assert small.patch_embed.num_patches == 9 and small.pos_embed.shape[1] == 10
+    xs = downsample(x, 12)
+    assert xs.shape[-2:] == (12, 12) and torch.equal(downsample(x, 28), x)
+    half = downsample(x, 14)  # an integer factor: each pixel the mean of a 2 × 2 block
+    assert torch.allclose(half[..., 0, 0], x[..., :2, :2].mean((-1, -2)), atol=1e-6)
+    qann = spikemfm.quantize(small, spikemfm.QuantConfig(bits=8), [xs])
+    snn = spikemfm.convert(qann, spikemfm.ConvertConfig(max_spikes_per_step=None))
+    assert torch.equal(spikemfm.simulate(snn, xs[:2], 64, adaptive=True).outputs[-1], qann(xs[:2]))
+    with pytest.raises(ModelLoadError, match="multiple of the patch size"):
+        tower_at(visual, 14)

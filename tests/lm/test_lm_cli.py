@@ -61,6 +61,23 @@ def test_generate_speculative_equals_plain(converted, lm_folder, capsys):
     assert main(["generate", lm_folder, "--path", "fp32", "--prompt", "x", "--draft-layers", "1"]) == 2
 
 
+def test_distill_then_generate_with_the_draft(lm_folder, tmp_path, capsys):
+    draft = tmp_path / "draft"
+    assert main(["distill", lm_folder, "--out", str(draft), "--layers", "1", "--windows", "4", "--length", "32",
+                 "--epochs", "1", "--no-progress"]) == 0
+    assert "--draft-model hf-lm:" in capsys.readouterr().out and (draft / "config.json").is_file()
+    args = ["generate", lm_folder, "--path", "qann", "--prompt", "def add(a, b):", "--max-new-tokens", "5"]
+    assert main(args) == 0
+    plain = capsys.readouterr()
+    assert main([*args, "--draft-model", f"hf-lm:{draft}", "--num-assistant-tokens", "3"]) == 0
+    spec = capsys.readouterr()
+    assert spec.out == plain.out and "draft acceptance" in spec.err
+    assert main([*args, "--draft-model", f"hf-lm:{draft}", "--draft-layers", "1"]) == 2
+    assert "give one draft" in capsys.readouterr().err
+    assert main(["distill", lm_folder, "--out", str(draft), "--layers", "2"]) == 2  # the teacher has 2 blocks
+    assert "draft layers = 2" in capsys.readouterr().err
+
+
 def test_evaluate_humaneval_all_paths(lm_folder, tmp_path, capsys):
     out = tmp_path / "he"
     assert main(["evaluate", lm_folder, "--data-set", "humaneval", "--problems", "2", "--max-new-tokens", "4",
