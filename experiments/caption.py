@@ -55,7 +55,8 @@ def run_k(k: int, size: int, lm: dict, tok, tw, data: dict, args) -> dict:
     proj, hist = train_projector(lm["fp32"], tok, data["feats"], data["caps"], data["val_feats"], data["val_caps"],
                                  TrainConfig(k=k, steps=args.steps), progress=lambda m: print(" ", m, flush=True))
     x, y = data["test"]
-    row = {"k": k, "resolution": size, "patches": (size // 4) ** 2, "val_loss": min(h["val_loss"] for h in hist), "test_images": len(y)}
+    row = {"k": k, "resolution": size, "patches": (size // 4) ** 2, "val_loss": min(h["val_loss"] for h in hist),
+           "test_images": len(y)}
     with torch.no_grad():
         f_vis, q_vis = proj(visual(x)), proj(qtower(x))
     text = lambda g: tok.decode(g.new_tokens[0], skip_special_tokens=True)  # noqa: E731

@@ -1,6 +1,6 @@
 """Distil a small draft LM from SmolLM2-135M on the standard library's calibration files (draft (c) of the
 speculative study): the teacher's first ``--layers`` blocks, its norm and its frozen tied head, trained on the
-teacher's greedy tokens (:mod:`spikemfm.lm.distill`). Held-out agreement on validation windows; the test files
+teacher's greedy tokens (:mod:`spikemfm.lm.draft`). Held-out agreement on validation windows; the test files
 are never read. Writes the draft (with the tokenizer, loadable as ``hf-lm:<folder>``) to ``--model-out`` and the
 loss / agreement history to results/draft/{json,csv,md,png}.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from spikemfm.core.io import output_set, save_figure, save_table
 from spikemfm.core.provenance import add_results_args, results_run
-from spikemfm.lm.distill import DraftConfig, distill
+from spikemfm.lm.draft import DraftConfig, distill_draft
 
 
 def main() -> None:
@@ -28,7 +28,7 @@ def main() -> None:
     args = ap.parse_args()
     results_run(args.allow_dirty)
     cfg = DraftConfig(layers=args.layers, windows=args.windows, length=args.length, epochs=args.epochs, lr=args.lr)
-    _, history = distill(args.model, cfg, args.model_out, log=lambda m: print(m, flush=True))
+    _, history = distill_draft(args.model, cfg, args.model_out, log=lambda m: print(m, flush=True))
     rows = [{**h, "layers": cfg.layers} for h in history]
     with output_set(Path(args.out)) as stage:
         save_table(stage, "draft", rows, vars(args), f"{args.model}: draft of {cfg.layers} block(s) distilled on "

@@ -91,6 +91,6 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--draft-layers", type=int, help="speculative decoding with the model's first K blocks as draft")
     p.add_argument("--draft-bits", type=int, help="speculative decoding with the same model at these bits as draft")
     p.add_argument("--draft-model", help="speculative decoding with a small LM sharing the tokenizer as draft "
-                   "(hf-lm:<folder>, e.g. one written by spikemfm distill)")
+                   "(hf-lm:<folder>, e.g. one written by spikemfm draft)")
     p.add_argument("--num-assistant-tokens", type=int, default=4, help="tokens the draft proposes per round")
     p.set_defaults(func=run)

@@ -9,12 +9,12 @@ import threading
 import warnings
 from typing import Callable, Sequence
 
-from spikemfm.cli import (caption, cascade, convert, demo, distill, energy, evaluate, generate, lava, report,
+from spikemfm.cli import (caption, cascade, convert, demo, draft, energy, evaluate, generate, lava, report,
                           simulate, stream)
 from spikemfm.cli.config import apply_config, options_of
 from spikemfm.errors import SetMismatchWarning, SpikeMFMError
 
-COMMAND_MODULES = (demo, energy, convert, simulate, generate, distill, caption, cascade, report, stream, evaluate,
+COMMAND_MODULES = (demo, energy, convert, simulate, generate, draft, caption, cascade, report, stream, evaluate,
                    lava)  # the order of --help
 
 

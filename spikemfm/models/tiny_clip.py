@@ -169,7 +169,8 @@ def tower_at(visual: nn.Module, size: int) -> nn.Module:
 
     patch = int(visual.patch_embed.patch_size[0])
     if size < patch or size % patch:
-        raise ModelLoadError(f"tower resolution {size}: give a multiple of the patch size {patch} (e.g. 12, 16, 20, 28)")
+        raise ModelLoadError(f"tower resolution {size}: give a multiple of the patch size {patch} "
+                             "(e.g. 12, 16, 20, 28)")
     old = visual.patch_embed.grid_size
     cfg = ImageTowerConfig(img_size=size, patch_size=patch, in_chans=visual.patch_embed.proj.in_channels,
                            embed_dim=visual.embed_dim, depth=len(visual.blocks),

@@ -61,9 +61,9 @@ def test_generate_speculative_equals_plain(converted, lm_folder, capsys):
     assert main(["generate", lm_folder, "--path", "fp32", "--prompt", "x", "--draft-layers", "1"]) == 2
 
 
-def test_distill_then_generate_with_the_draft(lm_folder, tmp_path, capsys):
+def test_draft_then_generate_with_the_draft(lm_folder, tmp_path, capsys):
     draft = tmp_path / "draft"
-    assert main(["distill", lm_folder, "--out", str(draft), "--layers", "1", "--windows", "4", "--length", "32",
+    assert main(["draft", lm_folder, "--out", str(draft), "--layers", "1", "--windows", "4", "--length", "32",
                  "--epochs", "1", "--no-progress"]) == 0
     assert "--draft-model hf-lm:" in capsys.readouterr().out and (draft / "config.json").is_file()
     args = ["generate", lm_folder, "--path", "qann", "--prompt", "def add(a, b):", "--max-new-tokens", "5"]
@@ -74,7 +74,7 @@ def test_distill_then_generate_with_the_draft(lm_folder, tmp_path, capsys):
     assert spec.out == plain.out and "draft acceptance" in spec.err
     assert main([*args, "--draft-model", f"hf-lm:{draft}", "--draft-layers", "1"]) == 2
     assert "give one draft" in capsys.readouterr().err
-    assert main(["distill", lm_folder, "--out", str(draft), "--layers", "2"]) == 2  # the teacher has 2 blocks
+    assert main(["draft", lm_folder, "--out", str(draft), "--layers", "2"]) == 2  # the teacher has 2 blocks
     assert "draft layers = 2" in capsys.readouterr().err
 
 

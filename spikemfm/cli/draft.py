@@ -1,4 +1,4 @@
-"""``spikemfm distill``: a small draft LM distilled from a causal LM on source code (for ``spikemfm generate
+"""``spikemfm draft``: a small draft LM distilled from a causal LM on source code (for ``spikemfm generate
 --draft-model``)."""
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import argparse
 
 def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
     """Parses the options into a :class:`DraftConfig`, distils, saves the draft and prints its agreement."""
-    from spikemfm.lm.distill import DraftConfig, distill
+    from spikemfm.lm.draft import DraftConfig, distill_draft
 
     cfg = DraftConfig(layers=args.layers, windows=args.windows, length=args.length, epochs=args.epochs, lr=args.lr)
-    folder, history = distill(args.model, cfg, args.out, log=(lambda m: None) if args.no_progress else print)
+    folder, history = distill_draft(args.model, cfg, args.out, log=(lambda m: None) if args.no_progress else print)
     agree = [h["val_agreement"] for h in history if "val_agreement" in h]
     print(f"draft of {cfg.layers} block(s) saved to {folder} (use --draft-model hf-lm:{folder}); agreement with "
           f"the teacher's greedy token on validation code {agree[0]:.3f} -> {agree[-1]:.3f}")
@@ -18,8 +18,8 @@ def run(args: argparse.Namespace, others: dict[str, set[str]]) -> int:
 
 
 def add(sub: argparse._SubParsersAction) -> None:
-    """Adds ``spikemfm distill`` and its options."""
-    p = sub.add_parser("distill", help="distil a small draft LM (the model's first blocks and head, trained on its "
+    """Adds ``spikemfm draft`` and its options."""
+    p = sub.add_parser("draft", help="distil a small draft LM (the model's first blocks and head, trained on its "
                        "greedy tokens over standard-library code) for speculative decoding")
     p.add_argument("model", help="smollm2-135m or hf-lm:<name or folder> (LLaMA / Qwen2 / Mistral style)")
     p.add_argument("--out", required=True, help="folder for the draft and its tokenizer")

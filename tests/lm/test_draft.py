@@ -9,7 +9,7 @@ import torch
 import spikemfm
 from spikemfm.errors import ConfigError
 from spikemfm.lm import generate
-from spikemfm.lm.distill import DraftConfig, agreement, argmax_labels, init_draft, save_draft, train_draft
+from spikemfm.lm.draft import DraftConfig, agreement, argmax_labels, init_draft, save_draft, train_draft
 
 from .conftest import VOCAB, tiny_lm
 

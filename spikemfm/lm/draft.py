@@ -67,7 +67,7 @@ def distill_windows(tokenizer: Any, cfg: DraftConfig) -> tuple[torch.Tensor, tor
     return pool[order[:cfg.windows]], val
 
 
-def distill(name: str, cfg: DraftConfig, out: str | Path,
+def distill_draft(name: str, cfg: DraftConfig, out: str | Path,
             log: Callable[[str], None] = print) -> tuple[Path, list[dict[str, Any]]]:
     """Distils a draft of the causal LM ``name`` (``smollm2-135m``, ``hf-lm:<name or folder>``) on the standard
     library's calibration files and saves it with the tokenizer to ``out``: (folder, history)."""
