@@ -1,5 +1,5 @@
-"""A small-to-large spiking cascade on HumanEval with self-tests: SmolLM2-135M at 4 bits answers first, at 8 bits
-when the self-test (the prompt's own doctest examples in the sandbox, and the top-1 margin) escalates.
+"""A small-to-large spiking cascade on HumanEval with self-tests: SmolLM2-135M at ``--small-bits`` (4) answers
+first, at 8 bits when the self-test (the prompt's own doctest examples in the sandbox, and the top-1 margin) escalates.
 
 Both models answer every one of the first ``--problems`` problems (greedy, raw prompt; the QANN answers — its
 tokens and logits equal its SNN's, every pass settling); every ``--val-every``-th problem is a validation problem
@@ -43,6 +43,7 @@ def plot(rows: list[dict], path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--small-bits", type=int, default=4, help="the small model's bits (the large one: 8)")
     ap.add_argument("--problems", type=int, default=40)
     ap.add_argument("--val-every", type=int, default=2)
     ap.add_argument("--max-new-tokens", type=int, default=128)
@@ -51,7 +52,7 @@ def main() -> None:
     add_results_args(ap)
     args = ap.parse_args()
     results_run(args.allow_dirty)
-    cfg = CascadeConfig(args.model, 4, 8, args.problems, args.val_every, args.max_new_tokens, args.profile)
+    cfg = CascadeConfig(args.model, args.small_bits, 8, args.problems, args.val_every, args.max_new_tokens, args.profile)
     rows = run_cascade(cfg, args.out, plot=plot)
     for r in rows:
         print(f"{r['split']:10} {r['policy']:10} {r['passed']}/{r['problems']} escalated {r['escalated_share']} "
