@@ -1,6 +1,8 @@
 """Distil a small draft LM from SmolLM2-135M on the standard library's calibration files (draft (c) of the
 speculative study): the teacher's first ``--layers`` blocks, its norm and its frozen tied head, trained on the
-teacher's greedy tokens (:mod:`spikemfm.lm.draft`). Held-out agreement on validation windows; the test files
+teacher's greedy tokens (:mod:`spikemfm.lm.draft`); ``--generated N`` adds N windows whose last ``--new-tokens``
+the teacher writes itself (sequence-level distillation), ``--init`` trains further from an earlier draft.
+Held-out agreement on validation windows; the test files
 are never read. Writes the draft (with the tokenizer, loadable as ``hf-lm:<folder>``) to ``--model-out`` and the
 loss / agreement history to results/draft/{json,csv,md,png}.
 """
@@ -20,6 +22,9 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--windows", type=int, default=1024)
     ap.add_argument("--length", type=int, default=256)
+    ap.add_argument("--generated", type=int, default=0, help="windows whose last --new-tokens the teacher writes")
+    ap.add_argument("--new-tokens", type=int, default=192)
+    ap.add_argument("--init", help="train further from this draft (hf-lm:<folder>)")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--model-out", default="runs/draft-smollm2")
@@ -27,8 +32,9 @@ def main() -> None:
     add_results_args(ap)
     args = ap.parse_args()
     results_run(args.allow_dirty)
-    cfg = DraftConfig(layers=args.layers, windows=args.windows, length=args.length, epochs=args.epochs, lr=args.lr)
-    _, history = distill_draft(args.model, cfg, args.model_out, log=lambda m: print(m, flush=True))
+    cfg = DraftConfig(layers=args.layers, windows=args.windows, generated=args.generated,
+                      new_tokens=args.new_tokens, length=args.length, epochs=args.epochs, lr=args.lr)
+    _, history = distill_draft(args.model, cfg, args.model_out, log=lambda m: print(m, flush=True), init=args.init)
     rows = [{**h, "layers": cfg.layers} for h in history]
     with output_set(Path(args.out)) as stage:
         save_table(stage, "draft", rows, vars(args), f"{args.model}: draft of {cfg.layers} block(s) distilled on "

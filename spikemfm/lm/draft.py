@@ -11,8 +11,12 @@ the first step, and the head — most of a 135M model's parameters — needs no 
 Hugging Face model: saved with the tokenizer, it loads as ``hf-lm:<folder>`` and quantizes / converts like the
 target.
 
-Data: windows of the standard library's **calibration** split only (:mod:`spikemfm.data.code`); the held-out
-agreement is measured on validation windows, never on the test files.
+Two kinds of training windows, both cut from the standard library's **calibration** split only
+(:mod:`spikemfm.data.code`): real code (labels: the teacher's argmax at every position), and *generated* windows —
+a code prefix continued greedily by the teacher for ``new_tokens`` tokens (sequence-level distillation, Kim &
+Rush 2016): speculation is judged on the target's own greedy path, which is more regular than human code, so
+windows of that path are the in-distribution data. The held-out agreement is measured on validation windows,
+never on the test files. A draft can also be trained further from an earlier one (``init``).
 """
 from __future__ import annotations
 
@@ -30,12 +34,15 @@ from spikemfm.errors import ConfigError
 
 @dataclass(frozen=True)
 class DraftConfig:
-    """How to distil a draft: ``layers`` blocks; ``windows`` training windows of ``length`` tokens, ``epochs``
-    passes over them in batches of ``batch``; AdamW at ``lr`` with linear warm-up over ``warmup`` steps then
+    """How to distil a draft: ``layers`` blocks; ``windows`` code windows and ``generated`` generated windows
+    (their last ``new_tokens`` the teacher's greedy continuation) of ``length`` tokens, ``epochs`` passes over them
+    in batches of ``batch``; AdamW at ``lr`` with linear warm-up over ``warmup`` steps then
     cosine decay to zero; ``val_windows`` validation windows for the held-out agreement."""
 
     layers: int = 2
     windows: int = 1024
+    generated: int = 0
+    new_tokens: int = 192
     length: int = 256
     batch: int = 8
     epochs: int = 3
@@ -45,39 +52,73 @@ class DraftConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("layers", "windows", "batch", "epochs", "val_windows"):
+        for name in ("layers", "batch", "epochs", "val_windows"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"DraftConfig.{name} = {getattr(self, name)}: must be at least 1")
+        if self.windows < 0 or self.generated < 0 or self.windows + self.generated < 1:
+            raise ConfigError(f"DraftConfig.windows = {self.windows}, generated = {self.generated}: give ≥ 0 of "
+                              "each and at least one window in all")
         if self.length < 2:
             raise ConfigError(f"DraftConfig.length = {self.length}: need at least 2 tokens per window")
+        if self.generated and not 1 <= self.new_tokens < self.length:
+            raise ConfigError(f"DraftConfig.new_tokens = {self.new_tokens}: give 1 … {self.length - 1} (a prefix of "
+                              "real code must remain)")
         if not 0 < self.lr < 1:
             raise ConfigError(f"DraftConfig.lr = {self.lr}: give a learning rate in (0, 1)")
         if self.warmup < 0:
             raise ConfigError(f"DraftConfig.warmup = {self.warmup}: must be ≥ 0")
 
 
-def distill_windows(tokenizer: Any, cfg: DraftConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train, held out): ``cfg.windows`` windows drawn (seeded) from every calibration file's windows, and the
-    first ``cfg.val_windows`` validation windows."""
+def distill_windows(teacher: nn.Module, tokenizer: Any, cfg: DraftConfig,
+                    log: Callable[[str], None] = print) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, held out): ``cfg.windows`` code windows and ``cfg.generated`` generated ones (:func:`continued`),
+    drawn (seeded, disjoint) from every calibration file's windows; the first ``cfg.val_windows`` validation
+    windows."""
     from spikemfm.data.code import code_windows, stdlib_files
 
     pool = code_windows(stdlib_files("calibration"), tokenizer, cfg.length)
+    if cfg.windows + cfg.generated > pool.shape[0]:
+        raise ConfigError(f"{cfg.windows} + {cfg.generated} training windows: the calibration files hold "
+                          f"{pool.shape[0]} of {cfg.length} tokens")
     order = torch.randperm(pool.shape[0], generator=torch.Generator().manual_seed(cfg.seed))
+    train = pool[order[:cfg.windows]]
+    if cfg.generated:
+        prefixes = pool[order[cfg.windows:cfg.windows + cfg.generated], :cfg.length - cfg.new_tokens]
+        train = torch.cat([train, continued(teacher, prefixes, cfg.new_tokens, 32, log)])
     val = code_windows(stdlib_files("validation"), tokenizer, cfg.length, cfg.val_windows)
-    return pool[order[:cfg.windows]], val
+    return train, val
 
 
-def distill_draft(name: str, cfg: DraftConfig, out: str | Path,
-            log: Callable[[str], None] = print) -> tuple[Path, list[dict[str, Any]]]:
+@torch.no_grad()
+def continued(teacher: nn.Module, prefixes: torch.Tensor, new_tokens: int, batch: int,
+              log: Callable[[str], None] = print) -> torch.Tensor:
+    """Code prefixes (P, Lp) continued greedily by the teacher for exactly ``new_tokens`` tokens: (P, Lp + new).
+    Hugging Face ``generate`` with its KV cache (batched: the prefixes share one length, so no padding)."""
+    out = []
+    for i in range(0, prefixes.shape[0], batch):
+        x = prefixes[i:i + batch]
+        out.append(teacher.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=new_tokens,
+                                    min_new_tokens=new_tokens, do_sample=False, pad_token_id=0))
+        log(f"teacher continuations {min(i + batch, prefixes.shape[0])}/{prefixes.shape[0]}")
+    return torch.cat(out)
+
+
+def distill_draft(name: str, cfg: DraftConfig, out: str | Path, log: Callable[[str], None] = print,
+                  init: str | None = None) -> tuple[Path, list[dict[str, Any]]]:
     """Distils a draft of the causal LM ``name`` (``smollm2-135m``, ``hf-lm:<name or folder>``) on the standard
-    library's calibration files and saves it with the tokenizer to ``out``: (folder, history)."""
+    library's calibration files — from the teacher's first blocks, or further from the draft ``init``
+    (``hf-lm:<folder>``) — and saves it with the tokenizer to ``out``: (folder, history)."""
     import spikemfm
 
     teacher = spikemfm.load(name).eval()
     tok = spikemfm.models.load_tokenizer(name)
-    train, val = distill_windows(tok, cfg)
-    log(f"{train.shape[0]} training windows of {cfg.length} tokens, {val.shape[0]} held out")
-    draft, history = train_draft(teacher, train, val, cfg, log)
+    start = None if init is None else spikemfm.load(init)
+    if start is not None and len(blocks(start)) != cfg.layers:
+        raise ConfigError(f"init draft {init} has {len(blocks(start))} block(s): give layers = {len(blocks(start))}")
+    train, val = distill_windows(teacher, tok, cfg, log)
+    log(f"{train.shape[0]} training windows of {cfg.length} tokens ({cfg.generated} generated), "
+        f"{val.shape[0]} held out")
+    draft, history = train_draft(teacher, train, val, cfg, log, start)
     return save_draft(draft, tok, out, cfg), history
 
 
@@ -134,13 +175,21 @@ def schedule(step: int, total: int, cfg: DraftConfig) -> float:
 
 
 def train_draft(teacher: nn.Module, train: torch.Tensor, val: torch.Tensor, cfg: DraftConfig,
-                log: Callable[[str], None] = print) -> tuple[nn.Module, list[dict[str, Any]]]:
-    """(draft, history): the draft distilled on ``train`` windows (W, L) against the teacher's argmax; the history
-    holds the loss per step and the held-out agreement on ``val`` before training and after every epoch."""
+                log: Callable[[str], None] = print, draft: nn.Module | None = None) -> tuple[nn.Module, list[dict]]:
+    """(draft, history): a draft (``draft``, or :func:`init_draft`'s) distilled on ``train`` windows (W, L) against
+    the teacher's argmax; the history holds the loss per step and the held-out agreement on ``val`` before
+    training and after every epoch."""
     torch.manual_seed(cfg.seed)
     labels = argmax_labels(teacher, train, cfg.batch, lambda i, n: log(f"teacher labels {i}/{n}"))
     val_labels = argmax_labels(teacher, val, cfg.batch)
-    draft = init_draft(teacher, cfg.layers)
+    if draft is None:
+        draft = init_draft(teacher, cfg.layers)
+    elif draft.get_input_embeddings().weight.shape != teacher.get_input_embeddings().weight.shape:
+        raise ConfigError(f"draft to train further: its embedding {tuple(draft.get_input_embeddings().weight.shape)}"
+                          f" differs from the teacher's {tuple(teacher.get_input_embeddings().weight.shape)}; "
+                          "a draft must share the teacher's tokenizer")
+    else:
+        draft.get_input_embeddings().weight.requires_grad_(False)
     params = [p for p in draft.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, cfg.lr, weight_decay=0.0)
     per_epoch = math.ceil(train.shape[0] / cfg.batch)

@@ -9,7 +9,8 @@ import torch
 import spikemfm
 from spikemfm.errors import ConfigError
 from spikemfm.lm import generate
-from spikemfm.lm.draft import DraftConfig, agreement, argmax_labels, init_draft, save_draft, train_draft
+from spikemfm.lm.draft import (DraftConfig, agreement, argmax_labels, continued, init_draft, save_draft,
+                               train_draft)
 
 from .conftest import VOCAB, tiny_lm
 
@@ -73,6 +74,29 @@ def test_speculative_with_a_distilled_draft_equals_plain_greedy():
     assert spec.exact and torch.equal(spec.tokens, plain.tokens)
 
 
+def test_generated_windows_follow_the_teachers_greedy_path_and_training_continues():
+    teacher = tiny_lm("llama")
+    prefixes = ids(3, 6, 4)
+    windows = continued(teacher, prefixes, 8, 2, log=lambda m: None)
+    assert windows.shape == (3, 14) and torch.equal(windows[:, :6], prefixes)
+    labels = argmax_labels(teacher, windows, 3)  # teacher forcing on its own continuation: the same tokens
+    assert torch.equal(labels[:, 5:-1], windows[:, 6:])
+    cfg = DraftConfig(layers=1, windows=0, generated=3, new_tokens=8, length=14, batch=3, epochs=1, warmup=0)
+    first, history = train_draft(teacher, windows, windows, cfg, log=lambda m: None)
+    again, resumed = train_draft(teacher, windows, windows, cfg, log=lambda m: None, draft=first)
+    assert again is first and resumed[0]["val_agreement"] == history[-1]["val_agreement"]  # it went on from there
+    assert not again.get_input_embeddings().weight.requires_grad
+    with pytest.raises(ConfigError, match="share the teacher's tokenizer"):
+        train_draft(teacher, windows, windows, cfg, log=lambda m: None, draft=_other_vocab())
+
+
+def _other_vocab():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    return LlamaForCausalLM(LlamaConfig(vocab_size=VOCAB + 3, hidden_size=32, intermediate_size=64,
+                                        num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2))
+
+
 def test_refusals():
     teacher = tiny_lm("llama")
     with pytest.raises(ConfigError, match="1 … 1"):
@@ -83,3 +107,7 @@ def test_refusals():
         DraftConfig(layers=0)
     with pytest.raises(ConfigError, match="DraftConfig.lr"):
         DraftConfig(lr=0)
+    with pytest.raises(ConfigError, match="at least one window"):
+        DraftConfig(windows=0, generated=0)
+    with pytest.raises(ConfigError, match="new_tokens"):
+        DraftConfig(generated=4, new_tokens=256, length=256)
