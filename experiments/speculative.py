@@ -3,8 +3,8 @@ formula, simulated speed-up over plain spiking decoding, and energy per accepted
 
 Target: the 8-bit QANN / graded SNN (SmoothQuant α = 0.5, calibration split). Drafts sharing its tokenizer:
 ``bits4`` — the same model quantized at 4 bits; ``layers<k>`` — self-speculative, the target's first k blocks
-and its own head; ``distilled`` — a small draft distilled from the target on the calibration files
-(``--draft-model hf-lm:<folder>``, written by experiments/train_draft.py), quantized at 8 bits. Protocol: every draft's k and γ are chosen on the **validation** split (prompts of
+and its own head; one kind per ``--draft-model hf-lm:<folder>`` (named after the folder) — a small draft distilled
+from the target on the calibration files by experiments/train_draft.py, quantized at 8 bits. Protocol: every draft's k and γ are chosen on the **validation** split (prompts of
 ``--prompt-tokens`` tokens cut from the standard library's validation files, ``--tokens`` greedy tokens each,
 by simulated time-step speed-up), then each draft kind's chosen configuration reads the **test** split once.
 Acceptance is measured on the QANN (its tokens equal the SNN's: every pass settles); the simulated speed-up and
@@ -63,13 +63,13 @@ def drafts(models: dict, kind: str, k: int | None, path: str = "q"):
     """The draft of one kind on the QANN (``path`` q) or SNN (s) path."""
     if kind == "layers":
         return first_layers(models[f"{path}8"], k)
-    return models[f"{path}4"] if kind == "bits4" else models[f"d{path}8"]
+    return models[f"{path}4"] if kind == "bits4" else models[f"{kind}/{path}8"]
 
 
 def kinds(models: dict, args) -> list[tuple[str, list]]:
     """(draft kind, its k values) of this run."""
     out = [("bits4", [None]), ("layers", args.layers)]
-    return out + [("distilled", [None])] if "dq8" in models else out
+    return out + [(Path(m.split(":", 1)[-1]).name, [None]) for m in args.draft_model]
 
 
 def choose(models: dict, val: torch.Tensor, args, depth) -> list[dict]:
@@ -118,7 +118,7 @@ def main() -> None:
     ap.add_argument("--gammas", type=int, nargs="+", default=[2, 4])
     ap.add_argument("--layers", type=int, nargs="+", default=[10, 20])
     ap.add_argument("--calib-windows", type=int, default=8)
-    ap.add_argument("--draft-model", help="a distilled draft with the model's tokenizer (hf-lm:<folder> of "
+    ap.add_argument("--draft-model", nargs="*", default=[], help="distilled drafts with the model's tokenizer (hf-lm:<folder> of "
                     "experiments/train_draft.py)")
     ap.add_argument("--out", default="results/speculative")
     add_results_args(ap)
@@ -131,10 +131,11 @@ def main() -> None:
     models = {f"q{b}": spikemfm.quantize(model, spikemfm.QuantConfig(bits=b, smooth=SMOOTH), batches) for b in (8, 4)}
     for b in (8, 4):
         models[f"s{b}"] = spikemfm.convert(models[f"q{b}"], spikemfm.ConvertConfig(max_spikes_per_step=None))
-    if args.draft_model:
-        models["dq8"] = spikemfm.quantize(spikemfm.load(args.draft_model), spikemfm.QuantConfig(bits=8, smooth=SMOOTH),
-                                          batches)
-        models["ds8"] = spikemfm.convert(models["dq8"], spikemfm.ConvertConfig(max_spikes_per_step=None))
+    for name in args.draft_model:
+        kind = Path(name.split(":", 1)[-1]).name
+        models[f"{kind}/q8"] = spikemfm.quantize(spikemfm.load(name), spikemfm.QuantConfig(bits=8, smooth=SMOOTH),
+                                                 batches)
+        models[f"{kind}/s8"] = spikemfm.convert(models[f"{kind}/q8"], spikemfm.ConvertConfig(max_spikes_per_step=None))
     depth = {"q8": neuron_depth(models["s8"].netlist)}
     val = code_windows(stdlib_files("validation"), tok, args.prompt_tokens, args.prompts)
     test = code_windows(stdlib_files("test"), tok, args.prompt_tokens, args.prompts)
