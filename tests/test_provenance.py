@@ -71,3 +71,11 @@ def test_the_report_writes_a_manifest_with_each_folders_status(tmp_path):
     assert rows["new"]["command"] == "python experiments/energy_table.py" and rows["new"]["status"] in (
         "current", P.staleness(head, "python experiments/energy_table.py"))
     assert "| new |" in (tmp_path / "MANIFEST.md").read_text()
+
+
+def test_generated_text_stays_in_its_markdown_cell():
+    from spikemfm.core.io import markdown_table
+
+    md = markdown_table([{"k": 4, "text": " virtual pet\n\n| x"}, {"k": 8, "text": "sandal"}])
+    lines = md.splitlines()
+    assert len(lines) == 4 and lines[2] == "| 4 |  virtual pet\\n\\n\\| x |"

@@ -322,8 +322,9 @@ def markdown_table(rows: list[Mapping[str, Any]], floatfmt: str = ".4g") -> str:
         return ""
     cols = columns(rows)
 
-    def fmt(v: Any) -> str:
-        return format(v, floatfmt) if isinstance(v, float) else str(v)
+    def fmt(v: Any) -> str:  # a cell stays one cell: newlines and pipes in text (generated text) escaped
+        text = format(v, floatfmt) if isinstance(v, float) else str(v)
+        return text.replace("|", "\\|").replace("\r", "").replace("\n", "\\n")
 
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
