@@ -139,6 +139,8 @@ def init_draft(teacher: nn.Module, layers: int) -> nn.Module:
         raise ConfigError(f"draft layers = {layers}: the teacher has {depth} blocks; give 1 … {depth - 1}")
     config = copy.deepcopy(teacher.config)
     config.num_hidden_layers = layers
+    if hasattr(config, "quantization_config"):  # a GGUF teacher is de-quantized on load: the draft's weights are float
+        del config.quantization_config
     if getattr(config, "layer_types", None) is not None:  # per-layer attention kinds (Qwen2) follow the cut
         config.layer_types = list(config.layer_types)[:layers]
     draft = type(teacher)(config)
@@ -223,6 +225,10 @@ def save_draft(draft: nn.Module, tokenizer: Any, folder: str | Path, cfg: DraftC
     """Saves the draft and the teacher's tokenizer to ``folder`` (loadable as ``hf-lm:<folder>``)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    if getattr(draft, "hf_quantizer", None) is not None:  # loaded from a folder whose config names the GGUF file
+        draft.hf_quantizer = None
+    if hasattr(draft.config, "quantization_config"):
+        del draft.config.quantization_config
     draft.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     if cfg is not None:

@@ -58,6 +58,14 @@ def test_saved_draft_loads_as_hf_lm(tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded(x).logits, draft(x).logits)
     assert (folder / "draft_config.json").is_file()
+    gguf = tiny_lm("llama")  # a teacher loaded from GGUF carries a quantization_config; its draft is plain float
+    gguf.config.quantization_config = {"quant_method": "gguf", "gguf_file": "x.gguf"}
+    cut = init_draft(gguf, 1)
+    assert not hasattr(cut.config, "quantization_config")
+    loaded.hf_quantizer = object()  # what transformers marks a model loaded through a GGUF config with
+    loaded.config.quantization_config = gguf.config.quantization_config
+    again = save_draft(loaded, tok, tmp_path / "again")  # a draft trained further (--init) saves again
+    assert "quantization_config" not in (again / "config.json").read_text()
 
 
 def test_speculative_with_a_distilled_draft_equals_plain_greedy():
