@@ -28,15 +28,13 @@ from spikemfm.lm.build import build_paths
 from spikemfm.lm.caption import TrainConfig, describe, named_class, train_projector
 from spikemfm.lm.energy import Priced
 from spikemfm.lm.runners import FloatRunner, QANNRunner, SNNRunner
-from spikemfm.models.tiny_clip import PROMPT_CLASSNAMES, downsample, load_tiny_clip, tower_at
-from spikemfm.app.tiny_clip import calibration_images
+from spikemfm.models.tiny_clip import PROMPT_CLASSNAMES, downsample
+from spikemfm.app.caption_job import quantized_tower
 
 
-def towers(size: int, n_calib: int = 256):
+def towers(size: int):
     """(float tower, 8-bit QANN tower, its graded SNN) seeing ``size`` × ``size`` images."""
-    visual = tower_at(load_tiny_clip().visual, size)
-    qann = spikemfm.quantize(visual, spikemfm.QuantConfig(bits=8), [downsample(b, size)
-                                                                    for b in calibration_images(n_calib)])
+    visual, qann = quantized_tower(size, 8)
     return visual, qann, spikemfm.convert(qann, spikemfm.ConvertConfig(max_spikes_per_step=None))
 
 
@@ -135,8 +133,8 @@ def main() -> None:
         tw = towers(size)
         with torch.no_grad():
             data = {"feats": tw[0](downsample(xt, size)), "caps": [" " + PROMPT_CLASSNAMES[int(c)] for c in yt],
-                    "val_feats": tw[0](downsample(xv, size)), "val_caps": [" " + PROMPT_CLASSNAMES[int(c)] for c in yv],
-                    "test": (downsample(xs, size), ys)}
+                    "val_feats": tw[0](downsample(xv, size)),
+                    "val_caps": [" " + PROMPT_CLASSNAMES[int(c)] for c in yv], "test": (downsample(xs, size), ys)}
         rows += [run_k(k, size, paths, tok, tw, data, args) for k in args.k]
     with output_set(Path(args.out)) as stage:
         save_table(stage, "caption", rows, vars(args), f"{args.model} + tiny-CLIP tower: descriptions naming the "

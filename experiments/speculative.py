@@ -66,10 +66,14 @@ def drafts(models: dict, kind: str, k: int | None, path: str = "q"):
     return models[f"{path}4"] if kind == "bits4" else models[f"{kind}/{path}8"]
 
 
+def kind_of(name: str) -> str:
+    """A distilled draft's kind: its folder's name (``hf-lm:runs/draft-smollm2`` → ``draft-smollm2``)."""
+    return Path(name.split(":", 1)[-1]).name
+
+
 def kinds(models: dict, args) -> list[tuple[str, list]]:
     """(draft kind, its k values) of this run."""
-    out = [("bits4", [None]), ("layers", args.layers)]
-    return out + [(Path(m.split(":", 1)[-1]).name, [None]) for m in args.draft_model]
+    return [("bits4", [None]), ("layers", args.layers)] + [(kind_of(m), [None]) for m in args.draft_model]
 
 
 def choose(models: dict, val: torch.Tensor, args, depth) -> list[dict]:
@@ -118,8 +122,8 @@ def main() -> None:
     ap.add_argument("--gammas", type=int, nargs="+", default=[2, 4])
     ap.add_argument("--layers", type=int, nargs="+", default=[10, 20])
     ap.add_argument("--calib-windows", type=int, default=8)
-    ap.add_argument("--draft-model", nargs="*", default=[], help="distilled drafts with the model's tokenizer (hf-lm:<folder> of "
-                    "experiments/train_draft.py)")
+    ap.add_argument("--draft-model", nargs="*", default=[], help="distilled drafts with the model's tokenizer "
+                    "(hf-lm:<folder> of experiments/train_draft.py)")
     ap.add_argument("--out", default="results/speculative")
     add_results_args(ap)
     args = ap.parse_args()
@@ -132,7 +136,7 @@ def main() -> None:
     for b in (8, 4):
         models[f"s{b}"] = spikemfm.convert(models[f"q{b}"], spikemfm.ConvertConfig(max_spikes_per_step=None))
     for name in args.draft_model:
-        kind = Path(name.split(":", 1)[-1]).name
+        kind = kind_of(name)
         models[f"{kind}/q8"] = spikemfm.quantize(spikemfm.load(name), spikemfm.QuantConfig(bits=8, smooth=SMOOTH),
                                                  batches)
         models[f"{kind}/s8"] = spikemfm.convert(models[f"{kind}/q8"], spikemfm.ConvertConfig(max_spikes_per_step=None))

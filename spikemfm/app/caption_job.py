@@ -5,7 +5,7 @@ on Fashion-MNIST (captions: the class names) or on the user's own folder of imag
 from __future__ import annotations
 
 import csv
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -79,18 +79,28 @@ def folder_pairs(folder: Path) -> tuple[list[Path], list[str]]:
     return files, caps
 
 
-def towers(cfg: CaptionConfig) -> tuple[Any, Any]:
-    """(float image tower, the tower on the config's path: float, QANN or SNN) of the bundled tiny CLIP, seeing
-    images at the config's resolution."""
+def quantized_tower(resolution: int, bits: int, n_calib: int = 256) -> tuple[Any, Any]:
+    """(float image tower, its QANN) of the bundled tiny CLIP seeing ``resolution`` × ``resolution`` images,
+    calibrated on training images area-averaged to that size."""
     import spikemfm
     from spikemfm.app.tiny_clip import calibration_images
     from spikemfm.models.tiny_clip import downsample, load_tiny_clip, tower_at
 
-    visual = tower_at(load_tiny_clip().visual, cfg.resolution)
+    visual = tower_at(load_tiny_clip().visual, resolution)
+    calib = [downsample(b, resolution) for b in calibration_images(n_calib)]
+    return visual, spikemfm.quantize(visual, spikemfm.QuantConfig(bits=bits), calib)
+
+
+def towers(cfg: CaptionConfig) -> tuple[Any, Any]:
+    """(float image tower, the tower on the config's path: float, QANN or SNN) of the bundled tiny CLIP, seeing
+    images at the config's resolution."""
+    import spikemfm
+    from spikemfm.models.tiny_clip import load_tiny_clip, tower_at
+
     if cfg.path == "fp32":
+        visual = tower_at(load_tiny_clip().visual, cfg.resolution)
         return visual, visual
-    calib = [downsample(b, cfg.resolution) for b in calibration_images(256)]
-    qann = spikemfm.quantize(visual, spikemfm.QuantConfig(bits=cfg.bits), calib)
+    visual, qann = quantized_tower(cfg.resolution, cfg.bits)
     return visual, qann if cfg.path == "qann" else spikemfm.convert(qann, spikemfm.ConvertConfig(None))
 
 
@@ -167,5 +177,5 @@ def run_caption(images: list[str], cfg: CaptionConfig, projector: str | None = N
         lm = lms[cfg.path]
         g = describe(lm, runner_for(lm), vis[i:i + 1], tok, cfg.max_new_tokens)
         rows.append({"image": str(f), "description": tok.decode(g.new_tokens[0], skip_special_tokens=True).strip(),
-                     "path": cfg.path, "exact": g.exact, **{k: v for k, v in asdict(cfg).items() if k in ("k", "resolution")}})
+                     "path": cfg.path, "exact": g.exact, "k": cfg.k, "resolution": cfg.resolution})
     return rows
